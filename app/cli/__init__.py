@@ -1,0 +1,20 @@
+"""The ``posestyle`` command: one Typer app, each command group in its own module."""
+from __future__ import annotations
+
+import typer
+
+cli = typer.Typer(
+    name="posestyle",
+    help="Search human movement by style: ingest pose data, train encoders, index, search, serve.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# Command modules register themselves on ``cli`` when imported.
+from app.cli import data_commands  # noqa: E402,F401
+
+
+def main() -> None:
+    """Console entry point."""
+    cli()
