@@ -1,0 +1,35 @@
+# Two commands do all the set-up on a fresh machine:
+#   make demo   the main job: build the demo corpus, train, index it, open the app
+#   make test   install everything the tests need and run the whole suite
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test install bench-encoders bench-retrieval clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# the CPU build of torch that ships on these machines; any other request downloads gigabytes
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/posestyle demo
+
+test: $(STAMP)
+	bash tests/support/install_system_deps.sh
+	$(PY) -m pytest tests -q
+
+bench-encoders: $(STAMP)
+	$(VENV)/bin/posestyle bench encoders
+
+bench-retrieval: $(STAMP)
+	$(VENV)/bin/posestyle bench retrieval
+
+clean:
+	rm -rf $(VENV) index_data/demo index_data/models index_data/indexes index_data/cache index_data/metadata.db*
