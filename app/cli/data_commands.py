@@ -1,4 +1,108 @@
-"""Data commands: ``ingest`` and ``demo-corpus`` (filled in by the foundation work)."""
+"""Data commands: ``posestyle ingest`` (pose files -> versioned dataset cache) and ``demo-corpus``."""
 from __future__ import annotations
 
-from app.cli import cli  # noqa: F401
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from app.cli import cli
+from encoder.data.dataset import IngestReport, check_person, ingest
+from encoder.data.errors import PoseDataError
+from encoder.data.labels import PRESETS, CsvLabels, LabelSource, PatternLabels, preset_labels
+
+EXIT_OK, EXIT_NOTHING_INGESTED, EXIT_USAGE = 0, 1, 2
+
+
+def _usage_error(message: str) -> typer.Exit:
+    Console(stderr=True).print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+    return typer.Exit(EXIT_USAGE)
+
+
+def _label_source(paths: list[Path], label_pattern: str | None, labels_csv: Path | None,
+                  preset: str | None) -> LabelSource | None:
+    chosen = [opt for opt, value in (("--label-pattern", label_pattern), ("--labels-csv", labels_csv),
+                                     ("--preset", preset)) if value is not None]
+    if len(chosen) > 1:
+        raise _usage_error(f"give at most one of --label-pattern, --labels-csv, --preset (got {', '.join(chosen)})")
+    try:
+        if label_pattern is not None:
+            return PatternLabels(label_pattern)
+        if labels_csv is not None:
+            return CsvLabels(labels_csv)
+        if preset is not None:
+            return preset_labels(preset, paths)
+    except PoseDataError as err:
+        raise _usage_error(str(err)) from None
+    return None
+
+
+def print_ingest_report(report: IngestReport, console: Console) -> None:
+    """The summary table (counts, per-label counts, time), then every bad input with its reason."""
+    table = Table(title=f"Ingest into {report.out}", show_header=False, title_justify="left")
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    table.add_row("sequences read", str(report.read))
+    table.add_row("arrays written", str(report.written))
+    table.add_row("arrays reused", str(report.reused))
+    table.add_row("failed", str(report.failed))
+    if report.skipped:
+        table.add_row("annotation sidecars skipped", str(report.skipped))
+    for label, count in report.label_counts.items():
+        table.add_row(f"label {label}", str(count))
+    table.add_row("time", f"{report.elapsed_s:.1f} s")
+    table.add_row("dataset version", report.version or "unchanged (nothing ingested)")
+    console.print(table)
+    if report.errors:
+        console.print(f"{len(report.errors)} input(s) not ingested:", highlight=False)
+        for error in report.errors:
+            console.print(str(error), markup=False, highlight=False, soft_wrap=True)
+
+
+@cli.command("ingest")
+def ingest_command(
+    paths: list[Path] = typer.Argument(..., help="Pose files, folders (searched recursively) or .txt file lists."),
+    out: Path = typer.Option(..., "--out", "-o", help="Dataset directory to create or update."),
+    label_pattern: str = typer.Option(None, "--label-pattern",
+                                      help="Regex over the name; named groups -> metadata, (?P<label>...) -> label."),
+    labels_csv: Path = typer.Option(None, "--labels-csv", help="CSV with columns name,label (+ metadata columns)."),
+    preset: str = typer.Option(None, "--preset", help=f"Built-in labelling: {', '.join(PRESETS)}."),
+    workers: int = typer.Option(1, "--workers", "-j", min=1, help="Reader processes."),
+    person: str = typer.Option("main", "--person", help="Which person per file: main, all, or a 0-based index."),
+) -> None:
+    """Read pose files into a versioned dataset cache; bad files are listed and skipped."""
+    label_source = _label_source(paths, label_pattern, labels_csv, preset)
+    try:
+        check_person(person)
+    except PoseDataError as err:
+        raise _usage_error(str(err)) from None
+    console = Console()
+    try:
+        report = ingest(paths, out, label_source, person=person, workers=workers, progress=True)
+    except (PoseDataError, OSError) as err:
+        message = str(err) if isinstance(err, PoseDataError) else f"{out}: {err.strerror or err}"
+        Console(stderr=True).print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_NOTHING_INGESTED) from None
+    print_ingest_report(report, console)
+    if not report.ok:
+        console.print("nothing was ingested; the dataset was left unchanged", highlight=False)
+        raise typer.Exit(EXIT_NOTHING_INGESTED)
+
+
+@cli.command("demo-corpus")
+def demo_corpus_command(
+    out: Path = typer.Option(..., "--out", "-o", help="Folder to write the demo corpus into."),
+    n: int = typer.Option(3000, "--n", min=1, help="Number of sequences."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same corpus)."),
+) -> None:
+    """Write the synthetic demo corpus (pose files + labels.csv) for `posestyle ingest --preset demo`."""
+    from encoder.data.demo import write_demo_corpus
+
+    try:
+        write_demo_corpus(out, n=n, seed=seed)
+    except (PoseDataError, OSError) as err:
+        message = str(err) if isinstance(err, PoseDataError) else f"{out}: {err.strerror or err}"
+        Console(stderr=True).print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_NOTHING_INGESTED) from None
+    Console().print(f"wrote {n} demo sequences to {out}", highlight=False)

@@ -1,0 +1,123 @@
+"""Shared pieces of the pose readers: size limits, safe file reading, error wrapping, mapping."""
+from __future__ import annotations
+
+import functools
+import re
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+import numpy as np
+
+from encoder.data.errors import PoseDataError
+from encoder.data.sequence import MAX_FRAMES
+from encoder.data.skeleton import SKELETON_MAPPINGS, SOURCE_JOINT_COUNTS
+
+MAX_FILE_BYTES = 512 * 1024 * 1024   # a pose file above this is refused before reading
+MAX_SOURCE_JOINTS = 500              # more joints than this in one skeleton is absurd
+MAX_PEOPLE_PER_FRAME = 1000          # more detections than this in one frame is absurd
+DEFAULT_FPS = 30.0
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def guard_errors(func: F) -> F:
+    """Turn any unexpected exception of a reader into a one-line ``PoseDataError`` naming the file.
+
+    The reader's first positional argument is the path. A ``PoseDataError`` passes unchanged.
+    """
+    @functools.wraps(func)
+    def wrapper(path: str | Path, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(path, *args, **kwargs)
+        except PoseDataError:
+            raise
+        except RecursionError:
+            raise PoseDataError(path, "nesting too deep to parse") from None
+        except MemoryError:
+            raise PoseDataError(path, "too large to load into memory") from None
+        except Exception as exc:  # noqa: BLE001 - every parser failure must become a PoseDataError
+            detail = str(exc)[:200] or "no detail"
+            raise PoseDataError(path, f"could not be parsed ({type(exc).__name__}: {detail})") from exc
+    return wrapper  # type: ignore[return-value]
+
+
+def check_file(path: Path) -> int:
+    """Refuse a missing path, a non-file or a file over ``MAX_FILE_BYTES``; return its size."""
+    if not path.exists():
+        raise PoseDataError(path, "no such file")
+    if not path.is_file():
+        raise PoseDataError(path, "not a regular file")
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise PoseDataError(path, f"file is {size / 2**20:.0f} MiB, over the {MAX_FILE_BYTES // 2**20} MiB limit")
+    if size == 0:
+        raise PoseDataError(path, "empty file")
+    return size
+
+
+def read_text(path: Path) -> str:
+    """Read a text file after the size check; undecodable bytes become U+FFFD (then fail parsing)."""
+    check_file(path)
+    return path.read_bytes().decode("utf-8", errors="replace").lstrip("\ufeff")
+
+
+def check_frame_count(source: str | Path, frames: int) -> None:
+    """Refuse zero frames and frame counts over ``MAX_FRAMES``."""
+    if frames <= 0:
+        raise PoseDataError(source, "zero frames")
+    if frames > MAX_FRAMES:
+        raise PoseDataError(source, f"{frames} frames is over the limit of {MAX_FRAMES}")
+
+
+def check_fps(source: str | Path, fps: Any) -> float:
+    """A usable frame rate as float, or a ``PoseDataError``."""
+    if isinstance(fps, bool) or not isinstance(fps, (int, float, np.integer, np.floating)):
+        raise PoseDataError(source, f"fps must be a number, got {fps!r:.40}")
+    value = float(fps)
+    if not (np.isfinite(value) and 0.0 < value <= 10_000.0):
+        raise PoseDataError(source, f"fps must be in (0, 10000], got {value}")
+    return value
+
+
+def skeleton_for_joint_count(source: str | Path, num_joints: int) -> str:
+    """Source skeleton name for a joint count (17 coco17, 18 body18, 25 body25, 33 mediapipe33)."""
+    name = SOURCE_JOINT_COUNTS.get(int(num_joints))
+    if name is None:
+        known = ", ".join(f"{n} ({s})" for n, s in sorted(SOURCE_JOINT_COUNTS.items()))
+        raise PoseDataError(source, f"{num_joints} joints per person is not a known skeleton; expected {known}")
+    return name
+
+
+def map_to_coco17(source: str | Path, joints: np.ndarray, confidence: np.ndarray,
+                  skeleton: str) -> tuple[np.ndarray, np.ndarray]:
+    """Map (T, S, C) source joints onto COCO-17; coordinates of zero-confidence joints become 0."""
+    mapping = SKELETON_MAPPINGS.get(skeleton)
+    if mapping is None:
+        raise PoseDataError(source, f"unknown skeleton {skeleton!r}; known: {', '.join(sorted(SKELETON_MAPPINGS))}")
+    expected = SOURCE_JOINT_COUNTS_BY_NAME[skeleton]
+    if joints.shape[1] != expected:
+        raise PoseDataError(source, f"skeleton {skeleton} has {expected} joints, got {joints.shape[1]}")
+    if not np.isfinite(joints).all():
+        raise PoseDataError(source, "joint coordinates contain NaN or inf")
+    if not np.isfinite(confidence).all():
+        raise PoseDataError(source, "confidence contains NaN or inf")
+    out, conf = mapping.apply(joints, confidence)
+    out[conf <= 0.0] = 0.0
+    return out, conf
+
+
+SOURCE_JOINT_COUNTS_BY_NAME: dict[str, int] = {name: n for n, name in SOURCE_JOINT_COUNTS.items()}
+
+_NUMBER = re.compile(r"\d+")
+
+
+def natural_key(text: str) -> tuple[Any, ...]:
+    """Sort key that orders ``frame2`` before ``frame10``."""
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part)
+                 for part in re.split(r"(\d+)", text) if part)
+
+
+def last_number(text: str) -> int | None:
+    """The last run of digits in ``text`` as int, or None."""
+    found = _NUMBER.findall(text)
+    return int(found[-1]) if found else None

@@ -1,0 +1,422 @@
+"""2D keypoint JSON as written by MMPose / RTMPose / YOLO-pose / OpenPose / MediaPipe tools.
+
+Layouts understood (all give one frame list, then one tracked main person):
+(a) a list of frames ``{"frame_id"|"image_id": k, "instances"|"people"|"persons": [person, ...]}``
+    (a frame may also be a bare list of persons);
+(b) COCO results: a flat list of persons ``{"image_id": k, "keypoints": [x, y, v] * J, "score"}``;
+(c) a dict holding such a list under "frames" (or "instance_info", "annotations", "results",
+    "predictions"), with an optional "fps"; a single OpenPose frame ``{"people": [...]}``.
+A person's "keypoints" is flat ``[x, y, s, ...]`` / ``[x, y, ...]``, nested ``[[x, y(, s)], ...]``
+(MediaPipe ``[x, y, z, visibility]`` rows: z is dropped) or ``[{"x", "y", "score"}, ...]``;
+"keypoint_scores" overrides in-row scores. Scores are clipped to [0, 1] (COCO visibility 2 -> 1).
+Integer frame ids keep the timeline: a frame id with no file entry is a frame with nobody in it.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Hashable
+
+import numpy as np
+
+from encoder.data.errors import PoseDataError
+from encoder.data.readers._common import (
+    DEFAULT_FPS, MAX_PEOPLE_PER_FRAME, check_fps, check_frame_count, guard_errors,
+    last_number, map_to_coco17, natural_key, read_text, skeleton_for_joint_count,
+)
+from encoder.data.sequence import PoseSequence
+from encoder.data.skeleton import SOURCE_JOINT_COUNTS
+
+FRAME_LIST_KEYS = ("frames", "instance_info", "annotations", "results", "predictions")
+PERSONS_KEYS = ("instances", "people", "persons", "predictions", "detections")
+FRAME_ID_KEYS = ("frame_id", "image_id", "frame", "frame_idx", "frame_index")
+KEYPOINT_KEYS = ("keypoints", "pose_keypoints_2d", "landmarks", "pose_landmarks", "keypoints_2d")
+SCORE_KEYS = ("keypoint_scores", "keypoints_scores", "keypoint_score", "scores")
+TRACK_KEYS_IN_FRAME = ("track_id", "track", "person_id", "instance_id", "id", "idx")
+TRACK_KEYS_IN_RECORD = ("track_id", "track", "person_id", "instance_id")  # "id" there is the annotation id
+POINT_SCORE_KEYS = ("score", "confidence", "visibility", "c", "v")
+FPS_KEYS = ("fps", "frame_rate", "video_fps")
+MAX_LINK_GAP = 30          # frames a person may vanish and still be linked by centre
+LINK_DISTANCE = 1.0        # link when centres are within this many person-box diagonals
+PERSON_SELECTIONS = ("main", "all")
+
+
+@dataclass
+class Detection:
+    """One person in one frame: (J, 2) keypoints, (J,) scores in [0, 1], optional track id."""
+
+    keypoints: np.ndarray
+    scores: np.ndarray
+    track_id: Hashable | None = None
+    centre: np.ndarray | None = field(default=None, init=False)
+    area: float = field(default=0.0, init=False)
+    diagonal: float = field(default=0.0, init=False)
+
+    def __post_init__(self) -> None:
+        seen = self.scores > 0
+        if seen.any():
+            pts = self.keypoints[seen]
+            lo, hi = pts.min(axis=0), pts.max(axis=0)
+            self.centre = (lo + hi) / 2.0
+            self.area = float(np.prod(hi - lo))
+            self.diagonal = float(np.linalg.norm(hi - lo))
+
+    @property
+    def mean_score(self) -> float:
+        return float(self.scores.mean()) if self.scores.size else 0.0
+
+
+@dataclass
+class FrameTable:
+    """Detections per timeline frame, plus what the file said about itself."""
+
+    frames: list[list[Detection]]
+    fps: float | None
+    layout: str
+    frame_ids: list[Any] = field(default_factory=list)
+
+
+# --- person parsing -----------------------------------------------------------------------------
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _track_id(obj: dict[str, Any], keys: tuple[str, ...]) -> Hashable | None:
+    for key in keys:
+        if key not in obj:
+            continue
+        value = obj[key]
+        if isinstance(value, list) and len(value) == 1:
+            value = value[0]
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return None if value < 0 else value
+        if isinstance(value, str) and value:
+            return value
+        return None
+    return None
+
+
+def _first(obj: dict[str, Any], keys: tuple[str, ...]) -> Any:
+    return next((obj[k] for k in keys if k in obj), None)
+
+
+def parse_person(obj: Any, where: str, source: Path, track_keys: tuple[str, ...]) -> Detection | None:
+    """One person object as a ``Detection``; None for a person with an empty keypoint list."""
+    if not isinstance(obj, dict):
+        raise PoseDataError(source, f"{where}: a person must be a JSON object, got {type(obj).__name__}")
+    raw = _first(obj, KEYPOINT_KEYS)
+    if raw is None:
+        raise PoseDataError(source, f"{where}: person has no 'keypoints'")
+    if not isinstance(raw, list):
+        raise PoseDataError(source, f"{where}: 'keypoints' must be a list")
+    if not raw:
+        return None
+    scores_raw = _first(obj, SCORE_KEYS)
+    if scores_raw is not None and not (isinstance(scores_raw, list) and all(map(_is_number, scores_raw))):
+        raise PoseDataError(source, f"{where}: keypoint scores must be a list of numbers")
+    xy, scores = _keypoint_array(raw, scores_raw, where, source)
+    if not np.isfinite(xy).all():
+        raise PoseDataError(source, f"{where}: keypoint coordinates contain NaN or inf")
+    if not np.isfinite(scores).all():
+        raise PoseDataError(source, f"{where}: keypoint scores contain NaN or inf")
+    return Detection(xy.astype(np.float64), np.clip(scores, 0.0, 1.0), _track_id(obj, track_keys))
+
+
+def _keypoint_array(raw: list[Any], scores_raw: list[Any] | None, where: str,
+                    source: Path) -> tuple[np.ndarray, np.ndarray]:
+    first = raw[0]
+    if isinstance(first, dict):
+        if not all(isinstance(p, dict) and _is_number(p.get("x")) and _is_number(p.get("y")) for p in raw):
+            raise PoseDataError(source, f"{where}: every keypoint object needs numeric 'x' and 'y'")
+        xy = np.array([[p["x"], p["y"]] for p in raw], dtype=np.float64)
+        in_row = [next((p[k] for k in POINT_SCORE_KEYS if _is_number(p.get(k))), 1.0) for p in raw]
+        row_scores = np.array(in_row, dtype=np.float64)
+    elif isinstance(first, list):
+        if not all(isinstance(r, list) and 2 <= len(r) <= 4 and len(r) == len(first)
+                   and all(map(_is_number, r)) for r in raw):
+            raise PoseDataError(source, f"{where}: nested keypoints must be rows of 2 to 4 numbers, all alike")
+        rows = np.array(raw, dtype=np.float64)
+        xy = rows[:, :2]
+        row_scores = rows[:, -1] if rows.shape[1] >= 3 else np.ones(len(rows))
+    else:
+        if not all(map(_is_number, raw)):
+            raise PoseDataError(source, f"{where}: keypoints must be numbers")
+        flat = np.array(raw, dtype=np.float64)
+        n = flat.size
+        if scores_raw is not None and n == 2 * len(scores_raw):
+            stride = 2
+        elif n % 3 == 0 and n // 3 in SOURCE_JOINT_COUNTS:
+            stride = 3
+        elif n % 2 == 0 and n // 2 in SOURCE_JOINT_COUNTS:
+            stride = 2
+        else:
+            raise PoseDataError(source, f"{where}: {n} keypoint values is not [x, y] or [x, y, score] "
+                                        f"for {'/'.join(map(str, sorted(SOURCE_JOINT_COUNTS)))} joints")
+        rows = flat.reshape(-1, stride)
+        xy = rows[:, :2]
+        row_scores = rows[:, 2] if stride == 3 else np.ones(len(rows))
+    if scores_raw is not None:
+        if len(scores_raw) != len(xy):
+            raise PoseDataError(source, f"{where}: {len(scores_raw)} keypoint scores for {len(xy)} keypoints")
+        row_scores = np.array(scores_raw, dtype=np.float64)
+    skeleton_for_joint_count(source, len(xy))
+    return xy, row_scores
+
+
+# --- document layouts ---------------------------------------------------------------------------
+
+def _persons(value: Any, where: str, source: Path) -> list[Detection]:
+    if not isinstance(value, list):
+        raise PoseDataError(source, f"{where}: the people list must be a JSON list")
+    if len(value) > MAX_PEOPLE_PER_FRAME:
+        raise PoseDataError(source, f"{where}: {len(value)} people is over the limit of {MAX_PEOPLE_PER_FRAME}")
+    found = (parse_person(p, f"{where} person {i}", source, TRACK_KEYS_IN_FRAME) for i, p in enumerate(value))
+    return [d for d in found if d is not None]
+
+
+def _frame_key(obj: dict[str, Any], default: int) -> Any:
+    key = _first(obj, FRAME_ID_KEYS)
+    if isinstance(key, float) and key.is_integer():
+        key = int(key)
+    if isinstance(key, bool) or not isinstance(key, (int, str)):
+        return default
+    return key
+
+
+def frame_table_from_document(doc: Any, source: Path) -> FrameTable:
+    """Group a parsed JSON document's people by frame, whatever the layout."""
+    fps: float | None = None
+    layout = "coco_json"
+    if isinstance(doc, dict):
+        fps_value = _first(doc, FPS_KEYS)
+        meta = doc.get("meta_info")
+        if fps_value is None and isinstance(meta, dict):
+            fps_value = _first(meta, FPS_KEYS)
+        if fps_value is not None:
+            fps = check_fps(source, fps_value)
+        if "people" in doc and not any(isinstance(doc.get(k), list) for k in FRAME_LIST_KEYS):
+            return FrameTable([_persons(doc["people"], "frame 0", source)], fps, "openpose_json", [0])
+        items = next((doc[k] for k in FRAME_LIST_KEYS if isinstance(doc.get(k), list)), None)
+        if items is None:
+            raise PoseDataError(source, "JSON object has no frame list (expected one of: "
+                                        f"{', '.join(FRAME_LIST_KEYS + ('people',))})")
+    elif isinstance(doc, list):
+        items = doc
+    else:
+        raise PoseDataError(source, f"expected a JSON list or object, got {type(doc).__name__}")
+
+    grouped: dict[Any, list[Detection]] = {}
+    for i, item in enumerate(items):
+        if isinstance(item, list):
+            grouped.setdefault(i, []).extend(_persons(item, f"frame {i}", source))
+        elif isinstance(item, dict) and any(k in item for k in PERSONS_KEYS):
+            key = _frame_key(item, i)
+            persons = _first(item, PERSONS_KEYS)
+            grouped.setdefault(key, []).extend(_persons(persons, f"frame {key}", source))
+        elif isinstance(item, dict) and any(k in item for k in KEYPOINT_KEYS):
+            key = _frame_key(item, i)
+            det = parse_person(item, f"entry {i} (frame {key})", source, TRACK_KEYS_IN_RECORD)
+            bucket = grouped.setdefault(key, [])
+            if det is not None:
+                bucket.append(det)
+            if len(bucket) > MAX_PEOPLE_PER_FRAME:
+                raise PoseDataError(source, f"frame {key}: over {MAX_PEOPLE_PER_FRAME} people")
+        else:
+            raise PoseDataError(source, f"entry {i} is neither a frame (with 'instances'/'people') "
+                                        "nor a person (with 'keypoints')")
+    return _timeline(grouped, fps, layout, source)
+
+
+def _timeline(grouped: dict[Any, list[Detection]], fps: float | None, layout: str, source: Path) -> FrameTable:
+    """Order frames: integer ids keep their spacing; other ids are sorted naturally, one frame each."""
+    if not grouped:
+        raise PoseDataError(source, "zero frames")
+    keys = list(grouped)
+    if all(isinstance(k, int) for k in keys):
+        first, last = min(keys), max(keys)
+        check_frame_count(source, last - first + 1)
+        frames: list[list[Detection]] = [[] for _ in range(last - first + 1)]
+        for k, dets in grouped.items():
+            frames[k - first] = dets
+        return FrameTable(frames, fps, layout, list(range(first, last + 1)))
+    merged: dict[str, list[Detection]] = {}
+    for k, dets in grouped.items():
+        merged.setdefault(str(k), []).extend(dets)
+    ordered = sorted(merged, key=natural_key)
+    check_frame_count(source, len(ordered))
+    return FrameTable([merged[k] for k in ordered], fps, layout, ordered)
+
+
+# --- tracking and the main person --------------------------------------------------------------
+
+def assign_tracks(frames: list[list[Detection]]) -> tuple[list[list[Hashable | None]], str]:
+    """A track key per detection: the file's track ids when it has usable ones, else centre linking.
+
+    Track ids that each appear in one frame only (annotation ids, not tracks) are ignored.
+    """
+    ids = [[d.track_id for d in dets] for dets in frames]
+    frames_per_id: dict[Hashable, int] = {}
+    for frame_ids in ids:
+        for tid in set(frame_ids) - {None}:
+            frames_per_id[tid] = frames_per_id.get(tid, 0) + 1
+    frames_with_people = sum(1 for dets in frames if dets)
+    if frames_per_id and (frames_with_people <= 1 or max(frames_per_id.values()) > 1):
+        return [[("file", t) if t is not None else None for t in fi] for fi in ids], "file"
+    return _link_by_centre(frames), "nearest_centre"
+
+
+def _link_by_centre(frames: list[list[Detection]]) -> list[list[Hashable | None]]:
+    """Greedy frame-to-frame linking: each person joins the track whose last centre is nearest."""
+    last_centre: list[np.ndarray] = []
+    last_frame: list[int] = []
+    last_diag: list[float] = []
+    out: list[list[Hashable | None]] = []
+    for t, dets in enumerate(frames):
+        keys: list[Hashable | None] = [None] * len(dets)
+        active = [k for k in range(len(last_centre)) if t - last_frame[k] <= MAX_LINK_GAP]
+        pairs = []
+        for di, det in enumerate(dets):
+            if det.centre is None:
+                continue
+            for k in active:
+                dist = float(np.linalg.norm(det.centre - last_centre[k]))
+                reach = LINK_DISTANCE * max(det.diagonal, last_diag[k], 1e-9)
+                if dist <= reach:
+                    pairs.append((dist, di, k))
+        used_tracks: set[int] = set()
+        for _, di, k in sorted(pairs, key=lambda p: p[0]):
+            if keys[di] is None and k not in used_tracks:
+                keys[di] = ("linked", k)
+                used_tracks.add(k)
+        for di, det in enumerate(dets):
+            if det.centre is None:
+                continue
+            if keys[di] is None:
+                last_centre.append(det.centre)
+                last_frame.append(t)
+                last_diag.append(det.diagonal)
+                keys[di] = ("linked", len(last_centre) - 1)
+            else:
+                k = keys[di][1]  # type: ignore[index]
+                last_centre[k], last_frame[k], last_diag[k] = det.centre, t, det.diagonal
+        out.append(keys)
+    return out
+
+
+def rank_tracks(frames: list[list[Detection]], keys: list[list[Hashable | None]]) -> list[Hashable]:
+    """Track keys, main person first: most frames, then larger mean box area, then mean score."""
+    stats: dict[Hashable, list[float]] = {}
+    order: dict[Hashable, int] = {}
+    for dets, frame_keys in zip(frames, keys):
+        for det, key in zip(dets, frame_keys):
+            if key is None:
+                continue
+            s = stats.setdefault(key, [0.0, 0.0, 0.0])
+            order.setdefault(key, len(order))
+            s[0] += 1
+            s[1] += det.area
+            s[2] += det.mean_score
+    return sorted(stats, key=lambda k: (-stats[k][0], -stats[k][1] / stats[k][0],
+                                        -stats[k][2] / stats[k][0], order[k]))
+
+
+def build_sequences(table: FrameTable, source: Path, name: str, default_fps: float,
+                    person: str) -> list[PoseSequence]:
+    """One COCO-17 ``PoseSequence`` for the main person (or one per track for ``person="all"``)."""
+    if person not in PERSON_SELECTIONS:
+        raise PoseDataError(source, f"person must be one of {PERSON_SELECTIONS}, got {person!r}")
+    counts = {len(d.scores) for dets in table.frames for d in dets}
+    if not counts:
+        raise PoseDataError(source, "no people with keypoints in any frame")
+    if len(counts) > 1:
+        raise PoseDataError(source, f"people have different keypoint counts ({sorted(counts)})")
+    num_source_joints = counts.pop()
+    skeleton = skeleton_for_joint_count(source, num_source_joints)
+    keys, tracked_by = assign_tracks(table.frames)
+    ranked = rank_tracks(table.frames, keys)
+    if not ranked:
+        raise PoseDataError(source, "no person with any confident keypoint")
+    fps = table.fps if table.fps is not None else check_fps(source, default_fps)
+    chosen = ranked[:1] if person == "main" else ranked
+    num_frames = len(table.frames)
+    sequences = []
+    for rank, track in enumerate(chosen):
+        joints = np.zeros((num_frames, num_source_joints, 2), dtype=np.float64)
+        conf = np.zeros((num_frames, num_source_joints), dtype=np.float64)
+        for t, (dets, frame_keys) in enumerate(zip(table.frames, keys)):
+            mine = [d for d, k in zip(dets, frame_keys) if k == track]
+            if mine:
+                best = max(mine, key=lambda d: d.mean_score)
+                joints[t], conf[t] = best.keypoints, best.scores
+        mapped, mapped_conf = map_to_coco17(source, joints, conf, skeleton)
+        track_id = track[1] if track[0] == "file" else None  # type: ignore[index]
+        metadata = {
+            "format": table.layout,
+            "source_skeleton": skeleton,
+            "tracked_by": tracked_by,
+            "track_id": track_id,
+            "track_rank": rank,
+            "num_tracks": len(ranked),
+            "frames_with_person": int((conf.max(axis=1) > 0).sum()),
+            "max_people_per_frame": max(len(d) for d in table.frames),
+            "fps_from_file": table.fps is not None,
+        }
+        sequences.append(PoseSequence(joints=mapped, confidence=mapped_conf, fps=fps, source=str(source),
+                                      name=name, metadata=metadata))
+    return sequences
+
+
+# --- public readers -----------------------------------------------------------------------------
+
+@guard_errors
+def read_coco_json(path: str | Path, *, person: str = "main", default_fps: float = DEFAULT_FPS) -> list[PoseSequence]:
+    """Keypoint JSON (MMPose, RTMPose, YOLO-pose, OpenPose, COCO results) as 2D COCO-17 sequences.
+
+    ``person="main"``: the tracked main person only (frames without them have confidence 0);
+    ``"all"``: every track, main first. fps comes from the file, else ``default_fps``.
+    """
+    path = Path(path)
+    text = read_text(path)
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise PoseDataError(path, f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    table = frame_table_from_document(doc, path)
+    return build_sequences(table, path, path.stem, default_fps, person)
+
+
+@guard_errors
+def read_openpose_folder(path: str | Path, *, person: str = "main",
+                         default_fps: float = DEFAULT_FPS) -> list[PoseSequence]:
+    """A folder of OpenPose ``*_keypoints.json`` (one per frame) as 2D COCO-17 sequences.
+
+    Frames are ordered by the last number in each file name; a missing number is an empty frame.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise PoseDataError(path, "not a folder")
+    files = sorted(p for p in path.iterdir() if p.name.endswith("_keypoints.json") and p.is_file())
+    if not files:
+        raise PoseDataError(path, "folder has no OpenPose *_keypoints.json files")
+    check_frame_count(path, len(files))
+    grouped: dict[Any, list[Detection]] = {}
+    for file in files:
+        number = last_number(file.name[: -len("_keypoints.json")])
+        if number is None:
+            raise PoseDataError(file, "no frame number in the file name")
+        if number in grouped:
+            raise PoseDataError(file, f"frame number {number} appears in two files")
+        try:
+            doc = json.loads(read_text(file))
+        except json.JSONDecodeError as exc:
+            raise PoseDataError(file, f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+        if not isinstance(doc, dict) or not isinstance(doc.get("people"), list):
+            raise PoseDataError(file, "expected an OpenPose object with a 'people' list")
+        grouped[number] = _persons(doc["people"], f"{file.name}", file)
+    table = _timeline(grouped, None, "openpose_folder", path)
+    return build_sequences(table, path, path.name, default_fps, person)
+

@@ -1,0 +1,215 @@
+"""``StyleEncoder``: a trained checkpoint as a function from pose sequences to style embeddings.
+
+The encoder runs in eval mode under ``torch.no_grad``; the same input always gives the same
+embedding (sequences are batched by window count, which does not change any result beyond
+float rounding because every model masks its padding).
+
+View handling: a 3D sequence given to a 2D encoder is seen through a fixed *frontal* virtual
+camera (``frontal_camera``): aimed at the mean mid-hip, placed on the side the walker faces on
+average (hips and shoulders), level (pitch 0), at the benchmark distance max(6 m, 1.5 x the
+largest horizontal mid-hip excursion), focal 1000 px, 1920x1080, no jitter or dropout. The
+benchmark's own ``2d`` view is a per-take random camera; callers that want it convert first
+with ``encoder.data.camera.benchmark_2d_view``. A 2D sequence given to a 3D encoder is an error.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import fields
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from encoder.checkpoint import CheckpointMeta, load_checkpoint
+from encoder.data.batch import SegmentedSequence, collate_segments
+from encoder.data.camera import (BENCHMARK_DISTANCE_FACTOR, BENCHMARK_MIN_DISTANCE_M, CameraParams,
+                                 project_points, visible_mask)
+from encoder.data.errors import PoseDataError
+from encoder.data.preprocess import PreprocessConfig, preprocess_sequence
+from encoder.data.sequence import PoseSequence
+from encoder.data.skeleton import BODY_REGIONS, JOINT_INDEX, LEFT_HIP, RIGHT_HIP
+
+_SHOULDERS = (JOINT_INDEX["left_shoulder"], JOINT_INDEX["right_shoulder"])
+
+
+def _source(seq: PoseSequence) -> str:
+    return seq.source or seq.name or "<sequence>"
+
+
+def frontal_camera(seq3d: PoseSequence) -> CameraParams:
+    """The fixed frontal camera used to show a 3D sequence to a 2D encoder (see module doc)."""
+    obs = seq3d.confidence > 0
+    joints = seq3d.joints.astype(np.float64)
+    hips = obs[:, LEFT_HIP] | obs[:, RIGHT_HIP]
+    if not hips.any():
+        raise PoseDataError(_source(seq3d), "no frame has a hip joint: cannot place the frontal camera")
+    both = obs[:, [LEFT_HIP, RIGHT_HIP]]
+    mid = ((joints[:, [LEFT_HIP, RIGHT_HIP]] * both[..., None]).sum(axis=1)
+           / np.maximum(both.sum(axis=1), 1)[:, None])[hips]
+    target = mid.mean(axis=0)
+    reach = float(np.sqrt(((mid[:, [0, 2]] - target[[0, 2]]) ** 2).sum(axis=1)).max())
+    facing = np.zeros(2)
+    for left, right in ((LEFT_HIP, RIGHT_HIP), _SHOULDERS):
+        seen = obs[:, left] & obs[:, right]
+        across = joints[seen, right] - joints[seen, left]                  # left -> right
+        facing += np.stack([across[:, 2], -across[:, 0]], axis=-1).sum(axis=0)   # up x across
+    yaw = math.degrees(math.atan2(facing[0], facing[1])) % 360.0 if np.hypot(*facing) > 1e-9 else 0.0
+    return CameraParams(yaw_deg=yaw, pitch_deg=0.0,
+                        distance=max(BENCHMARK_MIN_DISTANCE_M, BENCHMARK_DISTANCE_FACTOR * reach),
+                        target=tuple(target))
+
+
+def frontal_2d_view(seq3d: PoseSequence) -> PoseSequence:
+    """Project a 3D sequence through ``frontal_camera``; joints it cannot see get confidence 0."""
+    params = frontal_camera(seq3d)
+    valid = (seq3d.confidence > 0) & visible_mask(seq3d.joints, params)
+    pixels = project_points(seq3d.joints, params, valid)
+    return seq3d.with_(joints=pixels, confidence=np.where(valid, seq3d.confidence, 0.0).astype(np.float32),
+                       metadata={**seq3d.metadata, "view": "2d-frontal", "camera": params.to_dict()})
+
+
+def _preprocess_config(values: dict[str, Any]) -> PreprocessConfig:
+    known = {f.name for f in fields(PreprocessConfig)}
+    return PreprocessConfig(**{k: v for k, v in values.items() if k in known})
+
+
+class StyleEncoder:
+    """A loaded encoder: ``embed``, ``predict`` and ``explain`` pose sequences."""
+
+    def __init__(self, model: torch.nn.Module, meta: CheckpointMeta, device: str | torch.device = "cpu") -> None:
+        self.model = model.to(device).eval()
+        self.meta = meta
+        self.device = torch.device(device)
+        self.preprocess_config = _preprocess_config(meta.preprocess_config)
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | torch.device = "cpu") -> "StyleEncoder":
+        """Load a checkpoint (``.safetensors``; see ``encoder.checkpoint``)."""
+        model, meta = load_checkpoint(path, device=device)
+        return cls(model, meta, device)
+
+    # -- description ---------------------------------------------------------------------------
+    @property
+    def version(self) -> str:
+        """Content-derived id of the weights and settings (``encoder_version``)."""
+        return self.meta.encoder_version
+
+    @property
+    def dim(self) -> int:
+        return int(self.model.config.embedding_dim)
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.meta.labels)
+
+    @property
+    def model_name(self) -> str:
+        return self.meta.model_name
+
+    @property
+    def input_dims(self) -> int:
+        return int(self.meta.input_dims)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+    # -- input -----------------------------------------------------------------------------------
+    def to_input_view(self, seq: PoseSequence) -> PoseSequence:
+        """The sequence in the encoder's input space (3D -> frontal 2D for a 2D encoder)."""
+        if seq.dims == self.input_dims:
+            return seq
+        if seq.dims == 3 and self.input_dims == 2:
+            return frontal_2d_view(seq)
+        raise PoseDataError(_source(seq), f"is {seq.dims}D but encoder {self.version} ({self.model_name}) "
+                            f"needs {self.input_dims}D input; a 2D sequence cannot be lifted to 3D")
+
+    def prepare(self, seq: PoseSequence) -> SegmentedSequence:
+        """View conversion + the checkpoint's preprocessing chain."""
+        return preprocess_sequence(self.to_input_view(seq), self.preprocess_config)
+
+    # -- inference -------------------------------------------------------------------------------
+    @torch.no_grad()
+    def _run(self, items: Sequence[SegmentedSequence], batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+        """Embeddings (N, D) and logits (N, K), in input order (batched by window count)."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        n = len(items)
+        emb = np.zeros((n, self.dim), np.float32)
+        logits = np.zeros((n, len(self.labels)), np.float32)
+        order = sorted(range(n), key=lambda i: items[i].num_segments)
+        max_m = self.preprocess_config.max_segments
+        for start in range(0, n, batch_size):
+            idx = order[start:start + batch_size]
+            batch = collate_segments([items[i] for i in idx], max_segments=max_m).to(self.device)
+            out = self.model(batch)
+            emb[idx] = out.embedding.float().cpu().numpy()
+            logits[idx] = out.logits.float().cpu().numpy()
+        return emb, logits
+
+    def embed_prepared(self, items: Sequence[SegmentedSequence], batch_size: int = 64) -> np.ndarray:
+        """Embeddings of already preprocessed sequences."""
+        if not items:
+            return np.zeros((0, self.dim), np.float32)
+        return self._run(items, batch_size)[0]
+
+    def embed(self, seqs: Sequence[PoseSequence], batch_size: int = 64) -> np.ndarray:
+        """(N, D) float32 unit-norm style embeddings, in input order."""
+        return self.embed_and_logits(seqs, batch_size)[0]
+
+    def embed_and_logits(self, seqs: Sequence[PoseSequence], batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+        """Embeddings (N, D) and style logits (N, K) in one pass."""
+        if not seqs:
+            return np.zeros((0, self.dim), np.float32), np.zeros((0, len(self.labels)), np.float32)
+        return self._run([self.prepare(s) for s in seqs], batch_size)
+
+    def embed_with_errors(self, seqs: Sequence[PoseSequence], batch_size: int = 64
+                          ) -> tuple[np.ndarray, list[PoseDataError | None]]:
+        """Like ``embed``, but a bad sequence does not lose the others: its row is all zeros and
+        its one-line ``PoseDataError`` is returned at its position (None where it succeeded)."""
+        items: list[SegmentedSequence] = []
+        good: list[int] = []
+        errors: list[PoseDataError | None] = []
+        for i, seq in enumerate(seqs):
+            try:
+                items.append(self.prepare(seq))
+                good.append(i)
+                errors.append(None)
+            except PoseDataError as err:
+                errors.append(err)
+        emb = np.zeros((len(seqs), self.dim), np.float32)
+        if items:
+            emb[good] = self._run(items, batch_size)[0]
+        return emb, errors
+
+    def predict(self, seqs: Sequence[PoseSequence], batch_size: int = 64) -> tuple[list[str], np.ndarray]:
+        """Predicted style per sequence and the (N, K) softmax probabilities (columns: ``labels``)."""
+        _, logits = self.embed_and_logits(seqs, batch_size)
+        probs = torch.softmax(torch.from_numpy(logits).double(), dim=1).numpy().astype(np.float32)
+        return [self.labels[int(k)] for k in probs.argmax(axis=1)], probs
+
+    @torch.no_grad()
+    def explain(self, seq: PoseSequence) -> dict[str, Any]:
+        """Which windows and body regions the embedding rests on.
+
+        ``segment_weights`` (M,) per window (None if the model has none), ``phases`` (M,) window
+        centres as a fraction of the sequence, ``region_weights`` {region: weight} (None if the
+        model has none), plus the embedding, the predicted style and its probabilities.
+        """
+        item = self.prepare(seq)
+        batch = collate_segments([item], max_segments=self.preprocess_config.max_segments).to(self.device)
+        out = self.model(batch)
+        m = min(item.num_segments, batch.positions.shape[1])
+        probs = torch.softmax(out.logits[0].double(), dim=0).cpu().numpy()
+        segment = (out.segment_weights[0, :m].float().cpu().numpy()
+                   if out.segment_weights is not None else None)
+        regions = None
+        if out.region_weights is not None:
+            weights = out.region_weights[0].float().cpu().numpy().reshape(-1)
+            names = list(BODY_REGIONS) if len(weights) == len(BODY_REGIONS) else [f"region_{i}" for i in range(len(weights))]
+            regions = {name: float(w) for name, w in zip(names, weights)}
+        return {"segment_weights": segment, "region_weights": regions,
+                "phases": item.phase[:m].astype(np.float32),
+                "embedding": out.embedding[0].float().cpu().numpy(),
+                "label": self.labels[int(probs.argmax())],
+                "probabilities": {lab: float(p) for lab, p in zip(self.labels, probs)}}

@@ -1,0 +1,103 @@
+"""The interface every style model shares: ``ModelConfig``, ``StyleOutput``, ``StyleModel``.
+
+A model maps a ``PoseBatch`` (encoder/data/batch.py) to a unit-norm style embedding per
+sequence, class logits, and optional diagnostics the app uses to explain a result.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from encoder.data.batch import PoseBatch
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Fields every model config has; each model subclasses it with its own fields.
+
+    ``in_dims``: 2 (image keypoints) or 3 (world joints). ``num_joints``: joints per frame
+    (17, the COCO-17 canonical skeleton). ``num_classes``: size of the style head.
+    """
+
+    in_dims: int = 2
+    num_joints: int = 17
+    num_classes: int = 6
+    embedding_dim: int = 128
+    dropout: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.in_dims not in (2, 3):
+            raise ValueError(f"in_dims must be 2 or 3, got {self.in_dims}")
+        if self.num_joints < 1:
+            raise ValueError(f"num_joints must be >= 1, got {self.num_joints}")
+        if self.num_classes < 1:
+            raise ValueError(f"num_classes must be >= 1, got {self.num_classes}")
+        if self.embedding_dim < 1:
+            raise ValueError(f"embedding_dim must be >= 1, got {self.embedding_dim}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+
+@dataclass
+class StyleOutput:
+    """What a model returns for a batch of B sequences padded to M windows.
+
+    - ``embedding`` (B, D): L2-normalised style embedding (the retrieval vector).
+    - ``logits`` (B, K): style class scores (eq. 12 before the softmax).
+    - ``segment_weights`` (B, M): how much each window weighed in the embedding (0 on padding,
+      sums to 1 per sequence), or None when the model has no such weighting.
+    - ``region_weights`` (B, R): weight of each ``BODY_REGIONS`` region (sums to 1), or None.
+    - ``stage_states`` (B, M, D'): per-window states fed to the smoothness loss (eq. 14), or None.
+    """
+
+    embedding: torch.Tensor
+    logits: torch.Tensor
+    segment_weights: torch.Tensor | None = None
+    region_weights: torch.Tensor | None = None
+    stage_states: torch.Tensor | None = None
+
+
+class StyleModel(nn.Module):
+    """Base class: ``forward(batch) -> StyleOutput``; ``registry_name`` is set by ``register_model``."""
+
+    registry_name: str = ""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.config.embedding_dim
+
+    @property
+    def num_classes(self) -> int:
+        return self.config.num_classes
+
+    def num_parameters(self) -> int:
+        """Number of trainable parameters."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    def check_batch(self, batch: PoseBatch) -> None:
+        """Raise ``ValueError`` naming the mismatch when the batch does not fit this model."""
+        pos = batch.positions
+        if pos.dim() != 5:
+            raise ValueError(f"{self.registry_name or type(self).__name__}: positions must be "
+                             f"(B, M, L, J, C), got shape {tuple(pos.shape)}")
+        b, m, l, j, c = pos.shape
+        if c != self.config.in_dims or j != self.config.num_joints:
+            raise ValueError(f"{self.registry_name or type(self).__name__}: model expects "
+                             f"{self.config.num_joints} joints x {self.config.in_dims} dims, "
+                             f"batch has {j} x {c}")
+        expected = {"velocity": (b, m, l, j, c), "joint_mask": (b, m, l, j), "frame_mask": (b, m, l),
+                    "segment_mask": (b, m), "phase": (b, m)}
+        for name, shape in expected.items():
+            got = tuple(getattr(batch, name).shape)
+            if got != shape:
+                raise ValueError(f"{self.registry_name or type(self).__name__}: batch.{name} "
+                                 f"has shape {got}, expected {shape}")
+
+    def forward(self, batch: PoseBatch) -> StyleOutput:  # pragma: no cover - abstract
+        raise NotImplementedError

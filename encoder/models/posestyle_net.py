@@ -1,0 +1,344 @@
+"""PoseStyle-Net (paper sections 3.1-3.3, eqs. 3-12), every part switchable for ablation.
+
+Per window (all windows of the batch encoded together as (N, L, J, C)):
+  input [positions, velocity, joint-mask] -> velocity-weighted pose graph (eq. 3) ->
+  three stacked graph+temporal convolution units, the shallow / mid / deep branches with
+  growing temporal receptive fields (eq. 4) -> per branch, temporal and joint attention (eq. 5)
+  pool the branch into a window vector U_m and body-region vectors H_m,a.
+Per sequence (over its M windows):
+  gated segment fusion Z (eq. 6); L relation layers, each: temporal relation R^t (eq. 7),
+  spatial synergy R^s (eq. 8), joint propagation (eq. 9), stage gating (eq. 10); cross-stage
+  aggregation E (eq. 11); embedding = L2-normalised projection of [E; Z]; logits (eq. 12).
+
+Readings of the paper where it leaves shapes open (documented, tested):
+- eq. (3) graph: G has self-loops (a joint keeps its own feature); pairs involving a missing
+  joint are removed (not zero-filled) and each row is normalised to sum to 1, so a graph
+  convolution is a weighted mean over the observed neighbours.
+- eq. (4): W_r * X_r is a graph convolution (per-frame eq. 3 graph, then a linear map with a
+  per-joint bias b_r) followed by a depthwise temporal convolution; each is followed by BN and
+  ReLU (phi). The branches are the taps of three stacked units: shallow (5-frame receptive
+  field), mid (13 frames), deep (45 frames: the whole window) with temporal strides 2, 2, 1.
+- eq. (5): "Pool" is a masked mean; temporal attention is a softmax over the window's frames,
+  joint attention a softmax over its joints; the weighted sums give U_m, and the
+  attention-weighted mean over each region's joints gives the region feature H_m,a of eq. (8).
+- eq. (6) and eq. (11): Z (attention over the pre-relation states U) and E (over the gated
+  relation states) are two views of the sequence; the embedding projects their concatenation.
+- eq. (7): the feature distance is the mean squared difference of layer-normalised states (so
+  tau1 does not depend on the width or scale); rows of R^t are normalised over the valid
+  windows so the update does not grow with the sequence length.
+- eq. (9): the spatial term is per window: the region features H_m,b are propagated over the
+  region synergy matrix R^s_m (eq. 8), sum_b R^s_ab W_s H_b, and averaged over the valid
+  regions a (both sums normalised by the number of valid regions), which gives one vector per
+  window added to the temporal term before rho (GELU).
+- Missing data: padded windows are never encoded; padded frames and missing joints are zero
+  inputs flagged by the mask channel and excluded from every statistic, softmax and mean.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from encoder.data.batch import PoseBatch
+from encoder.data.skeleton import NUM_JOINTS
+from encoder.models.base import ModelConfig, StyleModel, StyleOutput
+from encoder.models.layers import (
+    DepthwiseTemporalConv,
+    EmbeddingHead,
+    MaskedBatchNorm,
+    input_features,
+    masked_mean,
+    masked_softmax,
+    pool_mask_time,
+    pool_time,
+    region_membership,
+    scatter_windows,
+    skeleton_adjacency,
+    uniform_weights,
+)
+from encoder.models.registry import register_model
+
+# Windows encoded per chunk at inference (eval mode): bounds peak memory and keeps the
+# per-joint activations cache-sized, which is several times faster on CPU than one huge batch.
+EVAL_WINDOW_CHUNK = 128
+
+
+@dataclass(frozen=True)
+class PoseStyleNetConfig(ModelConfig):
+    """PoseStyle-Net settings. ``branch_*`` describe the shallow, mid and deep units (eq. 4)."""
+
+    branch_channels: tuple[int, ...] = (32, 64, 96)
+    branch_strides: tuple[int, ...] = (2, 2, 1)
+    branch_dilations: tuple[int, ...] = (1, 1, 2)
+    temporal_kernel: int = 5
+    relation_dim: int = 192
+    num_relation_layers: int = 2
+    graph_lambda: float = 0.5   # eq. (3) lambda
+    graph_sigma: float = 2.0    # eq. (3) sigma, normalised units per second
+    tau1: float = 1.0           # eq. (7) feature-distance decay
+    tau2: float = 0.25          # eq. (7) phase-distance decay (phase in [0, 1])
+    use_velocity_graph: bool = True
+    use_multi_branch: bool = True
+    use_attention: bool = True
+    use_segment_fusion: bool = True
+    use_temporal_relation: bool = True
+    use_spatial_synergy: bool = True
+    use_stage_gating: bool = True
+    use_cross_stage_aggregation: bool = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.num_joints != NUM_JOINTS:
+            raise ValueError(f"posestyle_net needs the {NUM_JOINTS}-joint COCO skeleton, "
+                             f"got num_joints={self.num_joints}")
+        n = len(self.branch_channels)
+        if n < 1 or len(self.branch_strides) != n or len(self.branch_dilations) != n:
+            raise ValueError("branch_channels, branch_strides and branch_dilations need one "
+                             f"entry per unit, got {self.branch_channels}, {self.branch_strides}, "
+                             f"{self.branch_dilations}")
+        if min(self.branch_channels) < 1 or min(self.branch_strides) < 1 or min(self.branch_dilations) < 1:
+            raise ValueError("branch channels, strides and dilations must be >= 1")
+        if self.temporal_kernel < 1 or self.temporal_kernel % 2 == 0:
+            raise ValueError(f"temporal_kernel must be odd and >= 1, got {self.temporal_kernel}")
+        if self.relation_dim < 2 or self.num_relation_layers < 1:
+            raise ValueError("relation_dim must be >= 2 and num_relation_layers >= 1")
+        if not 0.0 <= self.graph_lambda <= 1.0:
+            raise ValueError(f"graph_lambda must be in [0, 1], got {self.graph_lambda}")
+        if not (self.graph_sigma > 0 and self.tau1 > 0 and self.tau2 > 0):
+            raise ValueError("graph_sigma, tau1 and tau2 must be > 0")
+
+
+def pose_graph(velocity: torch.Tensor, mask: torch.Tensor, skeleton: torch.Tensor,
+               lam: float, sigma: float, use_velocity: bool) -> torch.Tensor:
+    """Per-frame pose graph (N, L, J, J), rows normalised over observed joints.
+
+    With ``use_velocity``: eq. (3) A = lam G + (1 - lam) exp(-||V_i - V_j||^2 / sigma^2);
+    otherwise the plain skeleton G. Pairs with a missing joint are removed.
+    """
+    pair = (mask[..., :, None] & mask[..., None, :]).to(velocity.dtype)
+    if use_velocity:
+        sq = (velocity * velocity).sum(-1)
+        dist2 = (sq[..., :, None] + sq[..., None, :]
+                 - 2.0 * torch.matmul(velocity, velocity.transpose(-1, -2))).clamp_min(0.0)
+        graph = lam * skeleton + (1.0 - lam) * torch.exp(dist2 * (-1.0 / sigma ** 2))  # eq. (3)
+        graph = graph * pair
+    else:
+        graph = skeleton * pair
+    return graph / graph.sum(-1, keepdim=True).clamp_min(1e-6)
+
+
+class GraphTemporalUnit(nn.Module):
+    """Eq. (4) F_r = phi(BN(W_r * X_r + b_r)): graph convolution then depthwise temporal conv."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, dilation: int, stride: int) -> None:
+        super().__init__()
+        self.spatial = nn.Linear(c_in, c_out, bias=False)
+        self.joint_bias = nn.Parameter(torch.zeros(NUM_JOINTS, c_out))  # b_r, one per joint
+        self.bn_spatial = MaskedBatchNorm(c_out)
+        self.temporal = DepthwiseTemporalConv(c_out, kernel, dilation, stride)
+        self.bn_temporal = MaskedBatchNorm(c_out)
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor, graph: torch.Tensor,
+                mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.spatial(torch.matmul(graph, x)) + self.joint_bias
+        h = torch.relu(self.bn_spatial(h, mask))                           # eq. (4), spatial
+        out_mask = pool_mask_time(mask, self.stride)
+        h = torch.relu(self.bn_temporal(self.temporal(h), out_mask))      # eq. (4), temporal
+        return h, out_mask
+
+
+class BranchAttention(nn.Module):
+    """Eq. (5): temporal and joint attention over one branch's features (masked mean if off)."""
+
+    def __init__(self, channels: int, use_attention: bool) -> None:
+        super().__init__()
+        self.use_attention = use_attention
+        if use_attention:
+            self.time_score = nn.Linear(channels, 1)
+            self.joint_score = nn.Linear(channels, 1)
+
+    def forward(self, f: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``f`` (N, L, J, C) -> per-joint time-pooled features (N, J, C), joint weights (N, J)."""
+        frame_valid, joint_valid = mask.any(2), mask.any(1)
+        if self.use_attention:
+            alpha_time = masked_softmax(self.time_score(masked_mean(f, mask, 2)).squeeze(-1),
+                                        frame_valid, dim=1)                  # eq. (5), over frames
+            alpha_joint = masked_softmax(self.joint_score(masked_mean(f, mask, 1)).squeeze(-1),
+                                         joint_valid, dim=1)                 # eq. (5), over joints
+        else:
+            alpha_time = uniform_weights(frame_valid, dim=1).to(f.dtype)
+            alpha_joint = uniform_weights(joint_valid, dim=1).to(f.dtype)
+        # U = alpha (.) F, pooled: each joint's frames weighted by alpha_time, renormalised over
+        # the frames where that joint was observed.
+        w = alpha_time[:, :, None] * mask.to(f.dtype)
+        pooled = torch.einsum("nlj,nljc->njc", w, f) / w.sum(1).clamp_min(1e-12)[..., None]
+        return pooled, alpha_joint
+
+
+class RelationLayer(nn.Module):
+    """Eqs. (9)-(10): joint temporal/spatial propagation and stage gating of window states."""
+
+    def __init__(self, dim: int, use_spatial: bool, use_gating: bool) -> None:
+        super().__init__()
+        self.w_t = nn.Linear(dim, dim)
+        self.w_s = nn.Linear(dim, dim, bias=False) if use_spatial else None
+        self.gate = nn.Linear(2 * dim, dim) if use_gating else None
+
+    def forward(self, state: torch.Tensor, relation: torch.Tensor,
+                spatial: torch.Tensor | None, seg_mask: torch.Tensor) -> torch.Tensor:
+        update = torch.matmul(relation, self.w_t(state))                  # sum_n R^t_mn W_t U_n
+        if self.w_s is not None and spatial is not None:
+            update = update + self.w_s(spatial)                           # sum_b R^s_ab W_s H_b
+        y = F.gelu(update)                                                # eq. (9), rho
+        if self.gate is not None:
+            g = torch.sigmoid(self.gate(torch.cat([y, state], dim=-1)))   # eq. (10)
+            y = g * y + (1.0 - g) * state
+        return y * seg_mask[..., None].to(y.dtype)
+
+
+@register_model("posestyle_net", PoseStyleNetConfig)
+class PoseStyleNet(StyleModel):
+    """PoseStyle-Net: multi-branch pose-graph encoder + spatio-temporal relation encoding."""
+
+    config: PoseStyleNetConfig
+
+    def __init__(self, config: PoseStyleNetConfig) -> None:
+        super().__init__(config)
+        c = config
+        self.register_buffer("skeleton", skeleton_adjacency(self_loops=True), persistent=False)
+        self.register_buffer("membership", region_membership(), persistent=False)
+        in_channels = 2 * c.in_dims + 1
+        units, c_prev = [], in_channels
+        for ch, stride, dil in zip(c.branch_channels, c.branch_strides, c.branch_dilations):
+            units.append(GraphTemporalUnit(c_prev, ch, c.temporal_kernel, dil, stride))
+            c_prev = ch
+        self.units = nn.ModuleList(units)
+        n_units = len(units)
+        self.tapped = list(range(n_units)) if c.use_multi_branch else [n_units - 1]
+        self.attention = nn.ModuleList(BranchAttention(c.branch_channels[i], c.use_attention)
+                                       for i in self.tapped)
+        self.branch_proj = nn.ModuleList(nn.Linear(c.branch_channels[i], c.relation_dim)
+                                         for i in self.tapped)
+        self.norm = nn.LayerNorm(c.relation_dim)
+        self.dropout = nn.Dropout(c.dropout)
+        d = c.relation_dim
+        if c.use_segment_fusion:
+            self.fusion_score = nn.Sequential(nn.Linear(d, d // 2), nn.Tanh(), nn.Linear(d // 2, 1))
+        self.relations = nn.ModuleList(RelationLayer(d, c.use_spatial_synergy, c.use_stage_gating)
+                                       for _ in range(c.num_relation_layers))
+        if c.use_cross_stage_aggregation:
+            self.eta = nn.Linear(d, 1, bias=False)
+        self.head = EmbeddingHead(d * (2 if c.use_segment_fusion else 1), c.embedding_dim,
+                                  c.num_classes, c.dropout)
+
+    # -- per window ------------------------------------------------------------------------
+    def _encode_windows(self, x: torch.Tensor, velocity: torch.Tensor,
+                        mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(N, L, J, *) windows -> U (N, D'), H (N, R, D'), joint attention (N, J), joint valid (N, J)."""
+        c = self.config
+        taps, graph_velocity, graph_mask, h, h_mask = [], velocity, mask, x, mask
+        for i, unit in enumerate(self.units):
+            graph = pose_graph(graph_velocity, h_mask, self.skeleton, c.graph_lambda,
+                               c.graph_sigma, c.use_velocity_graph)            # eq. (3)
+            h, h_mask = unit(h, graph, h_mask)                                 # eq. (4)
+            if i in self.tapped:
+                taps.append((h, h_mask))
+            if c.use_velocity_graph and i + 1 < len(self.units):
+                graph_velocity, graph_mask = pool_time(graph_velocity, graph_mask, unit.stride)
+        joint_valid = mask.any(1)
+        member = self.membership.to(x.dtype)
+        region_count = joint_valid.to(x.dtype) @ member
+        u = h.new_zeros(h.shape[0], c.relation_dim)
+        regions = h.new_zeros(h.shape[0], member.shape[1], c.relation_dim)
+        alpha_sum = h.new_zeros(h.shape[0], NUM_JOINTS)
+        for (f, f_mask), attention, proj in zip(taps, self.attention, self.branch_proj):
+            pooled, alpha = attention(f, f_mask)                               # eq. (5)
+            weighted = alpha[..., None] * pooled
+            u_branch = weighted.sum(1)                                         # U = sum_j alpha_j F_j
+            region_num = torch.einsum("jr,njc->nrc", member, weighted)
+            region_den = (alpha @ member).clamp_min(1e-12)[..., None]
+            # cross-layer fusion: the branches meet in one space (linear, so the weights carry over)
+            u = u + proj(u_branch)
+            regions = regions + proj(region_num / region_den)
+            alpha_sum = alpha_sum + alpha
+        regions = regions * (region_count > 0)[..., None].to(x.dtype)
+        return u, regions, alpha_sum / len(taps), joint_valid
+
+    # -- per sequence ----------------------------------------------------------------------
+    def forward(self, batch: PoseBatch) -> StyleOutput:
+        self.check_batch(batch)
+        c = self.config
+        x, valid = input_features(batch, use_velocity=True)
+        seg_mask = batch.segment_mask & valid.flatten(2).any(-1)
+        windows = (x[seg_mask], batch.velocity[seg_mask], valid[seg_mask])
+        n = windows[0].shape[0]
+        chunk = max(n, 1) if self.training else EVAL_WINDOW_CHUNK
+        parts = [self._encode_windows(*(t[s:s + chunk] for t in windows)) for s in range(0, max(n, 1), chunk)]
+        u_w, h_w, alpha_w, jvalid_w = (torch.cat(p, 0) for p in zip(*parts))
+        dtype = u_w.dtype
+        member = self.membership.to(dtype)
+        u = self.dropout(self.norm(scatter_windows(u_w, seg_mask)))            # (B, M, D')
+        regions = self.norm(scatter_windows(h_w, seg_mask))                   # (B, M, R, D')
+        region_valid = scatter_windows((jvalid_w.to(dtype) @ member) > 0, seg_mask)
+        seg_f = seg_mask.to(dtype)
+        u = u * seg_f[..., None]
+
+        if c.use_segment_fusion:
+            beta = masked_softmax(self.fusion_score(u).squeeze(-1), seg_mask, dim=1)   # eq. (6)
+            z = torch.einsum("bm,bmd->bd", beta, u)
+
+        spatial = self._spatial_synergy(regions, region_valid) if c.use_spatial_synergy else None
+        state = u
+        for layer in self.relations:
+            relation = self._temporal_relation(state, batch.phase.to(dtype), seg_mask)
+            state = layer(state, relation, spatial, seg_mask)                 # eqs. (9)-(10)
+
+        if c.use_cross_stage_aggregation:
+            omega = masked_softmax(self.eta(state).squeeze(-1), seg_mask, dim=1)  # eq. (11)
+        else:
+            omega = uniform_weights(seg_mask, dim=1).to(dtype)
+        e = torch.einsum("bm,bmd->bd", omega, state)                           # eq. (11), E
+        pooled = torch.cat([e, z], dim=-1) if c.use_segment_fusion else e
+        embedding, logits = self.head(pooled)                                  # eq. (12)
+
+        region_weights = None
+        if c.use_attention:
+            per_joint = scatter_windows(alpha_w, seg_mask)                     # (B, M, J)
+            counts = scatter_windows(jvalid_w.to(dtype) @ member, seg_mask)
+            mass = (per_joint @ member) / counts.clamp_min(1.0)                # mean weight per joint
+            mass = mass / mass.sum(-1, keepdim=True).clamp_min(1e-12)
+            region_weights = torch.einsum("bm,bmr->br", omega, mass)
+        return StyleOutput(embedding=embedding, logits=logits, segment_weights=omega,
+                           region_weights=region_weights, stage_states=state)
+
+    def _temporal_relation(self, state: torch.Tensor, phase: torch.Tensor,
+                           seg_mask: torch.Tensor) -> torch.Tensor:
+        """Eq. (7) R^t (B, M, M), or the identity when switched off; rows sum to 1 over valid windows."""
+        c = self.config
+        pair = (seg_mask[:, :, None] & seg_mask[:, None, :]).to(state.dtype)
+        if c.use_temporal_relation:
+            z = F.layer_norm(state, state.shape[-1:])
+            sq = (z * z).sum(-1)
+            dist2 = (sq[:, :, None] + sq[:, None, :] - 2.0 * z @ z.transpose(1, 2)).clamp_min(0.0)
+            dist2 = dist2 / state.shape[-1]
+            phase_gap = (phase[:, :, None] - phase[:, None, :]).abs()
+            relation = torch.exp(-dist2 / c.tau1) * torch.exp(-phase_gap / c.tau2)  # eq. (7)
+        else:
+            relation = torch.eye(state.shape[1], dtype=state.dtype, device=state.device).expand_as(pair)
+        relation = relation * pair
+        return relation / relation.sum(-1, keepdim=True).clamp_min(1e-12)
+
+    @staticmethod
+    def _spatial_synergy(regions: torch.Tensor, region_valid: torch.Tensor) -> torch.Tensor:
+        """Eq. (8) R^s per window, propagated over regions and pooled: (B, M, D')."""
+        norms = regions.norm(dim=-1)
+        cosine = (regions @ regions.transpose(-1, -2)) / (norms[..., :, None] * norms[..., None, :] + 1e-6)  # eq. (8)
+        pair = (region_valid[..., :, None] & region_valid[..., None, :]).to(regions.dtype)
+        count = region_valid.to(regions.dtype).sum(-1).clamp_min(1.0)
+        # mean over valid a of (1/|valid|) sum_b R^s_ab H_b; W_s is applied after (it is linear)
+        column = (cosine * pair).sum(-2) / (count * count)[..., None]      # (B, M, R)
+        return torch.einsum("bmr,bmrd->bmd", column, regions)
+

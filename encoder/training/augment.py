@@ -1,0 +1,126 @@
+"""Training augmentations: each returns a new ``PoseSequence`` with the same style label.
+
+- ``mirror_sequence``: left/right mirror. Joints swap sides (``MIRROR_PERMUTATION``) and the
+  x coordinate is reflected about the body centre (the mean mid-hip x over the take): for 2D
+  this is a horizontally flipped video, for 3D the mirror image of the capture in the world
+  plane x = centre. Mirroring twice gives the input back.
+- ``change_tempo``: playback ``factor`` times faster (0.8-1.2 typical), same frame rate.
+- ``random_view`` (3D source -> 2D): a random virtual camera (``camera.random_2d_view``).
+- ``add_keypoint_jitter`` / ``drop_joints`` come from ``encoder.data.camera``.
+
+``make_variants`` draws K augmented copies of one sequence. The trainer precomputes them once
+(see ``AugmentConfig``) because every copy needs the full preprocessing chain.
+"""
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+from encoder.data.camera import add_keypoint_jitter, benchmark_2d_view, drop_joints, random_2d_view
+from encoder.data.errors import PoseDataError
+from encoder.data.preprocess import resample_fps
+from encoder.data.sequence import PoseSequence
+from encoder.data.skeleton import LEFT_HIP, MIRROR_PERMUTATION, RIGHT_HIP
+from encoder.training.config import AugmentConfig
+
+
+def _source(seq: PoseSequence) -> str:
+    return seq.source or seq.name or "<sequence>"
+
+
+def body_centre_x(seq: PoseSequence) -> float:
+    """Mean x of the mid-hip over the frames where a hip is seen (all observed joints if none)."""
+    obs = seq.confidence > 0
+    hips = obs[:, [LEFT_HIP, RIGHT_HIP]]
+    if hips.any():
+        return float(seq.joints[:, [LEFT_HIP, RIGHT_HIP], 0][hips].mean())
+    if obs.any():
+        return float(seq.joints[..., 0][obs].mean())
+    raise PoseDataError(_source(seq), "no observed joint: cannot mirror")
+
+
+def mirror_sequence(seq: PoseSequence) -> PoseSequence:
+    """Left/right mirror: swap joint sides and reflect x about the body centre (missing stay 0)."""
+    perm = np.asarray(MIRROR_PERMUTATION)
+    centre = body_centre_x(seq)
+    joints = seq.joints[:, perm].astype(np.float64)
+    conf = seq.confidence[:, perm]
+    joints[..., 0] = 2.0 * centre - joints[..., 0]
+    joints = np.where(conf[..., None] > 0, joints, 0.0)
+    metadata = {**seq.metadata, "mirrored": not bool(seq.metadata.get("mirrored", False))}
+    return seq.with_(joints=joints.astype(np.float32), confidence=conf.copy(), metadata=metadata)
+
+
+def change_tempo(seq: PoseSequence, factor: float) -> PoseSequence:
+    """Play the motion ``factor`` times faster (>1: fewer frames) at the same frame rate.
+
+    Implemented as: pretend the take was recorded at ``factor x fps``, then resample back to
+    ``fps`` (linear interpolation; a joint missing at either neighbour stays missing).
+    """
+    if not (np.isfinite(factor) and factor > 0):
+        raise ValueError(f"tempo factor must be > 0, got {factor}")
+    fps = float(seq.fps)
+    faster = seq.with_(fps=fps * factor)
+    out = resample_fps(faster, fps)
+    return out.with_(metadata={**seq.metadata, "tempo": float(factor) * float(seq.metadata.get("tempo", 1.0))})
+
+
+def variant_rng(name: str, seed: int) -> np.random.Generator:
+    """Generator of a sequence's augmented copies: from the augmentation seed and its name only."""
+    digest = hashlib.sha256(f"{seed}:{name}".encode("utf-8")).digest()
+    return np.random.default_rng(int.from_bytes(digest[:16], "big"))
+
+
+def training_view(seq: PoseSequence, view: str) -> PoseSequence:
+    """The un-augmented training input: a 3D take in the ``2d`` view goes through its benchmark camera."""
+    if view == "2d" and seq.dims == 3:
+        return benchmark_2d_view(seq, seq.name or _source(seq))
+    if view == "3d" and seq.dims == 2:
+        raise PoseDataError(_source(seq), "is 2D; the 3d view needs 3D sequences (use --view 2d)")
+    return seq
+
+
+def augment_once(seq: PoseSequence, cfg: AugmentConfig, view: str, rng: np.random.Generator) -> PoseSequence:
+    """One augmented copy of an original (un-projected) sequence, in the training view.
+
+    Order: tempo, mirror (in the source space), then the view (random camera for a 3D source
+    seen in 2D, when enabled), then jitter and joint dropout.
+    """
+    out = seq
+    if cfg.tempo:
+        out = change_tempo(out, float(rng.uniform(*cfg.tempo_range)))
+    if cfg.mirror and rng.random() < cfg.mirror_prob:
+        out = mirror_sequence(out)
+    jitter_frac = cfg.jitter_frac if cfg.jitter else 0.0
+    dropout = cfg.dropout_rate if cfg.joint_dropout else 0.0
+    if out.dims == 3 and view == "2d":
+        if cfg.random_view:
+            return random_2d_view(out, rng, jitter_frac=jitter_frac, drop_fraction=dropout)
+        return training_view(out, view)         # its fixed benchmark camera, jitter and dropout
+    if jitter_frac > 0:
+        out = _jitter_3d(out, rng, jitter_frac) if out.dims == 3 else add_keypoint_jitter(out, rng, jitter_frac)
+    if dropout > 0:
+        out = drop_joints(out, rng, dropout)
+    return out
+
+
+def _jitter_3d(seq: PoseSequence, rng: np.random.Generator, sigma_frac: float) -> PoseSequence:
+    """Gaussian noise on 3D joints, sigma = ``sigma_frac`` x the frame's vertical extent (Y up)."""
+    obs = seq.confidence > 0
+    y = seq.joints[..., 1].astype(np.float64)
+    height = np.where(obs.any(axis=1),
+                      np.where(obs, y, -np.inf).max(axis=1) - np.where(obs, y, np.inf).min(axis=1), 0.0)
+    noise = rng.standard_normal(seq.joints.shape) * (sigma_frac * height)[:, None, None] * obs[..., None]
+    return seq.with_(joints=(seq.joints + noise).astype(np.float32))
+
+
+def make_variants(seq: PoseSequence, cfg: AugmentConfig, view: str) -> list[PoseSequence]:
+    """The K = ``cfg.variants`` augmented copies of ``seq`` (none when augmentation is off).
+
+    Drawn from ``variant_rng(name, cfg.seed)``: the same copies for every training seed.
+    """
+    if not cfg.active:
+        return []
+    rng = variant_rng(seq.name or seq.content_hash(), cfg.seed)
+    return [augment_once(seq, cfg, view, rng) for _ in range(cfg.variants)]

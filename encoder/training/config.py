@@ -1,0 +1,275 @@
+"""``TrainConfig``: every setting of one training run, from a YAML/TOML file plus CLI overrides.
+
+A config file is a mapping with the same nesting as the dataclasses below, e.g.::
+
+    model: posestyle-net
+    epochs: 40
+    augment: {variants: 3, mirror: true, tempo_range: [0.8, 1.2]}
+    loss: {mu1: 0.05, mu2: 0.1, delta: 1.0, mu3: 0.01}
+    preprocess: {window_length: 32, max_segments: 16}
+
+Unknown keys are refused with the list of valid ones, so a typo never passes silently.
+Overrides use dotted keys (``augment.mirror=false``); values are parsed as YAML scalars.
+"""
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+import yaml
+
+from encoder.data.errors import PoseDataError
+from encoder.data.preprocess import PreprocessConfig
+
+EarlyStopMetric = Literal["val_macro_f1", "val_loss"]
+View = Literal["2d", "3d"]
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Training augmentations; every one keeps the style label and can be switched off.
+
+    Augmented copies are made once, before training: ``variants`` (K) copies per training
+    sequence, each drawn from a generator seeded by ``seed`` and the sequence's name (so they
+    do not change with the training seed), then preprocessed and cached with the originals.
+    Each epoch every sequence contributes one of its K + 1 versions, picked at random.
+
+    - ``random_view``: a 3D source trained in the ``2d`` view gets a random virtual camera
+      (yaw, pitch, distance) instead of its fixed benchmark camera.
+    - ``tempo``: playback speed changed by a factor drawn from ``tempo_range``.
+    - ``mirror``: left/right mirror (joint swap and x reflected about the body centre), with
+      probability ``mirror_prob``.
+    - ``jitter``: Gaussian keypoint noise, sigma = ``jitter_frac`` x bounding-box height (2D).
+    - ``joint_dropout``: each joint-frame dropped with probability ``dropout_rate``.
+    """
+
+    enabled: bool = True
+    variants: int = 3
+    seed: int = 0
+    random_view: bool = True
+    tempo: bool = True
+    tempo_range: tuple[float, float] = (0.8, 1.2)
+    mirror: bool = True
+    mirror_prob: float = 0.5
+    jitter: bool = True
+    jitter_frac: float = 0.01
+    joint_dropout: bool = True
+    dropout_rate: float = 0.05
+
+    def __post_init__(self) -> None:
+        if self.variants < 0:
+            raise ValueError(f"augment.variants must be >= 0, got {self.variants}")
+        low, high = self.tempo_range
+        if not 0.0 < low <= high:
+            raise ValueError(f"augment.tempo_range must satisfy 0 < low <= high, got {self.tempo_range}")
+        for name in ("mirror_prob", "dropout_rate"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"augment.{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.jitter_frac < 0:
+            raise ValueError(f"augment.jitter_frac must be >= 0, got {self.jitter_frac}")
+
+    @property
+    def active(self) -> bool:
+        """True when augmented copies are made at all."""
+        return self.enabled and self.variants > 0
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """Weights of the joint objective: eq. (13) ``mu1`` (same-class pull), ``mu2`` and
+    ``delta`` (different-class margin), and ``mu3`` for the stage smoothness term of eq. (14)."""
+
+    mu1: float = 0.05
+    mu2: float = 0.1
+    delta: float = 1.0
+    mu3: float = 0.01
+
+    def __post_init__(self) -> None:
+        for name in ("mu1", "mu2", "delta", "mu3"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"loss.{name} must be >= 0, got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run: model, data view, optimisation, early stopping, augmentation, loss.
+
+    - schedule: linear warm-up over ``warmup_epochs`` then cosine decay to ``min_lr_ratio`` x lr,
+      stepped per batch.
+    - early stopping: stop when ``early_stop_metric`` on the validation split has not improved
+      by ``min_delta`` for ``patience`` epochs; the best epoch's weights are restored.
+    - ``device``: ``auto`` (CUDA when present, else CPU), ``cpu`` or ``cuda[:n]``.
+    - ``num_threads``: torch CPU threads during training (0: leave torch's setting).
+    - ``view``: a 3D source is seen through the benchmark's virtual camera (``2d``) or as
+      captured (``3d``); a 2D source is always ``2d``.
+    """
+
+    model: str = "posestyle-net"
+    model_config: dict[str, Any] = field(default_factory=dict)
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    view: View = "2d"
+    epochs: int = 40
+    batch_size: int = 32
+    lr: float = 2e-3
+    weight_decay: float = 1e-2
+    warmup_epochs: float = 2.0
+    min_lr_ratio: float = 0.02
+    grad_clip: float = 1.0
+    patience: int = 8
+    early_stop_metric: EarlyStopMetric = "val_macro_f1"
+    min_delta: float = 1e-4
+    seed: int = 0
+    device: str = "auto"
+    num_threads: int = 2
+    progress: bool = True
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    loss: LossWeights = field(default_factory=LossWeights)
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("epochs and batch_size must be >= 1")
+        if not self.lr > 0 or self.weight_decay < 0:
+            raise ValueError("lr must be > 0 and weight_decay >= 0")
+        if self.warmup_epochs < 0 or not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise ValueError("warmup_epochs must be >= 0 and min_lr_ratio in [0, 1]")
+        if self.patience < 1:
+            raise ValueError(f"patience must be >= 1, got {self.patience}")
+        if self.early_stop_metric not in typing.get_args(EarlyStopMetric):
+            raise ValueError(f"early_stop_metric must be one of {typing.get_args(EarlyStopMetric)}, "
+                             f"got {self.early_stop_metric!r}")
+        if self.view not in typing.get_args(View):
+            raise ValueError(f"view must be one of {typing.get_args(View)}, got {self.view!r}")
+        if self.num_threads < 0:
+            raise ValueError(f"num_threads must be >= 0, got {self.num_threads}")
+        if not (self.device in ("auto", "cpu") or self.device.startswith("cuda")):
+            raise ValueError(f"device must be auto, cpu or cuda[:n], got {self.device!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON/YAML-able values (tuples become lists)."""
+        return _plain(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str = "<config>") -> "TrainConfig":
+        """Build from a (possibly partial) nested mapping; unknown keys raise ``PoseDataError``."""
+        return _build(cls, data, source, prefix="")
+
+    def with_overrides(self, overrides: Mapping[str, Any], source: str = "<overrides>") -> "TrainConfig":
+        """A copy with dotted keys replaced, e.g. ``{"epochs": 5, "augment.mirror": False}``."""
+        data = self.to_dict()
+        for dotted, value in overrides.items():
+            node = data
+            parts = dotted.split(".")
+            for part in parts[:-1]:
+                if not isinstance(node.get(part), dict):
+                    raise PoseDataError(source, f"unknown setting {dotted!r}")
+                node = node[part]
+            if parts[-1] not in node and not (len(parts) > 1 and parts[0] == "model_config"):
+                raise PoseDataError(source, f"unknown setting {dotted!r}; valid: {', '.join(sorted(node))}")
+            node[parts[-1]] = value
+        return TrainConfig.from_dict(data, source)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _coerce(value: Any, hint: Any, where: str, source: str) -> Any:
+    """Check/convert one value against its type hint (scalars, tuples, dicts, literals, dataclasses)."""
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        if isinstance(value, hint):
+            return value
+        if not isinstance(value, Mapping):
+            raise PoseDataError(source, f"{where} must be a mapping, got {type(value).__name__}")
+        return _build(hint, value, source, prefix=f"{where}.")
+    if origin is Literal:
+        if value not in typing.get_args(hint):
+            raise PoseDataError(source, f"{where} must be one of {list(typing.get_args(hint))}, got {value!r}")
+        return value
+    if origin is tuple:
+        args = typing.get_args(hint)
+        if not isinstance(value, (list, tuple)) or len(value) != len(args):
+            raise PoseDataError(source, f"{where} must be a list of {len(args)} values, got {value!r}")
+        return tuple(_coerce(v, a, where, source) for v, a in zip(value, args))
+    if origin is dict or hint is dict:
+        if not isinstance(value, Mapping):
+            raise PoseDataError(source, f"{where} must be a mapping, got {type(value).__name__}")
+        return dict(value)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise PoseDataError(source, f"{where} must be true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise PoseDataError(source, f"{where} must be an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise PoseDataError(source, f"{where} must be a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise PoseDataError(source, f"{where} must be a string, got {value!r}")
+        return value
+    return value
+
+
+def _build(cls: type, data: Mapping[str, Any], source: str, prefix: str) -> Any:
+    if not isinstance(data, Mapping):
+        raise PoseDataError(source, f"{prefix.rstrip('.') or 'config'} must be a mapping")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = [k for k in data if k not in names]
+    if unknown:
+        raise PoseDataError(source, f"unknown setting(s) {', '.join(prefix + str(k) for k in unknown)}; "
+                            f"valid: {', '.join(prefix + n for n in names)}")
+    kwargs = {k: _coerce(v, hints[k], prefix + k, source) for k, v in data.items()}
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError) as err:
+        raise PoseDataError(source, str(err)) from None
+
+
+def load_train_config(path: str | Path | None, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
+    """Read a ``.yaml``/``.yml``/``.toml`` config (None: defaults), then apply dotted overrides."""
+    config = TrainConfig()
+    if path is not None:
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as err:
+            raise PoseDataError(path, f"cannot read config: {err.strerror or err}") from None
+        suffix = path.suffix.lower()
+        try:
+            if suffix in (".yaml", ".yml"):
+                data = yaml.safe_load(text) or {}
+            elif suffix == ".toml":
+                data = tomllib.loads(text)
+            else:
+                raise PoseDataError(path, f"config must be .yaml, .yml or .toml, got {suffix or '(none)'!r}")
+        except (yaml.YAMLError, tomllib.TOMLDecodeError) as err:
+            raise PoseDataError(path, f"invalid {suffix[1:].upper()}: {err}") from None
+        config = TrainConfig.from_dict(data, str(path))
+    if overrides:
+        config = config.with_overrides(overrides)
+    return config
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"augment.mirror=false"`` -> ``("augment.mirror", False)`` (value parsed as a YAML scalar)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise PoseDataError("--set", f"expected KEY=VALUE, got {text!r}")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value

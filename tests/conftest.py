@@ -1,0 +1,24 @@
+"""Shared test fixtures. The real data lives outside the repo at ``<repo>/../shared/data``."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA_DIR = (REPO_ROOT / ".." / "shared" / "data").resolve()
+BANDAI_DATA_DIR = SHARED_DATA_DIR / "bandai-namco-motion-2"
+
+
+def require_shared_data(*parts: str) -> Path:
+    """Path under the shared data folder, or skip the calling test when it is absent."""
+    path = SHARED_DATA_DIR.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"real data not available: {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_data_dir() -> Path:
+    """``<repo>/../shared/data``; the test is skipped when it is absent."""
+    return require_shared_data()
