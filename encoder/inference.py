@@ -130,7 +130,7 @@ class StyleEncoder:
 
     # -- inference -------------------------------------------------------------------------------
     @torch.no_grad()
-    def _run(self, items: Sequence[SegmentedSequence], batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    def encode_prepared(self, items: Sequence[SegmentedSequence], batch_size: int) -> tuple[np.ndarray, np.ndarray]:
         """Embeddings (N, D) and logits (N, K), in input order (batched by window count)."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -151,7 +151,7 @@ class StyleEncoder:
         """Embeddings of already preprocessed sequences."""
         if not items:
             return np.zeros((0, self.dim), np.float32)
-        return self._run(items, batch_size)[0]
+        return self.encode_prepared(items, batch_size)[0]
 
     def embed(self, seqs: Sequence[PoseSequence], batch_size: int = 64) -> np.ndarray:
         """(N, D) float32 unit-norm style embeddings, in input order."""
@@ -161,7 +161,7 @@ class StyleEncoder:
         """Embeddings (N, D) and style logits (N, K) in one pass."""
         if not seqs:
             return np.zeros((0, self.dim), np.float32), np.zeros((0, len(self.labels)), np.float32)
-        return self._run([self.prepare(s) for s in seqs], batch_size)
+        return self.encode_prepared([self.prepare(s) for s in seqs], batch_size)
 
     def embed_with_errors(self, seqs: Sequence[PoseSequence], batch_size: int = 64
                           ) -> tuple[np.ndarray, list[PoseDataError | None]]:
@@ -179,7 +179,7 @@ class StyleEncoder:
                 errors.append(err)
         emb = np.zeros((len(seqs), self.dim), np.float32)
         if items:
-            emb[good] = self._run(items, batch_size)[0]
+            emb[good] = self.encode_prepared(items, batch_size)[0]
         return emb, errors
 
     def predict(self, seqs: Sequence[PoseSequence], batch_size: int = 64) -> tuple[list[str], np.ndarray]:

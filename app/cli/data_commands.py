@@ -5,14 +5,16 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from app.cli import cli
-from encoder.data.dataset import IngestReport, check_person, ingest
+from encoder.data.dataset import IngestReport, check_output_dir, check_person, ingest
+from encoder.data.demo import write_demo_corpus
 from encoder.data.errors import PoseDataError
 from encoder.data.labels import PRESETS, CsvLabels, LabelSource, PatternLabels, preset_labels
 
-EXIT_OK, EXIT_NOTHING_INGESTED, EXIT_USAGE = 0, 1, 2
+EXIT_FAILED, EXIT_USAGE = 1, 2    # 0: something was ingested / written
 
 
 def _usage_error(message: str) -> typer.Exit:
@@ -40,7 +42,7 @@ def _label_source(paths: list[Path], label_pattern: str | None, labels_csv: Path
 
 def print_ingest_report(report: IngestReport, console: Console) -> None:
     """The summary table (counts, per-label counts, time), then every bad input with its reason."""
-    table = Table(title=f"Ingest into {report.out}", show_header=False, title_justify="left")
+    table = Table(title=f"Ingest into {escape(report.out)}", show_header=False, title_justify="left")
     table.add_column("what")
     table.add_column("value", justify="right")
     table.add_row("sequences read", str(report.read))
@@ -50,7 +52,7 @@ def print_ingest_report(report: IngestReport, console: Console) -> None:
     if report.skipped:
         table.add_row("annotation sidecars skipped", str(report.skipped))
     for label, count in report.label_counts.items():
-        table.add_row(f"label {label}", str(count))
+        table.add_row(f"label {escape(label)}", str(count))
     table.add_row("time", f"{report.elapsed_s:.1f} s")
     table.add_row("dataset version", report.version or "unchanged (nothing ingested)")
     console.print(table)
@@ -62,19 +64,20 @@ def print_ingest_report(report: IngestReport, console: Console) -> None:
 
 @cli.command("ingest")
 def ingest_command(
-    paths: list[Path] = typer.Argument(..., help="Pose files, folders (searched recursively) or .txt file lists."),
+    paths: list[Path] = typer.Argument(..., metavar="PATH...", help="Pose files, folders (searched recursively) or .txt file lists."),
     out: Path = typer.Option(..., "--out", "-o", help="Dataset directory to create or update."),
     label_pattern: str = typer.Option(None, "--label-pattern",
                                       help="Regex over the name; named groups -> metadata, (?P<label>...) -> label."),
     labels_csv: Path = typer.Option(None, "--labels-csv", help="CSV with columns name,label (+ metadata columns)."),
     preset: str = typer.Option(None, "--preset", help=f"Built-in labelling: {', '.join(PRESETS)}."),
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="Reader processes."),
-    person: str = typer.Option("main", "--person", help="Which person per file: main, all, or a 0-based index."),
+    person: str = typer.Option("main", "--person", help="Which person per keypoint file: main (the tracked main person) or all."),
 ) -> None:
     """Read pose files into a versioned dataset cache; bad files are listed and skipped."""
     label_source = _label_source(paths, label_pattern, labels_csv, preset)
     try:
         check_person(person)
+        check_output_dir(out)
     except PoseDataError as err:
         raise _usage_error(str(err)) from None
     console = Console()
@@ -83,26 +86,34 @@ def ingest_command(
     except (PoseDataError, OSError) as err:
         message = str(err) if isinstance(err, PoseDataError) else f"{out}: {err.strerror or err}"
         Console(stderr=True).print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
-        raise typer.Exit(EXIT_NOTHING_INGESTED) from None
+        raise typer.Exit(EXIT_FAILED) from None
     print_ingest_report(report, console)
     if not report.ok:
         console.print("nothing was ingested; the dataset was left unchanged", highlight=False)
-        raise typer.Exit(EXIT_NOTHING_INGESTED)
+        raise typer.Exit(EXIT_FAILED)
 
 
 @cli.command("demo-corpus")
 def demo_corpus_command(
     out: Path = typer.Option(..., "--out", "-o", help="Folder to write the demo corpus into."),
-    n: int = typer.Option(3000, "--n", min=1, help="Number of sequences."),
-    seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same corpus)."),
+    n: int = typer.Option(3000, "--n", min=1, help="Number of walks (each written in every view)."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Random seed (same seed, same corpus)."),
 ) -> None:
-    """Write the synthetic demo corpus (pose files + labels.csv) for `posestyle ingest --preset demo`."""
-    from encoder.data.demo import write_demo_corpus
-
+    """Write the synthetic demo corpus (one folder of .npz + labels.csv per view) for ingest --preset demo."""
+    console = Console()
     try:
-        write_demo_corpus(out, n=n, seed=seed)
+        written = write_demo_corpus(out, n=n, seed=seed)
     except (PoseDataError, OSError) as err:
         message = str(err) if isinstance(err, PoseDataError) else f"{out}: {err.strerror or err}"
         Console(stderr=True).print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
-        raise typer.Exit(EXIT_NOTHING_INGESTED) from None
-    Console().print(f"wrote {n} demo sequences to {out}", highlight=False)
+        raise typer.Exit(EXIT_FAILED) from None
+    table = Table(title=f"Demo corpus in {escape(str(written.root))} ({written.n_sequences} walks, seed {seed})",
+                  title_justify="left")
+    table.add_column("style")
+    table.add_column("walks", justify="right")
+    for style, count in sorted(written.label_counts.items()):
+        table.add_row(style, str(count))
+    console.print(table)
+    for view, folder in sorted(written.view_dirs.items()):
+        console.print(f"{view} view: {folder}  (posestyle ingest {folder} --out DATASET --preset demo)",
+                      markup=False, highlight=False, soft_wrap=True)

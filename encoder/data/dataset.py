@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from encoder.data.errors import PoseDataError
 from encoder.data.labels import LabelSource
-from encoder.data.readers import SUPPORTED_SUFFIXES, read_pose_file
+from encoder.data.readers import PERSON_SELECTIONS, SUPPORTED_SUFFIXES, read_pose_file
 from encoder.data.sequence import PoseSequence
 
 FORMAT_VERSION = 1
@@ -58,8 +58,23 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    return str(value)
+
+
+def to_json_value(value: Any) -> Any:
+    """``value`` as plain JSON types (numpy scalars/arrays -> numbers/lists, anything else -> str)."""
+    return json.loads(json.dumps(value, default=_json_default))
+
+
 def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=1, sort_keys=False) + "\n").encode("utf-8"))
+    atomic_write_bytes(path, (json.dumps(obj, indent=1, default=_json_default) + "\n").encode("utf-8"))
 
 
 def _atomic_write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -274,11 +289,7 @@ def _error_of(source: str | Path, err: BaseException) -> IngestError:
     return IngestError(str(source), f"unexpected {type(err).__name__}: {' '.join(str(err).split())}")
 
 
-def _is_openpose_folder(folder: Path) -> bool:
-    return any(p.name.endswith(OPENPOSE_FRAME_SUFFIX) for p in folder.iterdir() if p.is_file())
-
-
-def _walk_folder(folder: Path) -> tuple[list[Path], int]:
+def _walk_folder(folder: Path, exclude: Path | None = None) -> tuple[list[Path], int]:
     """Pose inputs under ``folder`` (recursive, sorted) and the number of annotation sidecars skipped.
 
     A folder of ``*_keypoints.json`` files is one OpenPose sequence. A ``.json`` whose stem matches
@@ -287,8 +298,9 @@ def _walk_folder(folder: Path) -> tuple[list[Path], int]:
     found: list[Path] = []
     skipped = 0
     for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         here = Path(dirpath)
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")
+                             and (exclude is None or (here / d).resolve() != exclude))
         files = sorted(here / f for f in filenames if not f.startswith("."))
         openpose = any(f.name.endswith(OPENPOSE_FRAME_SUFFIX) for f in files)
         if openpose:
@@ -305,12 +317,15 @@ def _walk_folder(folder: Path) -> tuple[list[Path], int]:
     return found, skipped
 
 
-def discover_inputs(paths: Iterable[str | Path]) -> tuple[list[Path], list[IngestError], int]:
+def discover_inputs(paths: Iterable[str | Path], exclude: str | Path | None = None
+                    ) -> tuple[list[Path], list[IngestError], int]:
     """Expand folders (recursively) and ``.txt`` file lists into pose inputs, without duplicates.
 
     Returns (inputs, errors for paths that do not exist or are not pose files, sidecars skipped).
-    Relative paths in a file list are relative to the list's folder.
+    Relative paths in a file list are relative to the list's folder. The ``exclude`` folder (the
+    dataset being written, if it lies inside an input folder) is not searched.
     """
+    excluded = Path(exclude).expanduser().resolve() if exclude is not None else None
     inputs: list[Path] = []
     errors: list[IngestError] = []
     skipped = 0
@@ -318,10 +333,8 @@ def discover_inputs(paths: Iterable[str | Path]) -> tuple[list[Path], list[Inges
     def expand(path: Path, from_list: bool) -> None:
         nonlocal skipped
         if path.is_dir():
-            if _is_openpose_folder(path):
-                inputs.append(path)
-            found, n_skipped = _walk_folder(path)
-            inputs.extend(p for p in found if p != path)
+            found, n_skipped = _walk_folder(path, excluded)
+            inputs.extend(found)
             skipped += n_skipped
         elif not path.exists():
             errors.append(IngestError(str(path), "no such file or directory"))
@@ -349,22 +362,20 @@ def discover_inputs(paths: Iterable[str | Path]) -> tuple[list[Path], list[Inges
     return unique, errors, skipped
 
 
+def check_output_dir(out: str | Path) -> None:
+    """Refuse an ``--out`` that is a file, or a non-empty folder that is not a dataset cache."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise PoseDataError(out, "--out must be a folder, not a file")
+    if out.is_dir() and not (out / MANIFEST_NAME).is_file() and any(out.iterdir()):
+        raise PoseDataError(out, "--out is a non-empty folder that is not a dataset cache; "
+                            "choose a new or empty folder")
+
+
 def check_person(person: str) -> None:
-    """Refuse a ``person`` choice other than ``main``, ``all`` or a 0-based index."""
-    if not (person in ("main", "all") or person.isdigit()):
-        raise PoseDataError("--person", f"must be main, all or a 0-based index, got {person!r}")
-
-
-def _pick_person(seqs: list[PoseSequence], person: str, source: Path) -> list[PoseSequence]:
-    """``main``: the person observed most (largest total confidence); ``all``; or a 0-based index."""
-    if person == "all":
-        return seqs
-    if person == "main":
-        return [max(seqs, key=lambda s: float(s.confidence.sum()))]
-    index = int(person)
-    if index >= len(seqs):
-        raise PoseDataError(source, f"has {len(seqs)} person track(s); --person {index} is out of range")
-    return [seqs[index]]
+    """Refuse a ``person`` choice the readers do not offer (``main`` or ``all``)."""
+    if person not in PERSON_SELECTIONS:
+        raise PoseDataError("--person", f"must be one of {', '.join(PERSON_SELECTIONS)}, got {person!r}")
 
 
 def _read_input(job: tuple[str, str]) -> tuple[list[PoseSequence], IngestError | None]:
@@ -372,12 +383,19 @@ def _read_input(job: tuple[str, str]) -> tuple[list[PoseSequence], IngestError |
     path_str, person = job
     path = Path(path_str)
     try:
-        seqs = read_pose_file(path)
+        seqs = read_pose_file(path, person=person)
         if not seqs:
             raise PoseDataError(path, "no pose sequence found")
-        return _pick_person(list(seqs), person, path), None
+        return list(seqs), None
     except Exception as err:  # any failure of one input is recorded; the batch goes on
         return [], _error_of(path, err)
+
+
+def _pool_context() -> multiprocessing.context.BaseContext:
+    """fork where available: workers inherit the imported readers instead of re-importing torch
+    (seconds per worker); they only parse files with numpy, never touching torch or threads."""
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
 
 
 def _read_all(jobs: list[tuple[str, str]], workers: int, progress: bool
@@ -386,15 +404,15 @@ def _read_all(jobs: list[tuple[str, str]], workers: int, progress: bool
     try:
         if workers <= 1 or len(jobs) <= 1:
             for job in jobs:
-                yield _read_input(job)
+                result = _read_input(job)
                 bar.update()
+                yield result
             return
         chunksize = max(1, min(16, len(jobs) // (workers * 8)))
-        # spawn: workers start clean (no forked torch/OpenMP state), the same on every platform.
-        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
             for result in pool.map(_read_input, jobs, chunksize=chunksize):
-                yield result
                 bar.update()
+                yield result
     finally:
         bar.close()
 
@@ -417,22 +435,23 @@ def ingest(paths: Iterable[str | Path], out: str | Path, label_source: LabelSour
     cache is left as it was (``report.version`` is None).
     """
     check_person(person)
+    check_output_dir(out)
     start = time.perf_counter()
     out = Path(out)
     paths = [Path(p).expanduser() for p in paths]
     report = IngestReport(out=str(out))
-    inputs, errors, report.skipped = discover_inputs(paths)
+    inputs, errors, report.skipped = discover_inputs(paths, exclude=out)
     report.errors.extend(errors)
 
     arrays_dir = out / ARRAYS_DIR
     items: list[DatasetItem] = []
     seen_names: dict[str, str] = {}
     jobs = [(str(p), person) for p in inputs]
-    for path, (seqs, error) in zip(inputs, _read_all(jobs, workers, progress)):
+    for path, (seqs, error) in zip(inputs, _read_all(jobs, workers, progress), strict=True):
         if error is not None:
             report.errors.append(error)
             continue
-        for raw in seqs:
+        for raw in seqs:     # several only for --person all; the reader names each person apart
             seq = _labelled(raw, path, label_source)
             if seq.name in seen_names:
                 report.errors.append(IngestError(str(path), f"duplicate sequence name {seq.name!r} "
@@ -448,7 +467,8 @@ def ingest(paths: Iterable[str | Path], out: str | Path, label_source: LabelSour
                 _atomic_write_npz(array_path, content_only.to_arrays())
                 report.written += 1
             items.append(DatasetItem(name=seq.name, source=str(path), content_hash=content_hash,
-                                     label=seq.label, metadata=seq.metadata, frames=seq.num_frames,
+                                     label=seq.label, metadata=to_json_value(seq.metadata),
+                                     frames=seq.num_frames,
                                      fps=float(seq.fps), dims=seq.dims, skeleton=seq.skeleton))
     report.read = len(items)
     report.failed = len({e.source for e in report.errors})

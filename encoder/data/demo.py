@@ -13,8 +13,9 @@ pairs are the closest ones):
   about 1.5 std in cadence, torso lean and head bob.
 - light_swing_linkage vs integrated_variation: both sway (torso and hips) and swing the arms;
   integrated_variation swings a little less and varies more from cycle to cycle.
-- strong_control vs rapid_transition: both cross the feet on the runway line with small arm
-  swing and high knee lift; rapid_transition walks faster (cadence) with a shorter stride.
+- strong_control vs rapid_transition: both cross the feet on the runway line with short strides,
+  small arm swing and high knee lift; rapid_transition steps faster, leans forward rather than
+  back, and swings the arms a little more.
 - rhythmic_progression vs rapid_transition share most of the cadence range but differ in arm
   swing and foot crossing.
 Within-class spread is widened further by each model's personal offsets (`DemoModel`).
@@ -346,7 +347,8 @@ def _ankle_path(phi: np.ndarray, offset: float, side: float, p: GaitParameters,
     n = np.floor(psi)
     u = psi - n
     flat_z = stride * (n + offset + _HEEL_STRIKE_LEAD)
-    rise = _MAX_HEEL_RISE * np.clip((u - _HEEL_OFF) / (_TOE_OFF - _HEEL_OFF), 0.0, 1.0)
+    w = np.clip((u - _HEEL_OFF) / (_TOE_OFF - _HEEL_OFF), 0.0, 1.0)
+    rise = _MAX_HEEL_RISE * w * w * (3.0 - 2.0 * w)      # smoothstep: starts and ends at rest
     z = flat_z + b.foot_length * (1.0 - np.cos(rise))
     y = b.ankle_height + b.foot_length * np.sin(rise)
     swing = u >= _TOE_OFF
@@ -355,9 +357,10 @@ def _ankle_path(phi: np.ndarray, offset: float, side: float, p: GaitParameters,
     z_off = flat_z + b.foot_length * (1.0 - math.cos(_MAX_HEEL_RISE))
     y_off = b.ankle_height + b.foot_length * math.sin(_MAX_HEEL_RISE)
     z = np.where(swing, z_off + (flat_z + stride - z_off) * minjerk, z)
-    clearance = lift * np.sin(np.pi * s ** 0.8)
+    clearance = lift * s ** 2 * (1.0 - s) ** 3 / 0.03456      # peaks (= lift) at 40% of the swing
     y = np.where(swing, y_off + (b.ankle_height - y_off) * minjerk + clearance, y)
-    x = side * (1.0 - p.foot_crossing) * b.hip_half_width + side * 0.015 * np.sin(np.pi * s) * swing
+    circumduction = 0.015 * 16.0 * s ** 2 * (1.0 - s) ** 2
+    x = side * ((1.0 - p.foot_crossing) * b.hip_half_width + circumduction)
     return np.stack([x, y, z], axis=-1)
 
 

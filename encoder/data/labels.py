@@ -154,8 +154,8 @@ def find_demo_labels(paths: list[Path]) -> Path:
         candidate = folder / DEMO_LABELS_FILENAME
         if candidate.is_file():
             return candidate
-    raise PoseDataError("--preset demo", f"no {DEMO_LABELS_FILENAME} in the ingested folder(s); "
-                        "write the corpus with `posestyle demo-corpus` and ingest its folder")
+    raise PoseDataError("--preset demo", f"no {DEMO_LABELS_FILENAME} in the ingested folder(s); write the "
+                        "corpus with `posestyle demo-corpus --out DIR` and ingest one view folder (DIR/2d or DIR/3d)")
 
 
 def preset_labels(name: str, paths: list[Path]) -> LabelSource:

@@ -7,6 +7,7 @@ places are zeroed and a mask channel tells the network which values are real.
 from __future__ import annotations
 
 import math
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -20,6 +21,9 @@ from encoder.data.skeleton import BODY_REGIONS, COCO17_EDGES, NUM_JOINTS, adjace
 # head reaches confident probabilities without needing very large weights.
 LOGIT_SCALE = 10.0
 REGION_NAMES: tuple[str, ...] = tuple(BODY_REGIONS)
+# Windows encoded per chunk at inference (eval mode): bounds peak memory and keeps per-joint
+# activations cache-sized, which is much faster on CPU than one huge batch.
+EVAL_WINDOW_CHUNK = 128
 
 
 def valid_joints(batch: PoseBatch) -> torch.Tensor:
@@ -27,18 +31,26 @@ def valid_joints(batch: PoseBatch) -> torch.Tensor:
     return batch.joint_mask & batch.frame_mask[..., None] & batch.segment_mask[..., None, None]
 
 
-def input_features(batch: PoseBatch, use_velocity: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per joint-frame input [positions, velocity, mask] zeroed where invalid, and the mask.
+def gather_windows(batch: PoseBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The batch's real windows stacked: positions, velocity (N, L, J, C), valid (N, L, J).
 
-    Returns ``x`` (B, M, L, J, 2C+1) (or C+1 without velocity) and ``valid`` (B, M, L, J).
+    Also returns ``window_mask`` (B, M): the window is real and has at least one observed
+    joint. Padded windows are never encoded, so they cannot change any output.
     """
     valid = valid_joints(batch)
-    m = valid[..., None].to(batch.positions.dtype)
-    parts = [batch.positions * m]
-    if use_velocity:
-        parts.append(batch.velocity * m)
-    parts.append(m)
-    return torch.cat(parts, dim=-1), valid
+    window_mask = valid.flatten(2).any(-1)
+    return batch.positions[window_mask], batch.velocity[window_mask], valid[window_mask], window_mask
+
+
+def joint_features(positions: torch.Tensor, velocity: torch.Tensor | None,
+                   valid: torch.Tensor) -> torch.Tensor:
+    """Per joint-frame input [positions, velocity, mask] (..., 2C+1), zeroed where invalid.
+
+    Without velocity: [positions, mask] (..., C+1).
+    """
+    m = valid[..., None].to(positions.dtype)
+    parts = [positions * m] + ([velocity * m] if velocity is not None else []) + [m]
+    return torch.cat(parts, dim=-1)
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor, dim: int | tuple[int, ...]) -> torch.Tensor:
@@ -67,34 +79,27 @@ def uniform_weights(mask: torch.Tensor, dim: int = -1) -> torch.Tensor:
     return m / m.sum(dim=dim, keepdim=True).clamp_min(1.0)
 
 
-def pool_time(x: torch.Tensor, mask: torch.Tensor, stride: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Masked mean over groups of ``stride`` consecutive frames (axis 1).
-
-    ``x`` (N, L, J, C), ``mask`` (N, L, J) -> (N, ceil(L/stride), J, C) and the pooled mask
-    (True where any frame of the group was valid).
-    """
-    if stride == 1:
-        return x, mask
+def group_frames(x: torch.Tensor, size: int) -> torch.Tensor:
+    """(N, L, J, C) -> (N, ceil(L/size), J, size*C): ``size`` consecutive frames side by side."""
+    if size == 1:
+        return x
     n, l, j, c = x.shape
-    pad = (-l) % stride
+    pad = (-l) % size
     if pad:
         x = F.pad(x, (0, 0, 0, 0, 0, pad))
-        mask = F.pad(mask, (0, 0, 0, pad))
-    m = mask.to(x.dtype).reshape(n, -1, stride, j)
-    total = (x.reshape(n, -1, stride, j, c) * m[..., None]).sum(2)
-    count = m.sum(2)
-    return total / count.clamp_min(1.0)[..., None], count > 0
+    t = (l + pad) // size
+    return x.reshape(n, t, size, j, c).transpose(2, 3).reshape(n, t, j, size * c)
 
 
-def pool_mask_time(mask: torch.Tensor, stride: int) -> torch.Tensor:
-    """The pooled mask of ``pool_time`` alone: (N, L, J) -> (N, ceil(L/stride), J)."""
+def pool_mask(mask: torch.Tensor, stride: int) -> torch.Tensor:
+    """(N, T, J, 1) 0/1 mask -> (N, ceil(T/stride), J, 1): 1 where any merged token was valid."""
     if stride == 1:
         return mask
-    n, l, j = mask.shape
-    pad = (-l) % stride
+    pad = (-mask.shape[1]) % stride
     if pad:
-        mask = F.pad(mask, (0, 0, 0, pad))
-    return mask.reshape(n, -1, stride, j).any(2)
+        mask = F.pad(mask, (0, 0, 0, 0, 0, pad))
+    n, t, j, c = mask.shape
+    return mask.view(n, t // stride, stride, j, c).amax(2)
 
 
 class MaskedBatchNorm(nn.Module):
@@ -112,34 +117,44 @@ class MaskedBatchNorm(nn.Module):
         self.register_buffer("running_mean", torch.zeros(channels))
         self.register_buffer("running_var", torch.ones(channels))
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        m = mask[..., None].to(x.dtype)
-        dims = tuple(range(x.dim() - 1))
-        count = m.sum()
-        if self.training and count > 1:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor,
+                offset: torch.Tensor | None = None) -> torch.Tensor:
+        """Normalise ``x + offset`` (offset broadcast, e.g. a per-joint bias; fused at inference).
+
+        ``mask``: (...) bool, or the same as 0/1 floats shaped (..., 1).
+        """
+        m = mask[..., None].to(x.dtype) if mask.dtype == torch.bool else mask
+        if self.training and m.sum() > 1:
+            if offset is not None:
+                x = x + offset
+            count = m.sum()
+            dims = tuple(range(x.dim() - 1))
             mean = (x * m).sum(dims) / count
             var = (((x - mean) * m) ** 2).sum(dims) / count
             with torch.no_grad():
                 self.running_mean.lerp_(mean.detach(), self.momentum)
                 self.running_var.lerp_(var.detach() * count / (count - 1), self.momentum)
+            scale = self.weight * torch.rsqrt(var + self.eps)
+            shift = self.bias - mean * scale
         else:
-            mean, var = self.running_mean, self.running_var
-        scale = self.weight * torch.rsqrt(var + self.eps)
-        shift = self.bias - mean * scale
-        return torch.addcmul(shift, x, scale) * m
+            scale = self.weight * torch.rsqrt(self.running_var + self.eps)
+            shift = self.bias - self.running_mean * scale
+            if offset is not None:
+                shift = shift + offset * scale
+        return torch.addcmul(shift, x, scale).mul_(m)
 
 
 class DepthwiseTemporalConv(nn.Module):
     """Per-channel convolution along time of a channels-last (N, L, J, C) tensor."""
 
-    def __init__(self, channels: int, kernel: int, dilation: int = 1, stride: int = 1) -> None:
+    def __init__(self, channels: int, kernel: int, dilation: int = 1, stride: int = 1,
+                 bias: bool = True) -> None:
         super().__init__()
         if kernel % 2 != 1:
             raise ValueError(f"temporal kernel must be odd, got {kernel}")
         self.conv = nn.Conv2d(channels, channels, (kernel, 1), stride=(stride, 1),
                               padding=(dilation * (kernel // 2), 0), dilation=(dilation, 1),
-                              groups=channels)
-        self.stride = stride
+                              groups=channels, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # (N, L, J, C) viewed as a channels-last (N, C, L, J) tensor: no copy.
@@ -208,3 +223,25 @@ def scatter_windows(values: torch.Tensor, segment_mask: torch.Tensor) -> torch.T
     out = values.new_zeros(segment_mask.shape + values.shape[1:])
     out[segment_mask] = values
     return out
+
+
+def encode_windows_in_chunks(encode: Callable[..., Any], windows: Sequence[torch.Tensor],
+                             chunk: int | None) -> Any:
+    """Run ``encode`` over the stacked windows, ``chunk`` windows at a time (None: all at once).
+
+    ``encode`` returns a tensor or a tuple of tensors with the window axis first; the chunks'
+    results are concatenated. Chunking at inference bounds memory and keeps activations
+    cache-sized; windows are independent then (BN uses its running statistics).
+    """
+    n = windows[0].shape[0]
+    step = max(n, 1) if chunk is None else chunk
+    parts = [encode(*(t[s:s + step] for t in windows)) for s in range(0, max(n, 1), step)]
+    if isinstance(parts[0], tuple):
+        return tuple(torch.cat(p, 0) for p in zip(*parts))
+    return torch.cat(parts, 0)
+
+
+def mean_over_windows(window_vectors: torch.Tensor, window_mask: torch.Tensor) -> torch.Tensor:
+    """Masked mean of per-window vectors (N_valid, D) into per-sequence vectors (B, D)."""
+    per_seq = scatter_windows(window_vectors, window_mask)
+    return masked_mean(per_seq, window_mask, dim=1)

@@ -45,14 +45,15 @@ from encoder.data.batch import PoseBatch
 from encoder.data.skeleton import NUM_JOINTS
 from encoder.models.base import ModelConfig, StyleModel, StyleOutput
 from encoder.models.layers import (
+    EVAL_WINDOW_CHUNK,
     DepthwiseTemporalConv,
     EmbeddingHead,
     MaskedBatchNorm,
-    input_features,
-    masked_mean,
+    encode_windows_in_chunks,
+    gather_windows,
+    group_frames,
+    joint_features,
     masked_softmax,
-    pool_mask_time,
-    pool_time,
     region_membership,
     scatter_windows,
     skeleton_adjacency,
@@ -60,19 +61,21 @@ from encoder.models.layers import (
 )
 from encoder.models.registry import register_model
 
-# Windows encoded per chunk at inference (eval mode): bounds peak memory and keeps the
-# per-joint activations cache-sized, which is several times faster on CPU than one huge batch.
-EVAL_WINDOW_CHUNK = 128
-
 
 @dataclass(frozen=True)
 class PoseStyleNetConfig(ModelConfig):
-    """PoseStyle-Net settings. ``branch_*`` describe the shallow, mid and deep units (eq. 4)."""
+    """PoseStyle-Net settings.
 
-    branch_channels: tuple[int, ...] = (32, 64, 96)
-    branch_strides: tuple[int, ...] = (2, 2, 1)
+    ``frames_per_token`` consecutive frames form one token (their features side by side);
+    ``branch_*`` give the shallow, mid and deep units of eq. (4): output channels, temporal
+    stride and dilation of each unit's depthwise temporal convolution (kernel ``temporal_kernel``).
+    """
+
+    frames_per_token: int = 4
+    branch_channels: tuple[int, ...] = (32, 48, 64)
+    branch_strides: tuple[int, ...] = (1, 2, 1)
     branch_dilations: tuple[int, ...] = (1, 1, 2)
-    temporal_kernel: int = 5
+    temporal_kernel: int = 3
     relation_dim: int = 192
     num_relation_layers: int = 2
     graph_lambda: float = 0.5   # eq. (3) lambda
@@ -93,12 +96,14 @@ class PoseStyleNetConfig(ModelConfig):
         if self.num_joints != NUM_JOINTS:
             raise ValueError(f"posestyle_net needs the {NUM_JOINTS}-joint COCO skeleton, "
                              f"got num_joints={self.num_joints}")
+        if self.frames_per_token < 1:
+            raise ValueError(f"frames_per_token must be >= 1, got {self.frames_per_token}")
         n = len(self.branch_channels)
         if n < 1 or len(self.branch_strides) != n or len(self.branch_dilations) != n:
-            raise ValueError("branch_channels, branch_strides and branch_dilations need one "
-                             f"entry per unit, got {self.branch_channels}, {self.branch_strides}, "
+            raise ValueError("branch_channels, branch_strides and branch_dilations need one entry "
+                             f"per unit, got {self.branch_channels}, {self.branch_strides}, "
                              f"{self.branch_dilations}")
-        if min(self.branch_channels) < 1 or min(self.branch_strides) < 1 or min(self.branch_dilations) < 1:
+        if min(self.branch_channels + self.branch_strides + self.branch_dilations) < 1:
             raise ValueError("branch channels, strides and dilations must be >= 1")
         if self.temporal_kernel < 1 or self.temporal_kernel % 2 == 0:
             raise ValueError(f"temporal_kernel must be odd and >= 1, got {self.temporal_kernel}")
@@ -110,44 +115,66 @@ class PoseStyleNetConfig(ModelConfig):
             raise ValueError("graph_sigma, tau1 and tau2 must be > 0")
 
 
+@torch.no_grad()
 def pose_graph(velocity: torch.Tensor, mask: torch.Tensor, skeleton: torch.Tensor,
                lam: float, sigma: float, use_velocity: bool) -> torch.Tensor:
-    """Per-frame pose graph (N, L, J, J), rows normalised over observed joints.
+    """Per-token pose graph (N, T, J, J); row i is a weighted mean over the observed joints j.
 
     With ``use_velocity``: eq. (3) A = lam G + (1 - lam) exp(-||V_i - V_j||^2 / sigma^2);
-    otherwise the plain skeleton G. Pairs with a missing joint are removed.
+    otherwise the plain skeleton G. Columns of missing joints are removed, then rows are
+    normalised to sum to 1 (rows of missing joints are masked downstream). Built from the
+    data alone (no parameters), so it carries no gradient.
     """
-    pair = (mask[..., :, None] & mask[..., None, :]).to(velocity.dtype)
+    col = mask[..., None, :].to(velocity.dtype)
     if use_velocity:
         sq = (velocity * velocity).sum(-1)
-        dist2 = (sq[..., :, None] + sq[..., None, :]
-                 - 2.0 * torch.matmul(velocity, velocity.transpose(-1, -2))).clamp_min(0.0)
-        graph = lam * skeleton + (1.0 - lam) * torch.exp(dist2 * (-1.0 / sigma ** 2))  # eq. (3)
-        graph = graph * pair
+        flat = velocity.flatten(0, -3)
+        dist2 = torch.baddbmm((sq[..., :, None] + sq[..., None, :]).flatten(0, -3), flat,
+                              flat.transpose(1, 2), alpha=-2.0).view(sq.shape + sq.shape[-1:])
+        graph = dist2.clamp_min_(0.0).mul_(-1.0 / sigma ** 2).exp_()
+        graph.mul_(1.0 - lam).add_(lam * skeleton).mul_(col)                   # eq. (3)
     else:
-        graph = skeleton * pair
-    return graph / graph.sum(-1, keepdim=True).clamp_min(1e-6)
+        graph = skeleton * col
+    return graph.div_(graph.sum(-1, keepdim=True).clamp_min_(1e-6))
+
+
+def pool_tokens(velocity_sum: torch.Tensor, count: torch.Tensor,
+                size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Merge ``size`` consecutive tokens: summed velocity (N, T, J, C) and counts (N, T, J, 1)."""
+    if size == 1:
+        return velocity_sum, count
+    pad = (-velocity_sum.shape[1]) % size
+    if pad:
+        velocity_sum = F.pad(velocity_sum, (0, 0, 0, 0, 0, pad))
+        count = F.pad(count, (0, 0, 0, 0, 0, pad))
+    n, t, j, c = velocity_sum.shape
+    return (velocity_sum.view(n, t // size, size, j, c).sum(2),
+            count.view(n, t // size, size, j, 1).sum(2))
 
 
 class GraphTemporalUnit(nn.Module):
-    """Eq. (4) F_r = phi(BN(W_r * X_r + b_r)): graph convolution then depthwise temporal conv."""
+    """Eq. (4) F_r = phi(BN(W_r * X_r + b_r)).
+
+    W_r * X_r: graph convolution over the eq. (3) graph of each token, depthwise temporal
+    convolution (optionally strided), then a linear channel map (all linear, so their order
+    only changes the cost); b_r is a learned bias per joint and channel.
+    """
 
     def __init__(self, c_in: int, c_out: int, kernel: int, dilation: int, stride: int) -> None:
         super().__init__()
+        self.temporal = DepthwiseTemporalConv(c_in, kernel, dilation, stride, bias=False)
         self.spatial = nn.Linear(c_in, c_out, bias=False)
-        self.joint_bias = nn.Parameter(torch.zeros(NUM_JOINTS, c_out))  # b_r, one per joint
-        self.bn_spatial = MaskedBatchNorm(c_out)
-        self.temporal = DepthwiseTemporalConv(c_out, kernel, dilation, stride)
-        self.bn_temporal = MaskedBatchNorm(c_out)
+        self.joint_bias = nn.Parameter(torch.zeros(NUM_JOINTS, c_out))
+        self.norm = MaskedBatchNorm(c_out)
         self.stride = stride
 
-    def forward(self, x: torch.Tensor, graph: torch.Tensor,
-                mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.spatial(torch.matmul(graph, x)) + self.joint_bias
-        h = torch.relu(self.bn_spatial(h, mask))                           # eq. (4), spatial
-        out_mask = pool_mask_time(mask, self.stride)
-        h = torch.relu(self.bn_temporal(self.temporal(h), out_mask))      # eq. (4), temporal
-        return h, out_mask
+    def forward(self, x: torch.Tensor, graph: torch.Tensor, out_mask: torch.Tensor) -> torch.Tensor:
+        """``x`` (N, T, J, C_in) and its ``graph`` (N, T, J, J) -> (N, T/stride, J, C_out).
+
+        ``out_mask`` (N, T/stride, J, 1) 0/1 floats: the output is zero where it is 0.
+        """
+        h = self.spatial(self.temporal(torch.matmul(graph, x)))
+        return torch.relu_(self.norm(h, out_mask, offset=self.joint_bias))    # eq. (4)
 
 
 class BranchAttention(nn.Module):
@@ -160,21 +187,28 @@ class BranchAttention(nn.Module):
             self.time_score = nn.Linear(channels, 1)
             self.joint_score = nn.Linear(channels, 1)
 
-    def forward(self, f: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``f`` (N, L, J, C) -> per-joint time-pooled features (N, J, C), joint weights (N, J)."""
-        frame_valid, joint_valid = mask.any(2), mask.any(1)
+    def forward(self, f: torch.Tensor, mask: torch.Tensor,
+                joint_valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pool one branch.
+
+        ``f`` (N, T, J, C), zero where masked; ``mask`` (N, T, J, 1) 0/1 floats;
+        ``joint_valid`` (N, J) bool. Returns each joint's time-pooled features (N, J, C) and
+        the joint weights (N, J).
+        """
+        token_valid = mask.amax(2)[..., 0] > 0
         if self.use_attention:
-            alpha_time = masked_softmax(self.time_score(masked_mean(f, mask, 2)).squeeze(-1),
-                                        frame_valid, dim=1)                  # eq. (5), over frames
-            alpha_joint = masked_softmax(self.joint_score(masked_mean(f, mask, 1)).squeeze(-1),
-                                         joint_valid, dim=1)                 # eq. (5), over joints
+            # Pool(F): masked means (f is zero at masked places, so sums over valid suffice)
+            token_mean = f.sum(2) / mask.sum(2).clamp_min(1.0)
+            joint_mean = f.sum(1) / mask.sum(1).clamp_min(1.0)
+            alpha_time = masked_softmax(self.time_score(token_mean).squeeze(-1), token_valid, dim=1)    # eq. (5)
+            alpha_joint = masked_softmax(self.joint_score(joint_mean).squeeze(-1), joint_valid, dim=1)  # eq. (5)
         else:
-            alpha_time = uniform_weights(frame_valid, dim=1).to(f.dtype)
+            alpha_time = uniform_weights(token_valid, dim=1).to(f.dtype)
             alpha_joint = uniform_weights(joint_valid, dim=1).to(f.dtype)
-        # U = alpha (.) F, pooled: each joint's frames weighted by alpha_time, renormalised over
-        # the frames where that joint was observed.
-        w = alpha_time[:, :, None] * mask.to(f.dtype)
-        pooled = torch.einsum("nlj,nljc->njc", w, f) / w.sum(1).clamp_min(1e-12)[..., None]
+        # U = alpha (.) F, pooled: each joint's tokens weighted by alpha_time, renormalised over
+        # the tokens where that joint was observed.
+        w = alpha_time[:, :, None, None] * mask                                 # (N, T, J, 1)
+        pooled = (f * w).sum(1) / w.sum(1).clamp_min(1e-12)
         return pooled, alpha_joint
 
 
@@ -210,21 +244,20 @@ class PoseStyleNet(StyleModel):
         c = config
         self.register_buffer("skeleton", skeleton_adjacency(self_loops=True), persistent=False)
         self.register_buffer("membership", region_membership(), persistent=False)
-        in_channels = 2 * c.in_dims + 1
-        units, c_prev = [], in_channels
+        units, c_prev = [], (2 * c.in_dims + 1) * c.frames_per_token
         for ch, stride, dil in zip(c.branch_channels, c.branch_strides, c.branch_dilations):
             units.append(GraphTemporalUnit(c_prev, ch, c.temporal_kernel, dil, stride))
             c_prev = ch
         self.units = nn.ModuleList(units)
-        n_units = len(units)
-        self.tapped = list(range(n_units)) if c.use_multi_branch else [n_units - 1]
+        # single branch: only the deepest unit feeds the window features
+        self.tapped = list(range(len(units))) if c.use_multi_branch else [len(units) - 1]
         self.attention = nn.ModuleList(BranchAttention(c.branch_channels[i], c.use_attention)
                                        for i in self.tapped)
         self.branch_proj = nn.ModuleList(nn.Linear(c.branch_channels[i], c.relation_dim)
                                          for i in self.tapped)
-        self.norm = nn.LayerNorm(c.relation_dim)
-        self.dropout = nn.Dropout(c.dropout)
         d = c.relation_dim
+        self.norm = nn.LayerNorm(d)
+        self.dropout = nn.Dropout(c.dropout)
         if c.use_segment_fusion:
             self.fusion_score = nn.Sequential(nn.Linear(d, d // 2), nn.Tanh(), nn.Linear(d // 2, 1))
         self.relations = nn.ModuleList(RelationLayer(d, c.use_spatial_synergy, c.use_stage_gating)
@@ -235,56 +268,56 @@ class PoseStyleNet(StyleModel):
                                   c.num_classes, c.dropout)
 
     # -- per window ------------------------------------------------------------------------
-    def _encode_windows(self, x: torch.Tensor, velocity: torch.Tensor,
-                        mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(N, L, J, *) windows -> U (N, D'), H (N, R, D'), joint attention (N, J), joint valid (N, J)."""
+    def _encode_windows(self, positions: torch.Tensor, velocity: torch.Tensor,
+                        valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(N, L, J, C) windows -> U (N, D'), H (N, R, D'), joint weights (N, J), joint valid (N, J)."""
         c = self.config
-        taps, graph_velocity, graph_mask, h, h_mask = [], velocity, mask, x, mask
+        size = c.frames_per_token
+        features = joint_features(positions, velocity, valid)                  # (N, L, J, 2C+1)
+        h = group_frames(features, size)
+        count = group_frames(features[..., -1:], size).sum(-1, keepdim=True)   # (N, T, J, 1)
+        dims = c.in_dims
+        velocity_sum = group_frames(features[..., dims:2 * dims], size).unflatten(-1, (size, -1)).sum(-2)
+        joint_valid = valid.any(1)                                              # (N, J)
+        member = self.membership.to(h.dtype)
+        n = h.shape[0]
+        u = h.new_zeros(n, c.relation_dim)
+        regions = h.new_zeros(n, member.shape[1], c.relation_dim)
+        alpha_sum = h.new_zeros(n, NUM_JOINTS)
+        tap = 0
         for i, unit in enumerate(self.units):
-            graph = pose_graph(graph_velocity, h_mask, self.skeleton, c.graph_lambda,
-                               c.graph_sigma, c.use_velocity_graph)            # eq. (3)
-            h, h_mask = unit(h, graph, h_mask)                                 # eq. (4)
-            if i in self.tapped:
-                taps.append((h, h_mask))
-            if c.use_velocity_graph and i + 1 < len(self.units):
-                graph_velocity, graph_mask = pool_time(graph_velocity, graph_mask, unit.stride)
-        joint_valid = mask.any(1)
-        member = self.membership.to(x.dtype)
-        region_count = joint_valid.to(x.dtype) @ member
-        u = h.new_zeros(h.shape[0], c.relation_dim)
-        regions = h.new_zeros(h.shape[0], member.shape[1], c.relation_dim)
-        alpha_sum = h.new_zeros(h.shape[0], NUM_JOINTS)
-        for (f, f_mask), attention, proj in zip(taps, self.attention, self.branch_proj):
-            pooled, alpha = attention(f, f_mask)                               # eq. (5)
+            # eq. (3) graph at this unit's token rate: token velocity = mean over its frames
+            graph = pose_graph(velocity_sum / count.clamp_min(1.0), count[..., 0] > 0, self.skeleton,
+                               c.graph_lambda, c.graph_sigma, c.use_velocity_graph)
+            velocity_sum, count = pool_tokens(velocity_sum, count, unit.stride)
+            mask = (count > 0).to(h.dtype)
+            h = unit(h, graph, mask)                                            # eq. (4)
+            if i not in self.tapped:
+                continue
+            pooled, alpha = self.attention[tap](h, mask, joint_valid)           # eq. (5)
             weighted = alpha[..., None] * pooled
-            u_branch = weighted.sum(1)                                         # U = sum_j alpha_j F_j
-            region_num = torch.einsum("jr,njc->nrc", member, weighted)
-            region_den = (alpha @ member).clamp_min(1e-12)[..., None]
-            # cross-layer fusion: the branches meet in one space (linear, so the weights carry over)
-            u = u + proj(u_branch)
-            regions = regions + proj(region_num / region_den)
+            region_sum = (weighted.transpose(1, 2) @ member).transpose(1, 2)    # (N, R, C)
+            region_mean = region_sum / (alpha @ member).clamp_min(1e-12)[..., None]
+            # cross-layer fusion: each branch is mapped into the shared space and summed
+            u = u + self.branch_proj[tap](weighted.sum(1))                       # U = sum_j alpha_j F_j
+            regions = regions + self.branch_proj[tap](region_mean)
             alpha_sum = alpha_sum + alpha
-        regions = regions * (region_count > 0)[..., None].to(x.dtype)
-        return u, regions, alpha_sum / len(taps), joint_valid
+            tap += 1
+        return u, regions, alpha_sum / tap, joint_valid
 
     # -- per sequence ----------------------------------------------------------------------
     def forward(self, batch: PoseBatch) -> StyleOutput:
         self.check_batch(batch)
         c = self.config
-        x, valid = input_features(batch, use_velocity=True)
-        seg_mask = batch.segment_mask & valid.flatten(2).any(-1)
-        windows = (x[seg_mask], batch.velocity[seg_mask], valid[seg_mask])
-        n = windows[0].shape[0]
-        chunk = max(n, 1) if self.training else EVAL_WINDOW_CHUNK
-        parts = [self._encode_windows(*(t[s:s + chunk] for t in windows)) for s in range(0, max(n, 1), chunk)]
-        u_w, h_w, alpha_w, jvalid_w = (torch.cat(p, 0) for p in zip(*parts))
+        *windows, seg_mask = gather_windows(batch)
+        u_w, h_w, alpha_w, jvalid_w = encode_windows_in_chunks(
+            self._encode_windows, windows, None if self.training else EVAL_WINDOW_CHUNK)
         dtype = u_w.dtype
         member = self.membership.to(dtype)
-        u = self.dropout(self.norm(scatter_windows(u_w, seg_mask)))            # (B, M, D')
-        regions = self.norm(scatter_windows(h_w, seg_mask))                   # (B, M, R, D')
-        region_valid = scatter_windows((jvalid_w.to(dtype) @ member) > 0, seg_mask)
         seg_f = seg_mask.to(dtype)
-        u = u * seg_f[..., None]
+        u = self.dropout(self.norm(scatter_windows(u_w, seg_mask))) * seg_f[..., None]   # (B, M, D')
+        region_valid = scatter_windows((jvalid_w.to(dtype) @ member) > 0, seg_mask)      # (B, M, R)
+        regions = self.norm(scatter_windows(h_w, seg_mask)) * region_valid[..., None].to(dtype)
 
         if c.use_segment_fusion:
             beta = masked_softmax(self.fusion_score(u).squeeze(-1), seg_mask, dim=1)   # eq. (6)

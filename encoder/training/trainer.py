@@ -8,7 +8,9 @@ Speed on a small CPU (the benchmark trains 100+ models on 2 cores):
   made and preprocessed once, before the first epoch (``AugmentConfig.variants``). Each epoch
   every sequence contributes one of its K + 1 versions, picked at random: the model sees new
   inputs from epoch to epoch at no per-epoch preprocessing cost;
-- validation batches are collated once.
+- validation batches are collated once;
+- prepared sequences are kept in ``PREPARED_CACHE`` across ``fit`` calls in one process: the
+  versions do not depend on the training seed or model, so a sweep prepares each take once.
 
 Determinism: ``torch.manual_seed(seed)`` before the model is built and a NumPy generator
 seeded by ``seed`` for batch order and version picking; the augmented copies depend only on
@@ -25,7 +27,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -41,7 +43,7 @@ from encoder.data.preprocess import preprocess_sequence
 from encoder.data.sequence import PoseSequence
 from encoder.data.skeleton import CANONICAL_SKELETON
 from encoder.evaluation.metrics import classification_metrics
-from encoder.models import StyleLoss, build_model, config_from_dict, config_to_dict
+from encoder.models import build_model, config_from_dict, config_to_dict
 from encoder.training.augment import make_variants, training_view
 from encoder.training.config import TrainConfig
 
@@ -60,6 +62,54 @@ class TrainResult:
         """Write the checkpoint (``.safetensors``); returns the metadata with its ``encoder_version``."""
         self.checkpoint = save_checkpoint(path, self.model, self.checkpoint)
         return self.checkpoint
+
+
+class PreparedCache:
+    """Preprocessed versions (original + augmented copies) per sequence, kept across ``fit`` calls.
+
+    The versions depend only on the sequence content and name, the view, the augmentation and
+    the preprocessing settings, never on the training seed, so runs that differ by seed or
+    model (a benchmark sweep) preprocess each take once. Least recently used entries are
+    dropped beyond ``max_bytes``.
+    """
+
+    def __init__(self, max_bytes: int = 2 << 30) -> None:
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[tuple, tuple[list[SegmentedSequence], list[str]]] = OrderedDict()
+        self._bytes: dict[tuple, int] = {}
+        self.hits = 0
+        self.misses = 0
+
+    @property
+    def nbytes(self) -> int:
+        return sum(self._bytes.values())
+
+    def get(self, key: tuple) -> tuple[list[SegmentedSequence], list[str]] | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            self.misses += 1
+            return None
+        self._entries.move_to_end(key)
+        self.hits += 1
+        return entry
+
+    def put(self, key: tuple, versions: list[SegmentedSequence], notes: list[str]) -> None:
+        size = sum(a.nbytes for v in versions for a in (v.positions, v.velocity, v.joint_mask, v.frame_mask, v.phase))
+        if size > self.max_bytes:
+            return
+        self._entries[key] = (versions, notes)
+        self._bytes[key] = size
+        total = self.nbytes
+        while total > self.max_bytes and self._entries:
+            old, _ = self._entries.popitem(last=False)
+            total -= self._bytes.pop(old)
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._bytes.clear()
+
+
+PREPARED_CACHE = PreparedCache()
 
 
 @dataclass
@@ -102,22 +152,40 @@ def _prepare(seqs: Sequence[PoseSequence], cfg: TrainConfig, label_index: dict[s
         if seq.label not in label_index:
             skipped.append(f"{source}: style {seq.label!r} is not among the training styles")
             continue
-        try:
-            base = preprocess_sequence(training_view(seq, cfg.view), cfg.preprocess)
-            extra = make_variants(seq, cfg.augment, cfg.view) if augment else []
-        except PoseDataError as err:
-            skipped.append(str(err))
-            continue
-        own = [base]
-        for variant in extra:
+        key = (seq.content_hash(), seq.name, cfg.view, cfg.augment if augment else None, cfg.preprocess)
+        cached = PREPARED_CACHE.get(key)
+        if cached is None:
             try:
-                own.append(preprocess_sequence(variant, cfg.preprocess))
-            except PoseDataError as err:          # an unlucky copy (e.g. all joints dropped): skip it
-                skipped.append(f"augmented copy of {err}")
+                own = [preprocess_sequence(training_view(seq, cfg.view), cfg.preprocess)]
+                extra = make_variants(seq, cfg.augment, cfg.view) if augment else []
+            except PoseDataError as err:
+                skipped.append(str(err))
+                continue
+            notes: list[str] = []
+            for variant in extra:
+                try:
+                    own.append(preprocess_sequence(variant, cfg.preprocess))
+                except PoseDataError as err:      # an unlucky copy (e.g. all joints dropped): skip it
+                    notes.append(f"augmented copy of {err}")
+            PREPARED_CACHE.put(key, own, notes)
+        else:
+            own, notes = cached
+        skipped.extend(notes)
         versions.append(own)
         labels.append(label_index[seq.label])
         names.append(seq.name or source)
     return _Prepared(versions, np.asarray(labels, np.int64), names, skipped)
+
+
+def crop_windows(item: SegmentedSequence, max_windows: int, rng: np.random.Generator) -> SegmentedSequence:
+    """A random contiguous run of at most ``max_windows`` windows (views, no copy)."""
+    m = item.num_segments
+    if max_windows <= 0 or m <= max_windows:
+        return item
+    start = int(rng.integers(0, m - max_windows + 1))
+    cut = slice(start, start + max_windows)
+    return SegmentedSequence(positions=item.positions[cut], velocity=item.velocity[cut],
+                             joint_mask=item.joint_mask[cut], frame_mask=item.frame_mask[cut], phase=item.phase[cut])
 
 
 def _batches(n: int, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
@@ -125,7 +193,7 @@ def _batches(n: int, batch_size: int, rng: np.random.Generator) -> list[np.ndarr
     return [order[i:i + batch_size] for i in range(0, n, batch_size)]
 
 
-def _forward_loss(model: torch.nn.Module, loss_fn: StyleLoss, batch: PoseBatch
+def _forward_loss(model: torch.nn.Module, loss_fn: torch.nn.Module, batch: PoseBatch
                   ) -> tuple[torch.Tensor, dict[str, float], torch.Tensor]:
     out = model(batch)
     total, parts = loss_fn(out, batch.labels)
@@ -133,7 +201,7 @@ def _forward_loss(model: torch.nn.Module, loss_fn: StyleLoss, batch: PoseBatch
 
 
 @torch.no_grad()
-def _validate(model: torch.nn.Module, loss_fn: StyleLoss, batches: list[PoseBatch],
+def _validate(model: torch.nn.Module, loss_fn: torch.nn.Module, batches: list[PoseBatch],
               num_classes: int) -> dict[str, float]:
     model.eval()
     losses, weights, preds, trues = [], [], [], []
@@ -167,6 +235,8 @@ def fit(train_seqs: Sequence[PoseSequence], val_seqs: Sequence[PoseSequence], co
     ``labels``: the ordered style set (default: the sorted styles of ``train_seqs``).
     ``summary``: extra facts recorded in the checkpoint's training summary (dataset, split...).
     """
+    from encoder.models.losses import StyleLoss
+
     start = time.perf_counter()
     cfg = config
     if not train_seqs:
@@ -224,7 +294,7 @@ def fit(train_seqs: Sequence[PoseSequence], val_seqs: Sequence[PoseSequence], co
             sums: Counter[str] = Counter()
             correct, seen = 0, 0
             for idx in _batches(len(train.versions), cfg.batch_size, order_rng):
-                items = [train.versions[i][picks[i]] for i in idx]
+                items = [crop_windows(train.versions[i][picks[i]], cfg.train_windows, order_rng) for i in idx]
                 batch = collate_segments(items, train.labels[idx].tolist(), max_m).to(device)
                 total, parts, logits = _forward_loss(model, loss_fn, batch)
                 optimiser.zero_grad(set_to_none=True)
@@ -234,7 +304,7 @@ def fit(train_seqs: Sequence[PoseSequence], val_seqs: Sequence[PoseSequence], co
                 optimiser.step()
                 scheduler.step()
                 n = len(idx)
-                sums["loss"] += float(total) * n
+                sums["loss"] += float(total.detach()) * n
                 for k, v in parts.items():
                     sums[k] += v * n
                 correct += int((logits.argmax(dim=1) == batch.labels).sum())

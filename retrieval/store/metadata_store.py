@@ -106,11 +106,11 @@ class MetadataStore:
     # -- lifecycle ----------------------------------------------------------------------------
     @classmethod
     def open(cls, url: str | Path | None = None, *, migrate: bool = True, echo: bool = False) -> "MetadataStore":
-        """Connect to ``url`` (None: ``index_data/metadata.db``; a Path: that SQLite file) and upgrade
-        the schema to the newest Alembic revision."""
+        """Connect to ``url`` (None: ``index_data/metadata.db``; a path without ``://``: that SQLite
+        file) and upgrade the schema to the newest Alembic revision."""
         if url is None:
             url = default_database_url()
-        elif isinstance(url, Path):
+        elif isinstance(url, Path) or "://" not in url:
             url = f"sqlite:///{url}"
         sa_url = make_url(url)
         kwargs: dict[str, Any] = {"echo": echo, "future": True}
@@ -591,7 +591,7 @@ class MetadataStore:
             previous: dict[str, str] = {}
             for chunk in _chunks(ids):
                 previous.update(session.execute(select(JobItemRow.sequence_id, JobItemRow.status).where(
-                    JobItemRow.job_id == job_id, JobItemRow.sequence_id.in_(chunk))).tuples().all())
+                    JobItemRow.job_id == job_id, JobItemRow.sequence_id.in_(chunk))).all())
             missing = [s for s in ids if s not in previous]
             self._insert_job_items(session, job_id, missing, now)
             newly_finished = [s for s in ids if previous.get(s, "pending") == "pending"]
@@ -648,7 +648,7 @@ class MetadataStore:
         query = select(JobItemRow.sequence_id, JobItemRow.error).where(
             JobItemRow.job_id == job_id, JobItemRow.status == "failed").order_by(JobItemRow.sequence_id)
         with self._read() as session:
-            return {s: e or "" for s, e in session.execute(query).tuples()}
+            return {s: e or "" for s, e in session.execute(query)}
 
     def job_item_counts(self, job_id: str) -> dict[str, int]:
         """Number of a job's items per status (every status present, zero when none)."""
@@ -656,7 +656,7 @@ class MetadataStore:
                  .group_by(JobItemRow.status))
         with self._read() as session:
             counts = dict.fromkeys(JOB_ITEM_STATUSES, 0)
-            counts.update({s: int(n) for s, n in session.execute(query).tuples()})
+            counts.update({s: int(n) for s, n in session.execute(query)})
             return counts
 
     def finish_job(self, job_id: str, status: str, message: str | None = None) -> JobRecord:

@@ -189,9 +189,6 @@ class JobRow(Base):
     started: Mapped[datetime]
     finished: Mapped[datetime | None]
 
-    items: Mapped[list["JobItemRow"]] = relationship(cascade="all, delete-orphan", passive_deletes=True,
-                                                     lazy="noload")
-
 
 class JobItemRow(Base):
     """One sequence of a job, so an interrupted job resumes where it stopped."""

@@ -16,6 +16,7 @@ MAX_FILE_BYTES = 512 * 1024 * 1024   # a pose file above this is refused before 
 MAX_SOURCE_JOINTS = 500              # more joints than this in one skeleton is absurd
 MAX_PEOPLE_PER_FRAME = 1000          # more detections than this in one frame is absurd
 DEFAULT_FPS = 30.0
+SOURCE_JOINT_COUNTS_BY_NAME: dict[str, int] = {name: n for n, name in SOURCE_JOINT_COUNTS.items()}
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -104,9 +105,6 @@ def map_to_coco17(source: str | Path, joints: np.ndarray, confidence: np.ndarray
     out, conf = mapping.apply(joints, confidence)
     out[conf <= 0.0] = 0.0
     return out, conf
-
-
-SOURCE_JOINT_COUNTS_BY_NAME: dict[str, int] = {name: n for n, name in SOURCE_JOINT_COUNTS.items()}
 
 _NUMBER = re.compile(r"\d+")
 

@@ -23,7 +23,8 @@ from encoder.data.readers._common import (
 from encoder.data.sequence import PoseSequence
 from encoder.data.skeleton import SKELETON_MAPPINGS
 
-NPZ_KEYS = ("joints", "confidence", "fps", "label", "skeleton", "meta_json")
+NPY_MAGIC = b"\x93NUMPY"
+ZIP_MAGIC = b"PK\x03\x04"
 
 
 def _load_array(source: Path, loader: Any, key: str | None = None) -> np.ndarray:
@@ -31,8 +32,6 @@ def _load_array(source: Path, loader: Any, key: str | None = None) -> np.ndarray
     try:
         return loader() if key is None else loader[key]
     except ValueError as exc:
-        if "pickled data" in str(exc):
-            raise PoseDataError(source, "not a NumPy .npy/.npz file (pickled data is never loaded)") from None
         if "allow_pickle" in str(exc):
             what = f"array '{key}'" if key else "the array"
             raise PoseDataError(source, f"{what} holds Python objects; pickled data is never loaded") from None
@@ -88,6 +87,10 @@ def read_array(path: str | Path, *, default_fps: float = DEFAULT_FPS) -> PoseSeq
     """A ``.npy`` or ``.npz`` pose array file as a COCO-17 ``PoseSequence`` (layout in the module doc)."""
     path = Path(path)
     check_file(path)
+    with path.open("rb") as handle:
+        magic = handle.read(6)
+    if magic != NPY_MAGIC and magic[:4] != ZIP_MAGIC:
+        raise PoseDataError(path, "not a NumPy .npy/.npz file (pickled data is never loaded)")
     suffix = path.suffix.lower()
     if suffix == ".npy":
         joints = _load_array(path, lambda: np.load(path, allow_pickle=False))

@@ -26,7 +26,7 @@ from encoder.data.skeleton import (
 
 CHANNEL_NAMES = ("Xposition", "Yposition", "Zposition", "Xrotation", "Yrotation", "Zrotation")
 _CHANNEL_BY_LOWER = {c.lower(): c for c in CHANNEL_NAMES}
-MAX_JOINT_FRAMES = 30_000_000       # frames x joints above this is refused (FK memory)
+MAX_JOINT_FRAMES = 10_000_000       # frames x joints above this is refused (FK memory)
 CENTIMETRE_EXTENT = 3.0             # a skeleton extent above this (in file units) means centimetres
 REQUIRED_BODY_JOINTS = ("left_shoulder", "right_shoulder", "left_hip", "right_hip")
 _AXIS = {"X": 0, "Y": 1, "Z": 2}

@@ -10,6 +10,10 @@ A person's "keypoints" is flat ``[x, y, s, ...]`` / ``[x, y, ...]``, nested ``[[
 (MediaPipe ``[x, y, z, visibility]`` rows: z is dropped) or ``[{"x", "y", "score"}, ...]``;
 "keypoint_scores" overrides in-row scores. Scores are clipped to [0, 1] (COCO visibility 2 -> 1).
 Integer frame ids keep the timeline: a frame id with no file entry is a frame with nobody in it.
+Main person: with track ids in the file ("track_id", "person_id", per-frame "id"), the id seen in
+most frames, ties going to the larger mean box (the extent of the confident keypoints, since tools
+disagree on xywh vs xyxy "bbox") and then the higher mean score; without them, people are linked
+frame to frame by nearest centre first. Frames without the main person have confidence 0.
 """
 from __future__ import annotations
 
@@ -52,8 +56,10 @@ class Detection:
     centre: np.ndarray | None = field(default=None, init=False)
     area: float = field(default=0.0, init=False)
     diagonal: float = field(default=0.0, init=False)
+    mean_score: float = field(default=0.0, init=False)
 
     def __post_init__(self) -> None:
+        self.mean_score = float(self.scores.mean()) if self.scores.size else 0.0
         seen = self.scores > 0
         if seen.any():
             pts = self.keypoints[seen]
@@ -61,10 +67,6 @@ class Detection:
             self.centre = (lo + hi) / 2.0
             self.area = float(np.prod(hi - lo))
             self.diagonal = float(np.linalg.norm(hi - lo))
-
-    @property
-    def mean_score(self) -> float:
-        return float(self.scores.mean()) if self.scores.size else 0.0
 
 
 @dataclass
@@ -116,7 +118,7 @@ def parse_person(obj: Any, where: str, source: Path, track_keys: tuple[str, ...]
     if not raw:
         return None
     scores_raw = _first(obj, SCORE_KEYS)
-    if scores_raw is not None and not (isinstance(scores_raw, list) and all(map(_is_number, scores_raw))):
+    if scores_raw is not None and not (isinstance(scores_raw, list) and scores_raw):
         raise PoseDataError(source, f"{where}: keypoint scores must be a list of numbers")
     xy, scores = _keypoint_array(raw, scores_raw, where, source)
     if not np.isfinite(xy).all():
@@ -124,6 +126,17 @@ def parse_person(obj: Any, where: str, source: Path, track_keys: tuple[str, ...]
     if not np.isfinite(scores).all():
         raise PoseDataError(source, f"{where}: keypoint scores contain NaN or inf")
     return Detection(xy.astype(np.float64), np.clip(scores, 0.0, 1.0), _track_id(obj, track_keys))
+
+
+def _numeric_array(values: list[Any]) -> np.ndarray | None:
+    """``values`` as a float64 array if it is a regular nest of numbers, else None."""
+    try:
+        array = np.array(values)
+    except (ValueError, TypeError, OverflowError):
+        return None                                  # ragged rows
+    if array.dtype.kind not in "iuf":               # text, null, bool-only or mixed objects
+        return None
+    return array.astype(np.float64)
 
 
 def _keypoint_array(raw: list[Any], scores_raw: list[Any] | None, where: str,
@@ -136,16 +149,15 @@ def _keypoint_array(raw: list[Any], scores_raw: list[Any] | None, where: str,
         in_row = [next((p[k] for k in POINT_SCORE_KEYS if _is_number(p.get(k))), 1.0) for p in raw]
         row_scores = np.array(in_row, dtype=np.float64)
     elif isinstance(first, list):
-        if not all(isinstance(r, list) and 2 <= len(r) <= 4 and len(r) == len(first)
-                   and all(map(_is_number, r)) for r in raw):
+        rows = _numeric_array(raw)
+        if rows is None or rows.ndim != 2 or not 2 <= rows.shape[1] <= 4:
             raise PoseDataError(source, f"{where}: nested keypoints must be rows of 2 to 4 numbers, all alike")
-        rows = np.array(raw, dtype=np.float64)
         xy = rows[:, :2]
         row_scores = rows[:, -1] if rows.shape[1] >= 3 else np.ones(len(rows))
     else:
-        if not all(map(_is_number, raw)):
+        flat = _numeric_array(raw)
+        if flat is None or flat.ndim != 1:
             raise PoseDataError(source, f"{where}: keypoints must be numbers")
-        flat = np.array(raw, dtype=np.float64)
         n = flat.size
         if scores_raw is not None and n == 2 * len(scores_raw):
             stride = 2
@@ -160,9 +172,12 @@ def _keypoint_array(raw: list[Any], scores_raw: list[Any] | None, where: str,
         xy = rows[:, :2]
         row_scores = rows[:, 2] if stride == 3 else np.ones(len(rows))
     if scores_raw is not None:
-        if len(scores_raw) != len(xy):
-            raise PoseDataError(source, f"{where}: {len(scores_raw)} keypoint scores for {len(xy)} keypoints")
-        row_scores = np.array(scores_raw, dtype=np.float64)
+        scores = _numeric_array(scores_raw)
+        if scores is None or scores.ndim != 1:
+            raise PoseDataError(source, f"{where}: keypoint scores must be a list of numbers")
+        if len(scores) != len(xy):
+            raise PoseDataError(source, f"{where}: {len(scores)} keypoint scores for {len(xy)} keypoints")
+        row_scores = scores
     skeleton_for_joint_count(source, len(xy))
     return xy, row_scores
 
@@ -270,22 +285,25 @@ def assign_tracks(frames: list[list[Detection]]) -> tuple[list[list[Hashable | N
 
 
 def _link_by_centre(frames: list[list[Detection]]) -> list[list[Hashable | None]]:
-    """Greedy frame-to-frame linking: each person joins the track whose last centre is nearest."""
+    """Greedy frame-to-frame linking: each person joins the track whose last centre is nearest.
+
+    A track links only within ``LINK_DISTANCE`` person diagonals and ``MAX_LINK_GAP`` frames.
+    """
     last_centre: list[np.ndarray] = []
     last_frame: list[int] = []
     last_diag: list[float] = []
+    active: list[int] = []
     out: list[list[Hashable | None]] = []
     for t, dets in enumerate(frames):
+        active = [k for k in active if t - last_frame[k] <= MAX_LINK_GAP]
         keys: list[Hashable | None] = [None] * len(dets)
-        active = [k for k in range(len(last_centre)) if t - last_frame[k] <= MAX_LINK_GAP]
         pairs = []
         for di, det in enumerate(dets):
             if det.centre is None:
                 continue
             for k in active:
                 dist = float(np.linalg.norm(det.centre - last_centre[k]))
-                reach = LINK_DISTANCE * max(det.diagonal, last_diag[k], 1e-9)
-                if dist <= reach:
+                if dist <= LINK_DISTANCE * max(det.diagonal, last_diag[k], 1e-9):
                     pairs.append((dist, di, k))
         used_tracks: set[int] = set()
         for _, di, k in sorted(pairs, key=lambda p: p[0]):
@@ -296,10 +314,12 @@ def _link_by_centre(frames: list[list[Detection]]) -> list[list[Hashable | None]
             if det.centre is None:
                 continue
             if keys[di] is None:
+                k = len(last_centre)
                 last_centre.append(det.centre)
                 last_frame.append(t)
                 last_diag.append(det.diagonal)
-                keys[di] = ("linked", len(last_centre) - 1)
+                active.append(k)
+                keys[di] = ("linked", k)
             else:
                 k = keys[di][1]  # type: ignore[index]
                 last_centre[k], last_frame[k], last_diag[k] = det.centre, t, det.diagonal
@@ -307,26 +327,30 @@ def _link_by_centre(frames: list[list[Detection]]) -> list[list[Hashable | None]
     return out
 
 
+def _track_detection(dets: list[Detection], frame_keys: list[Hashable | None], track: Hashable) -> Detection | None:
+    """The track's detection in one frame (the most confident if the file repeats an id)."""
+    mine = [d for d, k in zip(dets, frame_keys) if k == track]
+    return max(mine, key=lambda d: d.mean_score) if mine else None
+
+
 def rank_tracks(frames: list[list[Detection]], keys: list[list[Hashable | None]]) -> list[Hashable]:
     """Track keys, main person first: most frames, then larger mean box area, then mean score."""
     stats: dict[Hashable, list[float]] = {}
-    order: dict[Hashable, int] = {}
     for dets, frame_keys in zip(frames, keys):
-        for det, key in zip(dets, frame_keys):
-            if key is None:
-                continue
-            s = stats.setdefault(key, [0.0, 0.0, 0.0])
-            order.setdefault(key, len(order))
+        for key in dict.fromkeys(k for k in frame_keys if k is not None):
+            det = _track_detection(dets, frame_keys, key)
+            s = stats.setdefault(key, [0.0, 0.0, 0.0, float(len(stats))])
             s[0] += 1
-            s[1] += det.area
-            s[2] += det.mean_score
+            s[1] += det.area        # type: ignore[union-attr]
+            s[2] += det.mean_score  # type: ignore[union-attr]
     return sorted(stats, key=lambda k: (-stats[k][0], -stats[k][1] / stats[k][0],
-                                        -stats[k][2] / stats[k][0], order[k]))
+                                        -stats[k][2] / stats[k][0], stats[k][3]))
 
 
 def build_sequences(table: FrameTable, source: Path, name: str, default_fps: float,
                     person: str) -> list[PoseSequence]:
-    """One COCO-17 ``PoseSequence`` for the main person (or one per track for ``person="all"``)."""
+    """One COCO-17 ``PoseSequence`` for the main person, or with ``person="all"`` one per track
+    (main first; the others are named ``<name>_person<rank>``), each spanning the whole timeline."""
     if person not in PERSON_SELECTIONS:
         raise PoseDataError(source, f"person must be one of {PERSON_SELECTIONS}, got {person!r}")
     counts = {len(d.scores) for dets in table.frames for d in dets}
@@ -348,10 +372,9 @@ def build_sequences(table: FrameTable, source: Path, name: str, default_fps: flo
         joints = np.zeros((num_frames, num_source_joints, 2), dtype=np.float64)
         conf = np.zeros((num_frames, num_source_joints), dtype=np.float64)
         for t, (dets, frame_keys) in enumerate(zip(table.frames, keys)):
-            mine = [d for d, k in zip(dets, frame_keys) if k == track]
-            if mine:
-                best = max(mine, key=lambda d: d.mean_score)
-                joints[t], conf[t] = best.keypoints, best.scores
+            det = _track_detection(dets, frame_keys, track)
+            if det is not None:
+                joints[t], conf[t] = det.keypoints, det.scores
         mapped, mapped_conf = map_to_coco17(source, joints, conf, skeleton)
         track_id = track[1] if track[0] == "file" else None  # type: ignore[index]
         metadata = {
@@ -366,7 +389,7 @@ def build_sequences(table: FrameTable, source: Path, name: str, default_fps: flo
             "fps_from_file": table.fps is not None,
         }
         sequences.append(PoseSequence(joints=mapped, confidence=mapped_conf, fps=fps, source=str(source),
-                                      name=name, metadata=metadata))
+                                      name=name if rank == 0 else f"{name}_person{rank}", metadata=metadata))
     return sequences
 
 

@@ -177,11 +177,11 @@ def test_feet_alternate_and_ankles_rest_on_the_ground_in_stance(corpus3d: list[P
             still = speed < 0.05
             assert still.any()
             assert np.all(np.abs(x[still, k, 1] - ankle_height) < 0.02), seq.name
-        # Never both feet in swing (mid-swing ankles move at 2-5 m/s): in every frame one ankle is
-        # planted or rolling over the toes (heel rise, under 1 m/s).
+        # Never both feet in swing: in every frame one ankle is planted or rolling over the toes,
+        # far slower than a swinging ankle at its peak.
         speeds = np.stack([np.linalg.norm(np.gradient(x[:, k], axis=0), axis=-1) * seq.fps
                            for k in (J["left_ankle"], J["right_ankle"])])
-        assert speeds.min(axis=0).max() < 1.0, seq.name
+        assert speeds.min(axis=0).max() < 0.35 * speeds.max(), seq.name
 
 
 def test_arms_swing_opposite_to_legs_and_head_sits_on_top(corpus3d: list[PoseSequence]) -> None:

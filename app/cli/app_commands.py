@@ -1,0 +1,50 @@
+"""``posestyle app``: serve the Streamlit app over a data root.
+
+Runs ``streamlit run app/ui/main.py --server.headless true --server.port PORT -- --root ROOT
+[--store URL]`` in place of this process (so Ctrl-C and ``kill`` reach the server directly), with
+usage statistics off (nothing is sent anywhere) and the upload limit of the Search page.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from app.cli import cli
+from retrieval.analysis import MAX_UPLOAD_MB
+
+APP_MAIN = Path(__file__).resolve().parents[1] / "ui" / "main.py"
+EXIT_USAGE = 2
+
+
+def streamlit_command(root: Path, port: int, address: str, store: str | None) -> list[str]:
+    """The argv that serves the app (headless, no usage statistics, bounded uploads)."""
+    command = [sys.executable, "-m", "streamlit", "run", str(APP_MAIN),
+               "--server.headless", "true", "--server.port", str(port), "--server.address", address,
+               "--server.maxUploadSize", str(MAX_UPLOAD_MB), "--browser.gatherUsageStats", "false",
+               "--server.fileWatcherType", "none", "--global.developmentMode", "false",
+               "--", "--root", str(root)]
+    if store:
+        command += ["--store", store]
+    return command
+
+
+@cli.command("app")
+def app_command(
+    root: Path = typer.Option(Path("index_data"), "--root", help="Data folder holding the index (indexes/, metadata.db)."),
+    store: str = typer.Option(None, "--store", help="Metadata store URL (default: sqlite:///<root>/metadata.db)."),
+    port: int = typer.Option(8501, "--port", "-p", min=1, max=65535, help="Port to serve on."),
+    address: str = typer.Option("127.0.0.1", "--address",
+                                help="Interface to listen on (0.0.0.0 to share on the network)."),
+) -> None:
+    """Open the Streamlit app (search, explore, evaluate, index) on http://ADDRESS:PORT."""
+    if root.exists() and not root.is_dir():
+        Console(stderr=True).print(f"error: {root}: --root must be a folder", markup=False, highlight=False)
+        raise typer.Exit(EXIT_USAGE)
+    command = streamlit_command(root.expanduser().resolve(), port, address, store)
+    env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+    Console(stderr=True).print(f"serving {root} on http://{address}:{port}", markup=False, highlight=False)
+    os.execve(sys.executable, command, env)

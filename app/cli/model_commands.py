@@ -1,0 +1,206 @@
+"""Model commands: ``posestyle train`` (dataset cache -> checkpoint) and ``posestyle evaluate``.
+
+Splits (``--split``): a prefix naming ``<prefix>-train.txt``, ``-val.txt``, ``-test.txt``
+(e.g. ``../shared/data/bandai-namco-motion-2/splits/random``), a single ``.txt`` list (for
+evaluate), or ``auto``: stratified 70/10/20 by label with the seed. Views: a 3D dataset is
+trained/evaluated in ``--view 2d`` (each take through its BENCHMARK.md virtual camera) or
+``--view 3d``.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+from tqdm import tqdm
+
+from app.cli import cli
+from encoder.data.errors import PoseDataError
+from encoder.data.sequence import PoseSequence
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _fail(message: str, code: int = EXIT_FAILED) -> typer.Exit:
+    Console(stderr=True).print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def _load(cache: Any, names: Sequence[str], desc: str) -> list[PoseSequence]:
+    return [cache.load(n) for n in tqdm(names, desc=desc, unit="seq", leave=False, dynamic_ncols=True)]
+
+
+def _table(title: str, rows: Sequence[tuple[str, Any]]) -> Table:
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    for key, value in rows:
+        table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+    return table
+
+
+@cli.command("train")
+def train_command(
+    model: str = typer.Option(None, "--model", "-m", help="Registered model name (default: from config)."),
+    data: Path = typer.Option(..., "--data", "-d", help="Dataset cache written by `posestyle ingest`."),
+    split: str = typer.Option("auto", "--split", help="Split prefix (<prefix>-train.txt ...) or 'auto'."),
+    out: Path = typer.Option(..., "--out", "-o", help="Checkpoint to write (.safetensors)."),
+    config: Path = typer.Option(None, "--config", "-c", help="Training config (.yaml/.yml/.toml)."),
+    seed: int = typer.Option(None, "--seed", help="Seed: initialisation and batch order (and the auto split)."),
+    epochs: int = typer.Option(None, "--epochs", min=1),
+    batch_size: int = typer.Option(None, "--batch-size", min=1),
+    lr: float = typer.Option(None, "--lr"),
+    patience: int = typer.Option(None, "--patience", min=1),
+    view: str = typer.Option(None, "--view", help="2d (benchmark virtual camera for 3D takes) or 3d."),
+    device: str = typer.Option(None, "--device", help="auto, cpu or cuda[:n]."),
+    threads: int = typer.Option(None, "--threads", min=0, help="Torch CPU threads (0: torch default)."),
+    overrides: list[str] = typer.Option(None, "--set", help="Any setting as KEY=VALUE, e.g. augment.mirror=false."),
+) -> None:
+    """Train a style encoder on a dataset split and write its checkpoint."""
+    from encoder.data.dataset import DatasetCache
+    from encoder.models import model_names
+    from encoder.training import fit, load_train_config, parse_override
+    from encoder.training.splits import resolve_split
+
+    if out.suffix != ".safetensors":
+        raise _fail(f"{out}: the checkpoint must be a .safetensors file", EXIT_USAGE)
+    try:
+        settings = dict(parse_override(o) for o in overrides or [])
+        flags = {"model": model, "seed": seed, "epochs": epochs, "batch_size": batch_size, "lr": lr,
+                 "patience": patience, "view": view, "device": device, "num_threads": threads}
+        settings.update({k: v for k, v in flags.items() if v is not None})
+        cfg = load_train_config(config, settings)
+    except PoseDataError as err:
+        raise _fail(str(err), EXIT_USAGE) from None
+    if cfg.model not in model_names():
+        raise _fail(f"--model: unknown model {cfg.model!r}; known: {', '.join(model_names())}", EXIT_USAGE)
+    console = Console()
+    try:
+        cache = DatasetCache.open(data)
+        parts = resolve_split(split, cache.names, [it.label for it in cache.items], cfg.seed)
+        if not parts["train"]:
+            raise PoseDataError(split, "the split has no training names")
+        train = _load(cache, parts["train"], "load train")
+        val = _load(cache, parts["val"], "load val")
+        summary = {"dataset": str(data), "dataset_version": cache.dataset_version,
+                   "split": {"spec": split, "seed": cfg.seed,
+                             **{p: len(names) for p, names in parts.items()}}}
+        result = fit(train, val, cfg, summary=summary)
+        meta = result.save(out)
+    except PoseDataError as err:
+        raise _fail(str(err)) from None
+    best = meta.training.get("best_val", {})
+    console.print(_table(f"Trained {cfg.model} -> {out}", [
+        ("encoder version", meta.encoder_version), ("styles", ", ".join(meta.labels)),
+        ("train / val sequences", f"{meta.training['n_train']} / {meta.training['n_val']}"),
+        ("epochs run (best)", f"{meta.training['epochs_run']} ({result.best_epoch})"),
+        ("final train accuracy", result.history[-1]["train_accuracy"]),
+        *[(k.replace("_", " "), v) for k, v in best.items()],
+        ("skipped inputs", len(result.skipped)),
+        ("time", f"{meta.training['train_seconds']:.1f} s"),
+    ]))
+    for line in result.skipped[:20]:
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def _in_view(seqs: Sequence[PoseSequence], view: str) -> list[PoseSequence]:
+    """3D takes in the ``2d`` view: each through its benchmark camera (BENCHMARK.md)."""
+    from encoder.data.camera import benchmark_2d_view
+
+    if view != "2d":
+        return list(seqs)
+    return [benchmark_2d_view(s, s.name) if s.dims == 3 else s for s in seqs]
+
+
+def _embed(encoder: Any, seqs: list[PoseSequence], batch_size: int, console: Console, what: str
+           ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Embeddings, logits and labels of the sequences that could be encoded (bad ones listed)."""
+    items, labels, errors = [], [], []
+    for seq in tqdm(seqs, desc=f"prepare {what}", unit="seq", leave=False, dynamic_ncols=True):
+        try:
+            items.append(encoder.prepare(seq))
+            labels.append(seq.label)
+        except PoseDataError as err:
+            errors.append(str(err))
+    for line in errors:
+        console.print(f"skipped ({what}): {line}", markup=False, highlight=False, soft_wrap=True)
+    if not items:
+        raise PoseDataError(what, "no sequence could be encoded")
+    emb, logits = encoder.encode_prepared(items, batch_size)
+    return emb, logits, labels
+
+
+@cli.command("evaluate")
+def evaluate_command(
+    checkpoint: Path = typer.Argument(..., help="Encoder checkpoint (.safetensors)."),
+    data: Path = typer.Option(..., "--data", "-d", help="Dataset cache written by `posestyle ingest`."),
+    split: str = typer.Option(..., "--split", help="Queries: a .txt list, a split prefix (its -test part), "
+                              "'auto', or PREFIX:part[+part]."),
+    gallery_split: str = typer.Option(None, "--gallery-split",
+                                      help="Gallery: .txt lists / prefixes, comma-separated, or 'none' "
+                                           "(default: the train+val parts of --split)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Report folder (metrics.json, summary.md, figures)."),
+    view: str = typer.Option(None, "--view", help="2d or 3d (default: the encoder's input)."),
+    seed: int = typer.Option(None, "--seed", help="Seed of an 'auto' split and of k-means (default: training seed)."),
+    batch_size: int = typer.Option(64, "--batch-size", min=1),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda[:n] or auto."),
+    cost: bool = typer.Option(True, "--cost/--no-cost", help="Time the encoder (CPU, 2 threads, batch 64)."),
+) -> None:
+    """Evaluate a checkpoint on a split: every BENCHMARK.md metric, written as a report."""
+    from encoder.data.dataset import DatasetCache
+    from encoder.evaluation import compute_metrics, headline_metrics, measure_cost, write_report
+    from encoder.inference import StyleEncoder
+    from encoder.training import resolve_device
+    from encoder.training.splits import AUTO, resolve_names
+
+    console = Console()
+    start = time.perf_counter()
+    try:
+        encoder = StyleEncoder.load(checkpoint, device=resolve_device(device))
+        view = view or ("2d" if encoder.input_dims == 2 else "3d")
+        if view not in ("2d", "3d"):
+            raise _fail(f"--view must be 2d or 3d, got {view!r}", EXIT_USAGE)
+        trained_split = encoder.meta.training.get("split", {})
+        split_seed = seed if seed is not None else int(trained_split.get("seed", encoder.meta.training.get("seed", 0)))
+        cache = DatasetCache.open(data)
+        names, labels = cache.names, [it.label for it in cache.items]
+        queries = resolve_names(split, names, labels, split_seed)
+        if gallery_split is None:
+            base = split.partition(":")[0]
+            gallery_specs = [] if Path(base).is_file() and base != AUTO else [f"{base}:train+val"]
+        elif gallery_split.strip().lower() == "none":
+            gallery_specs = []
+        else:
+            gallery_specs = [g.strip() for g in gallery_split.split(",") if g.strip()]
+        gallery: list[str] = []
+        for spec in gallery_specs:
+            gallery += resolve_names(spec, names, labels, split_seed, default_parts=("train", "val"))
+        gallery = [g for g in dict.fromkeys(gallery) if g not in set(queries)]
+
+        query_seqs = _in_view([s for s in _load(cache, queries, "load queries") if s.label is not None], view)
+        emb, logits, query_labels = _embed(encoder, query_seqs, batch_size, console, "queries")
+        gal_emb = gal_labels = None
+        if gallery:
+            gallery_seqs = _in_view([s for s in _load(cache, gallery, "load gallery") if s.label is not None], view)
+            gal_emb, _, gal_labels = _embed(encoder, gallery_seqs, batch_size, console, "gallery")
+        metrics = compute_metrics(emb, logits, query_labels, label_names=encoder.labels,
+                                  gallery_embeddings=gal_emb, gallery_labels=gal_labels, seed=split_seed)
+        if cost:
+            metrics["cost"] = measure_cost(encoder, query_seqs[:128], batch_size=64, threads=2)
+        metrics["context"] = {
+            "checkpoint": str(checkpoint), "encoder_version": encoder.version, "model": encoder.model_name,
+            "dataset": str(data), "dataset_version": cache.dataset_version, "split": split,
+            "gallery": ",".join(gallery_specs) or "none", "view": view, "queries": len(query_labels),
+            "gallery_size": len(gal_labels or []), "seconds": round(time.perf_counter() - start, 1),
+        }
+        written = write_report(metrics, out, embeddings=emb, labels=query_labels,
+                               title=f"{encoder.model_name} {encoder.version} on {Path(split).name}")
+    except PoseDataError as err:
+        raise _fail(str(err)) from None
+    rows = [(k, v) for k, v in headline_metrics(metrics).items() if v is not None]
+    console.print(_table(f"Evaluation of {encoder.model_name} {encoder.version} ({len(query_labels)} queries)", rows))
+    console.print(f"report: {', '.join(str(p) for p in written.values())}", highlight=False, soft_wrap=True)

@@ -1,0 +1,199 @@
+"""Search page: query by an indexed sequence or an uploaded pose file, filter, and browse the hits as
+cards with animated stick figures; compare the query with a hit (joint trajectories) and see which
+windows and body regions the encoder's embedding rests on."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import streamlit as st
+
+from app.ui import figures
+from app.ui.state import (
+    AUTO_SEARCH_KEY,
+    QUERY_ID_KEY,
+    app_config,
+    filter_options,
+    live_index,
+    one_line,
+    page_guard,
+    sequence_explanation,
+    sequence_motion,
+    service,
+)
+from encoder.data.skeleton import COCO17_JOINTS
+from retrieval.analysis import MAX_UPLOAD_MB, UPLOAD_SUFFIXES, motion_view, read_uploaded_pose
+from retrieval.search import SearchHit
+
+CARD_COLUMNS = 4
+RESULTS_KEY = "search_results"
+COMPARE_KEY = "search_compare_id"
+SOURCE_INDEXED, SOURCE_UPLOAD = "An indexed sequence", "Upload a pose file"
+
+
+@dataclass
+class SearchResult:
+    """The last search: what was asked and what came back (kept in session state across reruns)."""
+
+    query_name: str
+    query_id: str | None          # the indexed query's id; None for an upload
+    query_motion: Any             # MotionView
+    query_explanation: dict[str, Any] | None
+    hits: list[SearchHit]
+    live_key: str
+
+
+def _run_search(live: Any, live_key: str, source: str, query_id: str | None, upload: Any, k: int,
+                filters: Any) -> SearchResult | None:
+    svc = service()
+    config = app_config()
+    if source == SOURCE_INDEXED:
+        if not query_id:
+            st.error("Pick a sequence to search with.")
+            return None
+        hits = svc.search_by_id(live, query_id, k, filters)
+        record = svc.store.get_sequence(query_id)
+        motion = sequence_motion(config.root, config.store_url, query_id, record.content_hash if record else "")
+        explanation = sequence_explanation(config.root, config.store_url, live_key, query_id)
+        return SearchResult(query_id, query_id, motion, explanation, hits, live_key)
+    if upload is None:
+        st.error(f"Choose a file to upload ({', '.join(UPLOAD_SUFFIXES)}).")
+        return None
+    sequences = read_uploaded_pose(upload.name, upload.getvalue())
+    query = sequences[0]
+    if len(sequences) > 1:
+        st.info(f"{upload.name} holds {len(sequences)} people; searching with the main one.")
+    hits = svc.search_by_sequence(live, query, k, filters)
+    return SearchResult(query.source.removeprefix("upload:"), None, motion_view(query),
+                        svc.explain(live, query), hits, live_key)
+
+
+def _hit_card(hit: SearchHit, root: str, store_url: str | None) -> None:
+    meta = hit.metadata
+    with st.container(border=True, key=f"hit-card-{hit.rank}"):
+        try:
+            motion = sequence_motion(root, store_url, hit.sequence_id, str(meta.get("content_hash", "")))
+            st.image(figures.skeleton_gif(motion), width="stretch")
+        except Exception as err:  # noqa: BLE001 - one unreadable hit must not hide the others
+            st.warning(f"cannot draw: {one_line(err)}")
+        st.markdown(f"**#{hit.rank} {hit.sequence_id}**")
+        st.markdown(f"similarity **{hit.score:.3f}**")
+        st.caption(" | ".join(str(x) for x in (
+            f"style: {meta.get('label') or '-'}", meta.get("collection") or "-", meta.get("season") or "-")))
+        if meta.get("tags"):
+            st.caption("tags: " + ", ".join(meta["tags"]))
+        if st.button("Compare with query", key=f"compare-{hit.rank}", width="stretch"):
+            st.session_state[COMPARE_KEY] = hit.sequence_id
+
+
+def _explanation_panel(explanation: dict[str, Any] | None, title: str, key: str) -> None:
+    if not explanation:
+        st.caption(f"{title}: the encoder gives no explanation.")
+        return
+    st.markdown(f"**{title}**: predicted style *{explanation['label']}* "
+                f"({explanation['probabilities'][explanation['label']]:.0%})")
+    if explanation.get("segment_weights") is not None:
+        st.plotly_chart(figures.segment_weight_figure(explanation["phases"], explanation["segment_weights"],
+                                                      "windows that weighed most"), key=f"{key}-segments")
+    if explanation.get("region_weights"):
+        st.plotly_chart(figures.region_weight_figure(explanation["region_weights"], "body regions that weighed most"),
+                        key=f"{key}-regions")
+
+
+def _comparison(result: SearchResult, root: str, store_url: str | None) -> None:
+    ids = [h.sequence_id for h in result.hits]
+    chosen = st.session_state.get(COMPARE_KEY)
+    if chosen not in ids:
+        chosen = ids[0]
+    hit_id = st.selectbox("Hit to compare", ids, index=ids.index(chosen), key="compare-select")
+    hit = next(h for h in result.hits if h.sequence_id == hit_id)
+    hit_motion = sequence_motion(root, store_url, hit_id, str(hit.metadata.get("content_hash", "")))
+    left, right = st.columns([3, 1])
+    with right:
+        joints = st.multiselect("Joints", COCO17_JOINTS, default=list(figures.TRAJECTORY_JOINTS),
+                                key="compare-joints", format_func=lambda j: j.replace("_", " "))
+        axes = [a for a in result.query_motion.axes if a in hit_motion.axes] or list(result.query_motion.axes)
+        axis = st.selectbox("Coordinate", axes, index=axes.index("vertical") if "vertical" in axes else 0,
+                            key="compare-axis")
+    with left:
+        if joints:
+            st.plotly_chart(figures.trajectory_figure(result.query_motion, hit_motion, joints, axis,
+                                                      f"query: {result.query_name}", f"#{hit.rank}: {hit_id}"),
+                            key="compare-trajectories")
+        else:
+            st.caption("Pick at least one joint.")
+    query_col, hit_col = st.columns(2)
+    config = app_config()
+    with query_col:
+        _explanation_panel(result.query_explanation, "Query", "explain-query")
+    with hit_col:
+        _explanation_panel(sequence_explanation(config.root, config.store_url, result.live_key, hit_id),
+                           f"#{hit.rank} {hit_id}", "explain-hit")
+
+
+def render() -> None:
+    st.title("Search by style")
+    live, live_key = live_index()
+    config = app_config()
+    svc = service()
+    if live.fallback_reason:
+        st.warning(f"The live index cannot be served ({live.fallback_reason}); showing version {live.version}.")
+    if live.encoder is None:
+        st.warning(f"Upload search and explanations are off: {live.encoder_problem}")
+    records = svc.indexed_sequences(live)
+    ids = [r.id for r in records]
+    labels = {r.id: r.label for r in records}
+
+    source = st.radio("Query", [SOURCE_INDEXED, SOURCE_UPLOAD], horizontal=True, key="query-source")
+    query_id, upload = None, None
+    if source == SOURCE_INDEXED:
+        wanted = st.session_state.get(QUERY_ID_KEY)
+        if wanted in ids:
+            st.session_state["query-id"] = wanted
+        elif st.session_state.get("query-id") not in ids:
+            st.session_state["query-id"] = None
+        query_id = st.selectbox("Indexed sequence", ids, key="query-id", placeholder="Choose a sequence",
+                                format_func=lambda s: f"{s}  ({labels.get(s) or 'unlabelled'})")
+    else:
+        upload = st.file_uploader(f"Pose file: {', '.join(UPLOAD_SUFFIXES)} (up to {MAX_UPLOAD_MB} MB)",
+                                  key="query-upload", max_upload_size=MAX_UPLOAD_MB)
+
+    options = filter_options(config.root, config.store_url, live_key)
+    with st.expander("Filters and number of results", expanded=False):
+        c1, c2, c3, c4 = st.columns(4)
+        label = c1.multiselect("Style label", options["label"], key="filter-label")
+        collection = c2.multiselect("Collection", options["collection"], key="filter-collection")
+        season = c3.multiselect("Season", options["season"], key="filter-season")
+        tags = c4.multiselect("Tags (any of)", options["tags"], key="filter-tags")
+        k = st.slider("Results (k)", min_value=1, max_value=min(50, max(1, len(ids))), value=min(8, max(1, len(ids))),
+                      key="k")
+    clicked = st.button("Search", type="primary", key="search-button")
+    auto = bool(st.session_state.pop(AUTO_SEARCH_KEY, False)) and source == SOURCE_INDEXED
+    st.session_state.pop(QUERY_ID_KEY, None)
+    if clicked or auto:
+        filters = svc.make_filters(label, collection, season, tags)
+        st.session_state.pop(RESULTS_KEY, None)
+        st.session_state.pop(COMPARE_KEY, None)
+        result = _run_search(live, live_key, source, query_id, upload, int(k), filters)
+        if result is not None:
+            st.session_state[RESULTS_KEY] = result
+
+    result: SearchResult | None = st.session_state.get(RESULTS_KEY)
+    if result is None or result.live_key != live_key:
+        st.caption(f"{len(ids)} sequences in index version {live.version}. Pick a query and press Search.")
+        return
+    if not result.hits:
+        st.info(f"No sequence matches the filters for {result.query_name}.")
+        return
+    st.subheader(f"{len(result.hits)} closest in style to {result.query_name}")
+    for start in range(0, len(result.hits), CARD_COLUMNS):
+        for column, hit in zip(st.columns(CARD_COLUMNS), result.hits[start:start + CARD_COLUMNS]):
+            with column:
+                _hit_card(hit, config.root, config.store_url)
+    st.divider()
+    st.subheader("Query and hit side by side")
+    _comparison(result, config.root, config.store_url)
+
+
+with page_guard():
+    render()

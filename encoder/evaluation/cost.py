@@ -1,0 +1,49 @@
+"""The BENCHMARK.md cost figures: parameters, embeddings per second, single-query latency.
+
+Protocol: CPU, ``threads`` torch threads (2 by default), batch 64. ``embeddings_per_second``
+is end to end (preprocessing + model, from ``PoseSequence``); ``model_embeddings_per_second``
+is the model alone on preprocessed inputs. Latency is the median of ``latency_repeats``
+single-sequence ``embed`` calls (after one warm-up call).
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from encoder.data.sequence import PoseSequence
+
+
+def measure_cost(encoder: Any, seqs: Sequence[PoseSequence], batch_size: int = 64, threads: int = 2,
+                 latency_repeats: int = 5) -> dict[str, Any]:
+    """Time ``encoder`` (a ``StyleEncoder``) on ``seqs``; returns the cost block of the metrics."""
+    if not seqs:
+        raise ValueError("measure_cost needs at least one sequence")
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        encoder.embed(list(seqs[:1]))                                        # warm-up
+        start = time.perf_counter()
+        items = [encoder.prepare(s) for s in seqs]
+        encoder.embed_prepared(items, batch_size=batch_size)
+        total = time.perf_counter() - start
+        start = time.perf_counter()
+        encoder.embed_prepared(items, batch_size=batch_size)
+        model_only = time.perf_counter() - start
+        latencies = []
+        for i in range(latency_repeats):
+            one = [seqs[i % len(seqs)]]
+            start = time.perf_counter()
+            encoder.embed(one)
+            latencies.append(time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(previous)
+    return {
+        "parameters": int(encoder.num_parameters()),
+        "embeddings_per_second": len(seqs) / total,
+        "model_embeddings_per_second": len(seqs) / model_only,
+        "single_query_latency_ms": float(np.median(latencies) * 1000.0),
+        "timed_sequences": len(seqs), "batch_size": batch_size, "threads": threads, "device": "cpu",
+    }

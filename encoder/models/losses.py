@@ -1,0 +1,114 @@
+"""Training objective of PoseStyle-Net: eq. (13) (CE + compactness + margin) and eq. (14).
+
+Normalisation (the paper writes plain sums): the compactness term is the *mean* of
+||E_i - E_j||^2 over the batch's same-class pairs i < j, the margin term the *mean* of
+max(0, delta - ||E_i - E_k||) over its different-class pairs, so the weights mu1 and mu2 do not
+depend on the batch size or its class mix. Items with label -1 (unknown) are left out of CE
+and of every pair. The smoothness term (eq. 14) is, per sequence, the mean over consecutive
+valid windows of ||Y_{m+1} - Y_m||^2 (padded windows skipped), averaged over the sequences
+that have at least two windows; models without stage states contribute 0.
+A term switched off is still reported (detached, for monitoring) but not added to ``total``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from encoder.data.batch import PoseBatch
+from encoder.models.base import StyleOutput
+from encoder.models.layers import valid_joints
+
+
+@dataclass(frozen=True)
+class StyleLossConfig:
+    """Weights of eq. (13)/(14). ``delta`` is a distance between unit vectors (orthogonal: 1.41)."""
+
+    mu1: float = 0.1      # compactness
+    mu2: float = 0.5      # margin
+    delta: float = 1.2    # margin between classes
+    mu3: float = 1e-3     # smoothness (eq. 14)
+    label_smoothing: float = 0.0
+    use_compactness: bool = True
+    use_margin: bool = True
+    use_smoothness: bool = True
+
+    def __post_init__(self) -> None:
+        if min(self.mu1, self.mu2, self.mu3) < 0:
+            raise ValueError("loss weights mu1, mu2, mu3 must be >= 0")
+        if not 0.0 < self.delta <= 2.0:
+            raise ValueError(f"delta must be in (0, 2] (unit-norm embeddings), got {self.delta}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+
+
+def pair_terms(embedding: torch.Tensor, labels: torch.Tensor,
+               delta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eq. (13) structure terms: mean same-class squared distance, mean different-class hinge."""
+    known = labels >= 0
+    e, y = embedding[known], labels[known]
+    zero = embedding.sum() * 0.0
+    if e.shape[0] < 2:
+        return zero, zero
+    dist2 = (e[:, None, :] - e[None, :, :]).pow(2).sum(-1)
+    upper = torch.ones_like(dist2, dtype=torch.bool).triu(1)
+    same = (y[:, None] == y[None, :]) & upper
+    diff = (y[:, None] != y[None, :]) & upper
+    compact = dist2[same].mean() if same.any() else zero
+    hinge = torch.relu(delta - torch.sqrt(dist2[diff] + 1e-12))
+    margin = hinge.mean() if diff.any() else zero
+    return compact, margin
+
+
+def smoothness_term(states: torch.Tensor, window_mask: torch.Tensor) -> torch.Tensor:
+    """Eq. (14) averaged over sequences: mean ||Y_{m+1} - Y_m||^2 over consecutive valid windows."""
+    # bring each sequence's valid windows to the front, in order, then difference neighbours
+    order = torch.argsort((~window_mask).to(torch.int8), dim=1, stable=True)
+    ordered = torch.gather(states, 1, order[..., None].expand_as(states))
+    count = window_mask.sum(1)                                                    # (B,)
+    steps = torch.arange(states.shape[1] - 1, device=states.device)
+    pair_valid = (steps[None, :] < (count - 1)[:, None]).to(states.dtype)          # (B, M-1)
+    jumps = (ordered[:, 1:] - ordered[:, :-1]).pow(2).sum(-1) * pair_valid
+    has_pairs = count >= 2
+    if not has_pairs.any():
+        return states.sum() * 0.0
+    per_seq = jumps.sum(1) / (count - 1).clamp_min(1).to(states.dtype)
+    return per_seq[has_pairs].mean()
+
+
+class StyleLoss(nn.Module):
+    """``loss(output, batch) -> {"ce", "compactness", "margin", "smoothness", "total"}``."""
+
+    def __init__(self, config: StyleLossConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or StyleLossConfig()
+
+    def forward(self, output: StyleOutput, batch: PoseBatch) -> dict[str, torch.Tensor]:
+        c = self.config
+        labels = batch.labels.to(output.logits.device)
+        known = labels >= 0
+        if known.any():
+            ce = F.cross_entropy(output.logits[known], labels[known], label_smoothing=c.label_smoothing)
+        else:
+            ce = output.logits.sum() * 0.0
+        compact, margin = pair_terms(output.embedding, labels, c.delta)          # eq. (13)
+        if output.stage_states is not None:
+            window_mask = valid_joints(batch).flatten(2).any(-1).to(output.stage_states.device)
+            smooth = smoothness_term(output.stage_states, window_mask)           # eq. (14)
+        else:
+            smooth = output.embedding.sum() * 0.0
+        total = ce
+        if c.use_compactness:
+            total = total + c.mu1 * compact
+        if c.use_margin:
+            total = total + c.mu2 * margin
+        if c.use_smoothness:
+            total = total + c.mu3 * smooth
+        terms = {"ce": ce, "compactness": compact, "margin": margin, "smoothness": smooth}
+        enabled = {"ce": True, "compactness": c.use_compactness, "margin": c.use_margin,
+                   "smoothness": c.use_smoothness}
+        out = {k: (v if enabled[k] else v.detach()) for k, v in terms.items()}
+        out["total"] = total
+        return out

@@ -1,0 +1,132 @@
+"""ST-GCN baseline (Yan et al. 2018 style) on the COCO-17 skeleton.
+
+Spatial graph convolution with the *spatial configuration* partitions (the joint itself,
+neighbours closer to the torso, neighbours farther from it), a temporal convolution, batch
+norm and residual connections per block; masked mean pooling over tokens and joints; mean over
+windows. Missing joints: each partition's aggregation is a mean over the *observed* neighbours
+(renormalised per token), features are zero at masked places and the statistics skip them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from encoder.data.batch import PoseBatch
+from encoder.data.skeleton import COCO17_EDGES, NUM_JOINTS, adjacency_matrix
+from encoder.models.base import ModelConfig, StyleModel, StyleOutput
+from encoder.models.layers import (
+    EVAL_WINDOW_CHUNK,
+    EmbeddingHead,
+    MaskedBatchNorm,
+    encode_windows_in_chunks,
+    gather_windows,
+    group_frames,
+    hop_distance,
+    joint_features,
+    mean_over_windows,
+    pool_mask,
+)
+from encoder.models.registry import register_model
+
+TORSO_JOINTS = (5, 6, 11, 12)  # shoulders and hips: the centre of the spatial partitions
+
+
+@dataclass(frozen=True)
+class STGCNConfig(ModelConfig):
+    """Token grouping, then per block: output channels and temporal stride."""
+
+    frames_per_token: int = 4
+    channels: tuple[int, ...] = (48, 64, 96)
+    strides: tuple[int, ...] = (1, 2, 1)
+    temporal_kernel: int = 3
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.num_joints != NUM_JOINTS:
+            raise ValueError(f"stgcn needs the {NUM_JOINTS}-joint COCO skeleton, got {self.num_joints}")
+        if not self.channels or len(self.strides) != len(self.channels):
+            raise ValueError("channels and strides need one entry per block")
+        if min(self.channels + self.strides) < 1 or self.frames_per_token < 1:
+            raise ValueError("channels, strides and frames_per_token must be >= 1")
+        if self.temporal_kernel < 1 or self.temporal_kernel % 2 == 0:
+            raise ValueError(f"temporal_kernel must be odd, got {self.temporal_kernel}")
+
+
+def spatial_partitions() -> torch.Tensor:
+    """(3, J, J) 0/1 partitions of the skeleton neighbourhood (with self): root, closer, farther."""
+    adjacency = adjacency_matrix(COCO17_EDGES, NUM_JOINTS, self_loops=True)
+    hops = hop_distance(adjacency, TORSO_JOINTS)
+    parts = np.zeros((3, NUM_JOINTS, NUM_JOINTS), np.float32)
+    for i, j in zip(*np.nonzero(adjacency)):
+        k = 0 if hops[j] == hops[i] else (1 if hops[j] < hops[i] else 2)
+        parts[k, i, j] = 1.0
+    return torch.from_numpy(parts)
+
+
+class STGCNBlock(nn.Module):
+    """Partitioned graph conv -> BN -> ReLU -> temporal conv -> BN, + residual -> ReLU."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int) -> None:
+        super().__init__()
+        self.c_out, self.stride = c_out, stride
+        self.spatial = nn.Linear(c_in, 3 * c_out, bias=False)
+        self.spatial_norm = MaskedBatchNorm(c_out)
+        self.temporal = nn.Conv2d(c_out, c_out, (kernel, 1), stride=(stride, 1),
+                                  padding=(kernel // 2, 0), bias=False)
+        self.temporal_norm = MaskedBatchNorm(c_out)
+        self.residual = (nn.Identity() if c_in == c_out and stride == 1
+                         else nn.Linear(c_in, c_out, bias=False))
+
+    def forward(self, x: torch.Tensor, parts: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x`` (N, T, J, C_in) zero where masked, ``mask`` (N, T, J, 1) 0/1 floats."""
+        n, t, j, _ = x.shape
+        z = self.spatial(x).view(n, t, j, 3, self.c_out)
+        # per partition k: sum_j A_k[i, j] z_j over observed j, divided by their count
+        agg = torch.einsum("kij,ntjkc->ntikc", parts, z)
+        count = torch.einsum("kij,ntj->ntik", parts, mask[..., 0])
+        h = (agg / count.clamp_min(1.0)[..., None]).sum(3)
+        h = torch.relu_(self.spatial_norm(h, mask))
+        out_mask = pool_mask(mask, self.stride)
+        h = self.temporal(h.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        h = self.temporal_norm(h, out_mask)
+        return torch.relu_(h + self.residual(x[:, ::self.stride]) * out_mask), out_mask
+
+
+@register_model("stgcn", STGCNConfig)
+class STGCN(StyleModel):
+    """ST-GCN blocks over token-grouped joints; masked global pooling; mean over windows."""
+
+    config: STGCNConfig
+
+    def __init__(self, config: STGCNConfig) -> None:
+        super().__init__(config)
+        c = config
+        self.register_buffer("parts", spatial_partitions(), persistent=False)
+        self.input_norm = MaskedBatchNorm((2 * c.in_dims + 1) * c.frames_per_token)
+        blocks, c_prev = [], (2 * c.in_dims + 1) * c.frames_per_token
+        for ch, stride in zip(c.channels, c.strides):
+            blocks.append(STGCNBlock(c_prev, ch, c.temporal_kernel, stride))
+            c_prev = ch
+        self.blocks = nn.ModuleList(blocks)
+        self.head = EmbeddingHead(c_prev, c.embedding_dim, c.num_classes, c.dropout)
+
+    def _encode_windows(self, positions: torch.Tensor, velocity: torch.Tensor,
+                        valid: torch.Tensor) -> torch.Tensor:
+        size = self.config.frames_per_token
+        h = group_frames(joint_features(positions, velocity, valid), size)           # (N, T, J, F)
+        mask = group_frames(valid[..., None], size).any(-1, keepdim=True).to(h.dtype)
+        h = self.input_norm(h, mask)
+        for block in self.blocks:
+            h, mask = block(h, self.parts, mask)
+        return h.sum((1, 2)) / mask.sum((1, 2)).clamp_min(1.0)
+
+    def forward(self, batch: PoseBatch) -> StyleOutput:
+        self.check_batch(batch)
+        *windows, window_mask = gather_windows(batch)
+        vectors = encode_windows_in_chunks(self._encode_windows, windows,
+                                           None if self.training else EVAL_WINDOW_CHUNK)
+        embedding, logits = self.head(mean_over_windows(vectors, window_mask))
+        return StyleOutput(embedding=embedding, logits=logits)

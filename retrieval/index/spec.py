@@ -1,0 +1,251 @@
+"""Choosing, building and tuning a FAISS index for L2-normalised embeddings (inner product = cosine).
+
+Index choice by corpus size ``n`` (``choose_index_spec``):
+
+- ``n < 50_000`` -> ``Flat``: exact; brute force over 50k x 128 floats costs a few ms a query.
+- ``50_000 <= n < 1_000_000`` -> ``HNSW32,Flat``: graph search, sub-ms queries, full vectors kept
+  (exact scores); ``efSearch`` tuned. Stays on CPU (FAISS has no GPU HNSW).
+- ``n >= 1_000_000`` -> ``IVF{nlist},PQ{m}np,RFlat``: inverted lists with ``nlist`` ~ 4 sqrt(n)
+  (a power of two, 1024..65536), product codes of ``m`` sub-quantisers of ~4 dims (``np``: skip
+  polysemous training, unused here and slow), and the top ``k * k_factor`` PQ candidates re-ranked
+  with exact vectors (``RFlat``); ``nprobe`` and ``k_factor`` tuned. ~``m`` + 4*dim bytes/vector.
+
+A ``recall_target`` of 1.0 always gives ``Flat``. Tuning measures recall@10 against exact search
+on a sample of the corpus and keeps the cheapest setting that reaches the target.
+
+FAISS ids are row positions (0..n-1) into the version's id map (``ids.json``), so no ``IDMap``
+wrapper is needed and every index type takes the same id selectors.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import faiss
+import numpy as np
+
+from retrieval.index.errors import IndexBuildError
+
+log = logging.getLogger(__name__)
+
+FLAT_MAX = 50_000
+HNSW_MAX = 1_000_000
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 80
+TUNE_K = 10
+TUNE_QUERIES = 100
+IVF_TRAIN_POINTS_PER_LIST = 64
+
+EF_SEARCH_STEPS = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
+K_FACTOR_STEPS = (4, 8, 16, 32)
+
+
+def choose_index_spec(n: int, dim: int, recall_target: float = 0.95) -> str:
+    """FAISS factory string for ``n`` vectors of ``dim`` dimensions (thresholds in the module doc)."""
+    if n <= 0 or dim <= 0:
+        raise IndexBuildError(f"need a positive number of vectors and dimensions, got n={n}, dim={dim}")
+    if not 0.0 < recall_target <= 1.0:
+        raise IndexBuildError(f"recall_target must be in (0, 1], got {recall_target}")
+    if recall_target >= 1.0 or n < FLAT_MAX:
+        return "Flat"
+    if n < HNSW_MAX:
+        return f"HNSW{HNSW_M},Flat"
+    nlist = 2 ** round(math.log2(4.0 * math.sqrt(n)))
+    nlist = int(min(max(nlist, 1024), 65536))
+    return f"IVF{nlist},PQ{pq_subquantizers(dim)}np,RFlat"
+
+
+def pq_subquantizers(dim: int, dims_per_subquantizer: int = 4) -> int:
+    """Number of PQ sub-quantisers: the divisor of ``dim`` closest to ``dim / dims_per_subquantizer``."""
+    target = max(1.0, dim / dims_per_subquantizer)
+    divisors = [m for m in range(1, dim + 1) if dim % m == 0]
+    return min(divisors, key=lambda m: (abs(m - target), m))
+
+
+def index_kind(index: faiss.Index) -> str:
+    """``flat``, ``hnsw``, ``ivf`` (possibly under a refine step) or ``other``."""
+    index = faiss.downcast_index(index)
+    if isinstance(index, faiss.IndexRefine):
+        return index_kind(index.base_index)
+    if isinstance(index, faiss.IndexFlat):
+        return "flat"
+    if isinstance(index, faiss.IndexHNSW):
+        return "hnsw"
+    if isinstance(index, faiss.IndexIVF):
+        return "ivf"
+    return "other"
+
+
+def _find(index: faiss.Index, cls: type) -> Any:
+    index = faiss.downcast_index(index)
+    if isinstance(index, cls):
+        return index
+    if isinstance(index, faiss.IndexRefine):
+        return _find(index.base_index, cls)
+    return None
+
+
+def normalize_rows(vectors: np.ndarray) -> np.ndarray:
+    """Float32 C-contiguous copy with unit L2 rows (zero rows are refused by the callers first)."""
+    out = np.array(vectors, dtype=np.float32, order="C", copy=True)
+    faiss.normalize_L2(out)
+    return out
+
+
+def build_faiss_index(spec: str, vectors: np.ndarray, *, seed: int = 0) -> faiss.Index:
+    """Create ``spec`` with the inner-product metric, train it if needed, and add ``vectors`` (unit rows)."""
+    n, dim = vectors.shape
+    if spec.replace(" ", "").upper().startswith("IDMAP"):
+        raise IndexBuildError(f"spec {spec!r}: leave out IDMap, ids are row positions into the id map")
+    try:
+        index = faiss.index_factory(dim, spec, faiss.METRIC_INNER_PRODUCT)
+    except RuntimeError as exc:
+        raise IndexBuildError(f"FAISS cannot build spec {spec!r}: {str(exc).splitlines()[-1]}") from exc
+    hnsw = _find(index, faiss.IndexHNSW)
+    if hnsw is not None:
+        hnsw.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+    if not index.is_trained:
+        ivf = _find(index, faiss.IndexIVF)
+        nlist = ivf.nlist if ivf is not None else 1
+        if n < nlist:
+            raise IndexBuildError(f"spec {spec!r} needs at least {nlist} vectors to train, got {n}")
+        rng = np.random.default_rng(seed)
+        n_train = min(n, max(IVF_TRAIN_POINTS_PER_LIST * nlist, 10_000))
+        train = vectors if n_train >= n else vectors[np.sort(rng.choice(n, n_train, replace=False))]
+        index.train(np.ascontiguousarray(train))
+    index.add(vectors)
+    return index
+
+
+@dataclass
+class SearchParams:
+    """Search-time knobs of an index (only those its type uses), as tuned at build time."""
+
+    ef_search: int | None = None
+    nprobe: int | None = None
+    k_factor: int | None = None
+
+    def to_json(self) -> dict[str, int]:
+        return {k: v for k, v in (("efSearch", self.ef_search), ("nprobe", self.nprobe),
+                                  ("k_factor", self.k_factor)) if v is not None}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "SearchParams":
+        return cls(ef_search=data.get("efSearch"), nprobe=data.get("nprobe"), k_factor=data.get("k_factor"))
+
+
+def default_search_params(index: faiss.Index) -> SearchParams:
+    """Untuned starting point: the index's own settings."""
+    hnsw = _find(index, faiss.IndexHNSW)
+    ivf = _find(index, faiss.IndexIVF)
+    refine = faiss.downcast_index(index)
+    return SearchParams(
+        ef_search=int(hnsw.hnsw.efSearch) if hnsw is not None else None,
+        nprobe=int(ivf.nprobe) if ivf is not None else None,
+        k_factor=int(refine.k_factor) if isinstance(refine, faiss.IndexRefine) else None,
+    )
+
+
+def can_widen(index: faiss.Index, params: SearchParams, widen: int, k: int) -> bool:
+    """True while multiplying the search breadth by ``widen`` still visits more of the index."""
+    hnsw = _find(index, faiss.IndexHNSW)
+    ivf = _find(index, faiss.IndexIVF)
+    if hnsw is not None and params.ef_search is not None:
+        return max(params.ef_search * widen, k) < index.ntotal
+    if ivf is not None and params.nprobe is not None:
+        return params.nprobe * widen < ivf.nlist
+    return False
+
+
+def make_faiss_params(index: faiss.Index, params: SearchParams, *, selector: Any = None,
+                      widen: int = 1) -> tuple[Any, list[Any]]:
+    """FAISS ``SearchParameters`` for ``index`` carrying ``params`` (times ``widen``) and an id selector.
+
+    Returns the parameters and the Python objects that must stay alive while the search runs."""
+    keep: list[Any] = [selector]
+
+    def build(ix: faiss.Index) -> Any:
+        ix = faiss.downcast_index(ix)
+        if isinstance(ix, faiss.IndexRefine):
+            p = faiss.IndexRefineSearchParameters()
+            p.k_factor = float(params.k_factor or ix.k_factor)
+            base = build(ix.base_index)
+            p.base_index_params = base
+            keep.append(base)
+            return p
+        if isinstance(ix, faiss.IndexHNSW):
+            p = faiss.SearchParametersHNSW()
+            p.efSearch = int(min(max((params.ef_search or ix.hnsw.efSearch) * widen, 1), max(ix.ntotal, 1)))
+        elif isinstance(ix, faiss.IndexIVF):
+            p = faiss.SearchParametersIVF()
+            p.nprobe = int(min((params.nprobe or ix.nprobe) * widen, ix.nlist))
+        else:
+            p = faiss.SearchParameters()
+        if selector is not None:
+            p.sel = selector
+        return p
+
+    top = build(index)
+    keep.append(top)
+    return top, keep
+
+
+def search_with(index: faiss.Index, queries: np.ndarray, k: int, params: SearchParams, *,
+                selector: Any = None, widen: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """One FAISS search with the given knobs and optional selector."""
+    faiss_params, keep = make_faiss_params(index, params, selector=selector, widen=widen)
+    scores, labels = index.search(np.ascontiguousarray(queries, dtype=np.float32), k, params=faiss_params)
+    del keep
+    return scores, labels
+
+
+def _exact_neighbours(vectors: np.ndarray, query_rows: np.ndarray, k: int) -> np.ndarray:
+    """Exact top-k positions (self excluded) for the sampled rows, by blocked brute force."""
+    _, labels = faiss.knn(np.ascontiguousarray(vectors[query_rows]), vectors, k + 1,
+                          metric=faiss.METRIC_INNER_PRODUCT)
+    return np.stack([np.array([p for p in row if p != q][:k]) for row, q in zip(labels, query_rows)])
+
+
+def _recall(index: faiss.Index, vectors: np.ndarray, query_rows: np.ndarray, truth: np.ndarray,
+            params: SearchParams, k: int) -> float:
+    _, labels = search_with(index, vectors[query_rows], k + 1, params)
+    hits = 0
+    for row, got in enumerate(labels):
+        found = [p for p in got if p >= 0 and p != query_rows[row]][:k]
+        hits += len(set(found) & set(truth[row].tolist()))
+    return hits / (k * len(query_rows))
+
+
+def tune_search_params(index: faiss.Index, vectors: np.ndarray, recall_target: float, *,
+                       seed: int = 0) -> tuple[SearchParams, float]:
+    """Cheapest ``efSearch`` / (``nprobe``, ``k_factor``) whose recall@10 on sampled corpus queries
+    (self excluded) reaches ``recall_target``; returns it and the recall measured (1.0 for Flat)."""
+    params = default_search_params(index)
+    kind = index_kind(index)
+    n = vectors.shape[0]
+    k = min(TUNE_K, n - 1)
+    if kind in ("flat", "other") or k < 1:
+        return params, 1.0
+    rng = np.random.default_rng(seed)
+    query_rows = np.sort(rng.choice(n, min(TUNE_QUERIES, n), replace=False))
+    truth = _exact_neighbours(vectors, query_rows, k)
+    candidates: list[SearchParams] = []
+    if kind == "hnsw":
+        candidates = [SearchParams(ef_search=ef, k_factor=params.k_factor) for ef in EF_SEARCH_STEPS]
+    else:
+        nlist = _find(index, faiss.IndexIVF).nlist
+        probes = sorted({min(2 ** i, nlist) for i in range(int(math.log2(nlist)) + 2)})
+        factors = K_FACTOR_STEPS if params.k_factor is not None else (None,)
+        candidates = [SearchParams(nprobe=p, k_factor=f) for p in probes for f in factors]
+    best, best_recall = candidates[-1], -1.0
+    for candidate in candidates:
+        recall = _recall(index, vectors, query_rows, truth, candidate, k)
+        if recall > best_recall:
+            best, best_recall = candidate, recall
+        if recall >= recall_target:
+            return candidate, recall
+    log.warning("index %s reaches recall@%d %.3f at most, below the target %.3f", kind, k, best_recall,
+                recall_target)
+    return best, best_recall
