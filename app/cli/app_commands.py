@@ -14,7 +14,6 @@ import typer
 from rich.console import Console
 
 from app.cli import cli
-from retrieval.analysis import MAX_UPLOAD_MB
 
 APP_MAIN = Path(__file__).resolve().parents[1] / "ui" / "main.py"
 EXIT_USAGE = 2
@@ -22,11 +21,13 @@ EXIT_USAGE = 2
 
 def streamlit_command(root: Path, port: int, address: str, store: str | None) -> list[str]:
     """The argv that serves the app (headless, no usage statistics, bounded uploads)."""
+    from retrieval.analysis import MAX_UPLOAD_MB
+
     command = [sys.executable, "-m", "streamlit", "run", str(APP_MAIN),
                "--server.headless", "true", "--server.port", str(port), "--server.address", address,
                "--server.maxUploadSize", str(MAX_UPLOAD_MB), "--browser.gatherUsageStats", "false",
                "--server.fileWatcherType", "none", "--global.developmentMode", "false",
-               "--", "--root", str(root)]
+               "--client.toolbarMode", "minimal", "--", "--root", str(root)]
     if store:
         command += ["--store", store]
     return command

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
@@ -27,13 +30,22 @@ def _fail(message: str, code: int) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _interrupt_on_sigterm() -> None:
-    """``kill`` (SIGTERM) stops the job like Ctrl-C, so it is recorded as interrupted and can resume."""
+@contextmanager
+def _interrupt_on_sigterm() -> Iterator[None]:
+    """While inside, ``kill`` (SIGTERM) stops the job like Ctrl-C, so it is recorded as interrupted
+    and can resume (only the main thread can install signal handlers)."""
 
     def handler(_signum: int, _frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, handler)
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def print_reindex_summary(summary: ReindexSummary, console: Console) -> None:
@@ -77,14 +89,15 @@ def _run_reindex(checkpoint: Path, data: Path | None, backend: str, ray_address:
         raise _fail(f"--index-type must be one of {', '.join(INDEX_TYPES)}, got {index_type!r}", EXIT_USAGE)
     if ray_address is not None and backend != "ray":
         raise _fail("--ray-address needs --backend ray", EXIT_USAGE)
+    if not checkpoint.is_file():
+        raise _fail(f"{checkpoint}: checkpoint file not found", EXIT_USAGE)
     try:
         dataset = DatasetCache.open(data) if data is not None else None
     except PoseDataError as err:
         raise _fail(str(err), EXIT_USAGE) from None
     console = Console()
-    _interrupt_on_sigterm()
     try:
-        with MetadataStore.open(store_url or default_database_url(root)) as store:
+        with _interrupt_on_sigterm(), MetadataStore.open(store_url or default_database_url(root)) as store:
             if register and dataset is not None:
                 report = register_dataset(store, dataset)
                 console.print(f"registered dataset {dataset.root} ({dataset.version}): {report.inserted} new, "

@@ -145,8 +145,8 @@ def confusion_figure(labels: Sequence[str], matrix: Sequence[Sequence[int]]) -> 
     rows = counts.sum(axis=1, keepdims=True)
     frac = np.divide(counts, rows, out=np.zeros_like(counts), where=rows > 0)
     names = [str(x).replace("_", " ") for x in labels]
-    fig = go.Figure(go.Heatmap(z=frac, x=names, y=names, colorscale="Blues", zmin=0, zmax=1,
-                               text=counts.astype(int), texttemplate="%{text}",
+    fig = go.Figure(go.Heatmap(z=frac.tolist(), x=names, y=names, colorscale="Blues", zmin=0, zmax=1,
+                               text=counts.astype(int).tolist(), texttemplate="%{text}",
                                colorbar={"title": "fraction"},
                                hovertemplate="true %{y}<br>predicted %{x}<br>count %{text}<extra></extra>"))
     fig.update_layout(height=460, margin={"l": 10, "r": 10, "t": 30, "b": 10}, xaxis_title="predicted",

@@ -7,10 +7,10 @@ import streamlit as st
 st.set_page_config(page_title="PoseStyle", page_icon=":material/directions_walk:", layout="wide")
 
 PAGES = [
-    st.Page("pages/search.py", title="Search", icon=":material/search:", url_path="search", default=True),
-    st.Page("pages/explore.py", title="Explore", icon=":material/scatter_plot:", url_path="explore"),
-    st.Page("pages/evaluate.py", title="Evaluate", icon=":material/analytics:", url_path="evaluate"),
-    st.Page("pages/index.py", title="Index", icon=":material/database:", url_path="index"),
+    st.Page("views/search.py", title="Search", icon=":material/search:", url_path="search", default=True),
+    st.Page("views/explore.py", title="Explore", icon=":material/scatter_plot:", url_path="explore"),
+    st.Page("views/evaluate.py", title="Evaluate", icon=":material/analytics:", url_path="evaluate"),
+    st.Page("views/index.py", title="Index", icon=":material/database:", url_path="index"),
 ]
 
 st.navigation(PAGES).run()

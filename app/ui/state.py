@@ -35,7 +35,7 @@ DEFAULT_ROOT = "index_data"
 # Session-state keys shared between pages (the Explore map hands a query to the Search page).
 QUERY_ID_KEY = "search_query_id"          # id of the indexed sequence to search with
 AUTO_SEARCH_KEY = "search_run_now"        # True: the Search page runs the query without a click
-SEARCH_PAGE = "pages/search.py"
+SEARCH_PAGE = "views/search.py"
 
 
 @dataclass(frozen=True)

@@ -50,10 +50,13 @@ class StyleOutput:
       sums to 1 per sequence), or None when the model has no such weighting.
     - ``region_weights`` (B, R): weight of each ``BODY_REGIONS`` region (sums to 1), or None.
     - ``stage_states`` (B, M, D'): per-window states fed to the smoothness loss (eq. 14), or None.
+    - ``window_mask`` (B, M) bool: the windows that entered the embedding (real windows with
+      at least one observed joint), or None.
     """
 
     embedding: torch.Tensor
     logits: torch.Tensor
+    window_mask: torch.Tensor | None = None
     segment_weights: torch.Tensor | None = None
     region_weights: torch.Tensor | None = None
     stage_states: torch.Tensor | None = None

@@ -111,4 +111,4 @@ class GaitRelationNet(StyleModel):
         states = self.window_norm(scatter_windows(vectors, window_mask))             # (B, M, D)
         states = states + self.window_relation(states, window_mask, per_item=True)  # propagation
         embedding, logits = self.head(masked_mean(states, window_mask, dim=1))
-        return StyleOutput(embedding=embedding, logits=logits)
+        return StyleOutput(embedding=embedding, logits=logits, window_mask=window_mask)

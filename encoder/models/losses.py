@@ -17,9 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from encoder.data.batch import PoseBatch
 from encoder.models.base import StyleOutput
-from encoder.models.layers import valid_joints
 
 
 @dataclass(frozen=True)
@@ -79,15 +77,21 @@ def smoothness_term(states: torch.Tensor, window_mask: torch.Tensor) -> torch.Te
 
 
 class StyleLoss(nn.Module):
-    """``loss(output, batch) -> {"ce", "compactness", "margin", "smoothness", "total"}``."""
+    """``loss(output, labels) -> {"ce", "compactness", "margin", "smoothness", "total"}``.
 
-    def __init__(self, config: StyleLossConfig | None = None) -> None:
+    Built from a ``StyleLossConfig`` or its fields: ``StyleLoss(mu1=0.1, use_margin=False)``.
+    """
+
+    def __init__(self, config: StyleLossConfig | None = None, **fields: float | bool) -> None:
         super().__init__()
-        self.config = config or StyleLossConfig()
+        if config is not None and fields:
+            raise TypeError("StyleLoss: pass a StyleLossConfig or its fields, not both")
+        self.config = config if config is not None else StyleLossConfig(**fields)
 
-    def forward(self, output: StyleOutput, batch: PoseBatch) -> dict[str, torch.Tensor]:
+    def forward(self, output: StyleOutput, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``labels`` (B,) long, -1 where unknown (``PoseBatch.labels``)."""
         c = self.config
-        labels = batch.labels.to(output.logits.device)
+        labels = labels.to(output.logits.device)
         known = labels >= 0
         if known.any():
             ce = F.cross_entropy(output.logits[known], labels[known], label_smoothing=c.label_smoothing)
@@ -95,7 +99,9 @@ class StyleLoss(nn.Module):
             ce = output.logits.sum() * 0.0
         compact, margin = pair_terms(output.embedding, labels, c.delta)          # eq. (13)
         if output.stage_states is not None:
-            window_mask = valid_joints(batch).flatten(2).any(-1).to(output.stage_states.device)
+            window_mask = output.window_mask
+            if window_mask is None:
+                raise ValueError("StyleLoss: an output with stage_states needs its window_mask")
             smooth = smoothness_term(output.stage_states, window_mask)           # eq. (14)
         else:
             smooth = output.embedding.sum() * 0.0

@@ -96,4 +96,4 @@ class PoseTransformer(StyleModel):
             padding[:, 0] &= window_mask.any(1)   # a sequence without windows: avoid all-masked rows
             per_seq = self.sequence_encoder(per_seq, src_key_padding_mask=padding)
         embedding, logits = self.head(masked_mean(per_seq, window_mask, dim=1))
-        return StyleOutput(embedding=embedding, logits=logits)
+        return StyleOutput(embedding=embedding, logits=logits, window_mask=window_mask)

@@ -1,26 +1,32 @@
 """PoseStyle-Net (paper sections 3.1-3.3, eqs. 3-12), every part switchable for ablation.
 
-Per window (all windows of the batch encoded together as (N, L, J, C)):
-  input [positions, velocity, joint-mask] -> velocity-weighted pose graph (eq. 3) ->
-  three stacked graph+temporal convolution units, the shallow / mid / deep branches with
-  growing temporal receptive fields (eq. 4) -> per branch, temporal and joint attention (eq. 5)
-  pool the branch into a window vector U_m and body-region vectors H_m,a.
+Per window (all windows of the batch encoded together, (N, L, J, C)):
+  input [positions, velocity, joint mask] per joint, ``frames_per_token`` (4) consecutive
+  frames side by side form a token -> velocity-weighted pose graph per token (eq. 3) ->
+  three stacked graph + temporal convolution units, the shallow / mid / deep branches with
+  growing receptive fields (eq. 4) -> per branch, temporal and joint attention (eq. 5) pool
+  the branch into a window vector U_m and body-region vectors H_m,a.
 Per sequence (over its M windows):
-  gated segment fusion Z (eq. 6); L relation layers, each: temporal relation R^t (eq. 7),
-  spatial synergy R^s (eq. 8), joint propagation (eq. 9), stage gating (eq. 10); cross-stage
-  aggregation E (eq. 11); embedding = L2-normalised projection of [E; Z]; logits (eq. 12).
+  gated segment fusion Z (eq. 6); ``num_relation_layers`` relation layers, each: temporal
+  relation R^t (eq. 7), spatial synergy R^s (eq. 8), joint propagation (eq. 9), stage gating
+  (eq. 10); cross-stage aggregation E (eq. 11); embedding = L2-normalised projection of
+  [E; Z]; logits (eq. 12).
 
 Readings of the paper where it leaves shapes open (documented, tested):
-- eq. (3) graph: G has self-loops (a joint keeps its own feature); pairs involving a missing
-  joint are removed (not zero-filled) and each row is normalised to sum to 1, so a graph
-  convolution is a weighted mean over the observed neighbours.
-- eq. (4): W_r * X_r is a graph convolution (per-frame eq. 3 graph, then a linear map with a
-  per-joint bias b_r) followed by a depthwise temporal convolution; each is followed by BN and
-  ReLU (phi). The branches are the taps of three stacked units: shallow (5-frame receptive
-  field), mid (13 frames), deep (45 frames: the whole window) with temporal strides 2, 2, 1.
-- eq. (5): "Pool" is a masked mean; temporal attention is a softmax over the window's frames,
+- eq. (3) is built per token (the token's mean velocity over its 4 frames; 8 frames for the
+  deep unit, after its stride) rather than per frame: the graph costs J x J per entry, and per
+  frame it would dominate the encoder's cost. G has self-loops (a joint keeps its own
+  feature); pairs with a missing joint are removed (not zero-filled) and each row is
+  normalised to sum to 1, so a graph convolution is a weighted mean over observed neighbours.
+- eq. (4): W_r * X_r is a graph convolution (eq. 3 graph), a depthwise temporal convolution
+  and a linear channel map, then BN (masked statistics) and ReLU (phi); b_r is a bias per joint
+  and channel. The branches are the taps of three stacked units with receptive fields of
+  12 frames (shallow), 20 frames (mid, temporal stride 2) and the whole window (deep,
+  dilation 2).
+- eq. (5): "Pool" is a masked mean; temporal attention is a softmax over the window's tokens,
   joint attention a softmax over its joints; the weighted sums give U_m, and the
   attention-weighted mean over each region's joints gives the region feature H_m,a of eq. (8).
+  The branches meet (cross-layer fusion) as a sum of per-branch linear maps into one space.
 - eq. (6) and eq. (11): Z (attention over the pre-relation states U) and E (over the gated
   relation states) are two views of the sequence; the embedding projects their concatenation.
 - eq. (7): the feature distance is the mean squared difference of layer-normalised states (so
@@ -273,25 +279,28 @@ class PoseStyleNet(StyleModel):
         """(N, L, J, C) windows -> U (N, D'), H (N, R, D'), joint weights (N, J), joint valid (N, J)."""
         c = self.config
         size = c.frames_per_token
-        features = joint_features(positions, velocity, valid)                  # (N, L, J, 2C+1)
-        h = group_frames(features, size)
-        count = group_frames(features[..., -1:], size).sum(-1, keepdim=True)   # (N, T, J, 1)
-        dims = c.in_dims
-        velocity_sum = group_frames(features[..., dims:2 * dims], size).unflatten(-1, (size, -1)).sum(-2)
+        h = group_frames(joint_features(positions, velocity, valid), size)     # (N, T, J, size*(2C+1))
+        per_frame = h.unflatten(-1, (size, -1))
+        count = per_frame[..., -1].sum(-1, keepdim=True)                         # observed frames (N, T, J, 1)
+        velocity_sum = per_frame[..., c.in_dims:2 * c.in_dims].sum(-2)          # (N, T, J, C)
         joint_valid = valid.any(1)                                              # (N, J)
         member = self.membership.to(h.dtype)
         n = h.shape[0]
         u = h.new_zeros(n, c.relation_dim)
         regions = h.new_zeros(n, member.shape[1], c.relation_dim)
         alpha_sum = h.new_zeros(n, NUM_JOINTS)
-        tap = 0
+        tap, graph = 0, None
         for i, unit in enumerate(self.units):
-            # eq. (3) graph at this unit's token rate: token velocity = mean over its frames
-            graph = pose_graph(velocity_sum / count.clamp_min(1.0), count[..., 0] > 0, self.skeleton,
-                               c.graph_lambda, c.graph_sigma, c.use_velocity_graph)
-            velocity_sum, count = pool_tokens(velocity_sum, count, unit.stride)
+            if graph is None:
+                # eq. (3) graph at this unit's token rate: token velocity = mean over its frames
+                graph = pose_graph(velocity_sum / count.clamp_min(1.0), count[..., 0] > 0,
+                                   self.skeleton, c.graph_lambda, c.graph_sigma, c.use_velocity_graph)
+            if unit.stride > 1:
+                velocity_sum, count = pool_tokens(velocity_sum, count, unit.stride)
             mask = (count > 0).to(h.dtype)
             h = unit(h, graph, mask)                                            # eq. (4)
+            if unit.stride > 1:
+                graph = None                # the next unit works at the coarser token rate
             if i not in self.tapped:
                 continue
             pooled, alpha = self.attention[tap](h, mask, joint_valid)           # eq. (5)
@@ -344,8 +353,8 @@ class PoseStyleNet(StyleModel):
             mass = (per_joint @ member) / counts.clamp_min(1.0)                # mean weight per joint
             mass = mass / mass.sum(-1, keepdim=True).clamp_min(1e-12)
             region_weights = torch.einsum("bm,bmr->br", omega, mass)
-        return StyleOutput(embedding=embedding, logits=logits, segment_weights=omega,
-                           region_weights=region_weights, stage_states=state)
+        return StyleOutput(embedding=embedding, logits=logits, window_mask=seg_mask,
+                           segment_weights=omega, region_weights=region_weights, stage_states=state)
 
     def _temporal_relation(self, state: torch.Tensor, phase: torch.Tensor,
                            seg_mask: torch.Tensor) -> torch.Tensor:

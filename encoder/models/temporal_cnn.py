@@ -71,4 +71,4 @@ class TemporalCNN(StyleModel):
         vectors = encode_windows_in_chunks(self._encode_windows, (positions, valid),
                                            None if self.training else EVAL_WINDOW_CHUNK)
         embedding, logits = self.head(mean_over_windows(vectors, window_mask))
-        return StyleOutput(embedding=embedding, logits=logits)
+        return StyleOutput(embedding=embedding, logits=logits, window_mask=window_mask)

@@ -8,15 +8,23 @@ from encoder.training.augment import (
 )
 from encoder.training.config import (
     AugmentConfig,
-    LossWeights,
     TrainConfig,
     load_train_config,
     parse_override,
 )
-from encoder.training.trainer import TrainResult, fit, lr_factor, resolve_device
+from encoder.training.trainer import (
+    PREPARED_CACHE,
+    PreparedCache,
+    TrainResult,
+    crop_windows,
+    fit,
+    is_improvement,
+    lr_factor,
+    resolve_device,
+)
 
 __all__ = [
-    "AugmentConfig", "LossWeights", "TrainConfig", "TrainResult", "augment_once", "change_tempo", "fit",
+    "AugmentConfig", "PREPARED_CACHE", "PreparedCache", "TrainConfig", "TrainResult", "augment_once", "change_tempo", "crop_windows", "fit", "is_improvement",
     "load_train_config", "lr_factor", "make_variants", "mirror_sequence", "parse_override", "resolve_device",
     "training_view",
 ]

@@ -5,7 +5,7 @@ A config file is a mapping with the same nesting as the dataclasses below, e.g.:
     model: posestyle-net
     epochs: 40
     augment: {variants: 3, mirror: true, tempo_range: [0.8, 1.2]}
-    loss: {mu1: 0.05, mu2: 0.1, delta: 1.0, mu3: 0.01}
+    loss: {mu1: 0.1, mu2: 0.5, delta: 1.2, mu3: 0.001}
     preprocess: {window_length: 32, max_segments: 16}
 
 Unknown keys are refused with the list of valid ones, so a typo never passes silently.
@@ -24,6 +24,7 @@ import yaml
 
 from encoder.data.errors import PoseDataError
 from encoder.data.preprocess import PreprocessConfig
+from encoder.models.losses import StyleLossConfig
 
 EarlyStopMetric = Literal["val_macro_f1", "val_loss"]
 View = Literal["2d", "3d"]
@@ -79,24 +80,12 @@ class AugmentConfig:
 
 
 @dataclass(frozen=True)
-class LossWeights:
-    """Weights of the joint objective: eq. (13) ``mu1`` (same-class pull), ``mu2`` and
-    ``delta`` (different-class margin), and ``mu3`` for the stage smoothness term of eq. (14)."""
-
-    mu1: float = 0.05
-    mu2: float = 0.1
-    delta: float = 1.0
-    mu3: float = 0.01
-
-    def __post_init__(self) -> None:
-        for name in ("mu1", "mu2", "delta", "mu3"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"loss.{name} must be >= 0, got {getattr(self, name)}")
-
-
-@dataclass(frozen=True)
 class TrainConfig:
     """One training run: model, data view, optimisation, early stopping, augmentation, loss.
+
+    - ``loss``: the ``StyleLossConfig`` of eq. (13)/(14): ``mu1`` (same-class compactness),
+      ``mu2`` and ``delta`` (different-class margin), ``mu3`` (stage smoothness), label
+      smoothing and a switch per term (for ablations).
 
     - schedule: linear warm-up over ``warmup_epochs`` then cosine decay to ``min_lr_ratio`` x lr,
       stepped per batch.
@@ -112,7 +101,7 @@ class TrainConfig:
       cost of a step roughly in proportion on long sequences.
     """
 
-    model: str = "posestyle-net"
+    model: str = "posestyle_net"
     model_config: dict[str, Any] = field(default_factory=dict)
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     view: View = "2d"
@@ -132,7 +121,7 @@ class TrainConfig:
     num_threads: int = 2
     progress: bool = True
     augment: AugmentConfig = field(default_factory=AugmentConfig)
-    loss: LossWeights = field(default_factory=LossWeights)
+    loss: StyleLossConfig = field(default_factory=StyleLossConfig)
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:

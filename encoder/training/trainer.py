@@ -43,7 +43,7 @@ from encoder.data.preprocess import preprocess_sequence
 from encoder.data.sequence import PoseSequence
 from encoder.data.skeleton import CANONICAL_SKELETON
 from encoder.evaluation.metrics import classification_metrics
-from encoder.models import build_model, config_from_dict, config_to_dict
+from encoder.models import StyleLoss, build_model, config_from_dict, config_to_dict
 from encoder.training.augment import make_variants, training_view
 from encoder.training.config import TrainConfig
 
@@ -196,8 +196,9 @@ def _batches(n: int, batch_size: int, rng: np.random.Generator) -> list[np.ndarr
 def _forward_loss(model: torch.nn.Module, loss_fn: torch.nn.Module, batch: PoseBatch
                   ) -> tuple[torch.Tensor, dict[str, float], torch.Tensor]:
     out = model(batch)
-    total, parts = loss_fn(out, batch.labels)
-    return total, {k: float(v) for k, v in parts.items()}, out.logits
+    terms = loss_fn(out, batch.labels)
+    total = terms["total"]
+    return total, {k: float(v.detach()) for k, v in terms.items() if k != "total"}, out.logits
 
 
 @torch.no_grad()
@@ -217,7 +218,9 @@ def _validate(model: torch.nn.Module, loss_fn: torch.nn.Module, batches: list[Po
             "val_macro_f1": cls["macro_f1"]}
 
 
-def _improved(metrics: dict[str, float], best: dict[str, float] | None, cfg: TrainConfig) -> bool:
+def is_improvement(metrics: dict[str, float], best: dict[str, float] | None, cfg: TrainConfig) -> bool:
+    """Early-stopping test: better ``early_stop_metric`` by ``min_delta``; for macro-F1 a tie
+    within ``min_delta`` counts when the validation loss is lower by ``min_delta``."""
     if best is None:
         return True
     if cfg.early_stop_metric == "val_loss":
@@ -235,8 +238,6 @@ def fit(train_seqs: Sequence[PoseSequence], val_seqs: Sequence[PoseSequence], co
     ``labels``: the ordered style set (default: the sorted styles of ``train_seqs``).
     ``summary``: extra facts recorded in the checkpoint's training summary (dataset, split...).
     """
-    from encoder.models.losses import StyleLoss
-
     start = time.perf_counter()
     cfg = config
     if not train_seqs:
@@ -267,7 +268,7 @@ def fit(train_seqs: Sequence[PoseSequence], val_seqs: Sequence[PoseSequence], co
         model_config = config_from_dict(cfg.model, {**cfg.model_config, "in_dims": input_dims,
                                                     "num_classes": len(label_names)})
         model = build_model(cfg.model, model_config).to(device)
-        loss_fn = StyleLoss(mu1=cfg.loss.mu1, mu2=cfg.loss.mu2, delta=cfg.loss.delta, mu3=cfg.loss.mu3)
+        loss_fn = StyleLoss(cfg.loss)
         optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         steps_per_epoch = math.ceil(len(train.versions) / cfg.batch_size)
         total_steps = steps_per_epoch * cfg.epochs
@@ -316,7 +317,7 @@ def fit(train_seqs: Sequence[PoseSequence], val_seqs: Sequence[PoseSequence], co
                 record.update(_validate(model, loss_fn, val_batches, len(label_names)))
             record["seconds"] = time.perf_counter() - epoch_start
             history.append(record)
-            if not val_batches or _improved(record, best, cfg):
+            if not val_batches or is_improvement(record, best, cfg):
                 best = {k: record[k] for k in ("val_loss", "val_macro_f1", "val_accuracy") if k in record}
                 best_epoch, stale = epoch, 0
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}

@@ -59,10 +59,11 @@ class VerificationReport:
 
 
 def new_version_name(encoder_version: str) -> str:
-    """A fresh, sortable version name: ``<UTC timestamp>-<encoder>``, e.g. ``20250101T120000Z-enc1``."""
+    """A fresh name sorting by creation time: ``<UTC timestamp, us>-<4 random hex>-<encoder>``."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     tail = "".join(c if c.isalnum() or c in "._-" else "-" for c in encoder_version)[:40]
-    return f"{stamp}-{tail}" if tail else stamp
+    name = f"{stamp}-{uuid.uuid4().hex[:4]}"
+    return f"{name}-{tail}" if tail else name
 
 
 class IndexManager:
@@ -185,8 +186,9 @@ class IndexManager:
 
     def _check_membership(self, searcher: VectorSearcher, record: IndexVersionRecord,
                           expected_ids: Collection[str] | None, report: VerificationReport) -> None:
+        known = set(self.store.sequence_ids())
         if expected_ids is None:
-            expected_ids = self.store.embedded_sequence_ids(record.encoder_version) or self.store.sequence_ids()
+            expected_ids = self.store.embedded_sequence_ids(record.encoder_version) or known
         expected = set(expected_ids)
         held = set(searcher.sequence_ids)
         report.expected_count = len(expected)
@@ -197,7 +199,7 @@ class IndexManager:
             report.problems.append(f"{len(missing)} expected sequences missing (e.g. {missing[0]!r})")
         if extra:
             report.problems.append(f"{len(extra)} sequences not expected (e.g. {extra[0]!r})")
-        unknown = set(held) - set(self.store.get_sequences(held))
+        unknown = held - known
         if unknown:
             report.problems.append(f"{len(unknown)} indexed sequences unknown to the store "
                                    f"(e.g. {sorted(unknown)[0]!r})")

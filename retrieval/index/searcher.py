@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 FilterStrategy = Literal["auto", "exact", "selector", "overfetch"]
 EXACT_SUBSET_MAX = 16_384
+GPU_MAX_K = 2048            # FAISS GPU k-selection limit; larger fetches run on the CPU copy
 
 
 @dataclass
@@ -105,7 +106,8 @@ class VectorSearcher:
 
     @property
     def supports_selector(self) -> bool:
-        """FAISS id selectors work on CPU indexes; GPU indexes need over-fetching."""
+        """Whether the searching device takes FAISS id selectors (GPU indexes do not: over-fetch there;
+        selector and widened searches run on the CPU copy)."""
         return not self.on_gpu
 
     def position_of(self, sequence_id: str) -> int | None:
@@ -162,8 +164,6 @@ class VectorSearcher:
                 chosen = "selector" if self.supports_selector else "overfetch"
         else:
             chosen = strategy
-        if chosen == "selector" and not self.supports_selector:
-            raise ValueError(f"index {self.version} is on GPU and cannot take id selectors")
         fetch = min(k + max((len(e) for e in excluded), default=0), total)
         scores = np.full((n, k), -np.inf, dtype=np.float32)
         positions = np.full((n, k), -1, dtype=np.int64)
@@ -184,11 +184,8 @@ class VectorSearcher:
                 positions[i, :len(keep)] = [p for _, p in keep]
         return RawHits(scores, positions, chosen, exact_rows)
 
-    def _search_index(self) -> faiss.Index:
-        return self._gpu_index if self._gpu_index is not None else self.index
-
     def _plain(self, queries: np.ndarray, k: int, widen: int, selector: Any = None) -> tuple[np.ndarray, np.ndarray]:
-        if self._gpu_index is not None:
+        if self._gpu_index is not None and selector is None and widen == 1 and k <= GPU_MAX_K:
             return self._gpu_index.search(queries, k)
         return search_with(self.index, queries, k, self.params, selector=selector, widen=widen)
 
@@ -206,7 +203,7 @@ class VectorSearcher:
         widen = self._initial_widen(allowed)
         scores, rows = self._plain(queries, fetch, widen, selector)
         short = np.flatnonzero((rows >= 0).sum(axis=1) < fetch)
-        while short.size and not self.on_gpu and can_widen(self.index, self.params, widen, fetch):
+        while short.size and can_widen(self.index, self.params, widen, fetch):
             widen *= 2
             more_scores, more_rows = self._plain(queries[short], fetch, widen, selector)
             scores[short], rows[short] = more_scores, more_rows
@@ -234,7 +231,7 @@ class VectorSearcher:
             pending = np.asarray(still, dtype=np.int64)
             if request < self.count:
                 request = min(request * 2, self.count)
-            elif not self.on_gpu and can_widen(self.index, self.params, widen, request):
+            elif can_widen(self.index, self.params, widen, request):
                 widen *= 2
             else:
                 break

@@ -14,9 +14,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, Select, create_engine, delete, event, func, select, update
+from sqlalchemy import Engine, Select, create_engine, delete, event, func, insert, select, update
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
 
@@ -166,7 +166,7 @@ class MetadataStore:
             try:
                 with session.begin():
                     yield session
-            except IntegrityError as exc:
+            except (IntegrityError, DataError) as exc:
                 raise StoreError(f"database refused the change: {str(exc.orig).splitlines()[0]}") from exc
 
     # -- sequences ----------------------------------------------------------------------------
@@ -178,9 +178,7 @@ class MetadataStore:
         batch = list(records)
         seen: set[str] = set()
         for record in batch:
-            if not isinstance(record.id, str) or not record.id.strip() or len(record.id) > SEQUENCE_ID_MAX:
-                raise StoreError(f"sequence id must be a non-empty string of at most {SEQUENCE_ID_MAX} "
-                                 f"characters, got {record.id!r}")
+            _check_sequence_record(record)
             if record.id in seen:
                 raise StoreError(f"sequence id {record.id!r} appears twice in one upsert")
             seen.add(record.id)
@@ -190,23 +188,23 @@ class MetadataStore:
             for chunk in _chunks(batch):
                 existing = {row.id: row for row in session.scalars(
                     select(SequenceRow).where(SequenceRow.id.in_([r.id for r in chunk])))}
+                fresh = [r for r in chunk if r.id not in existing]
+                if fresh:  # bulk INSERTs: the common case of a first ingest
+                    session.execute(insert(SequenceRow), [_sequence_values(r, now) for r in fresh])
+                    tags = [{"sequence_id": r.id, "tag": t} for r in fresh for t in r.tags]
+                    if tags:
+                        session.execute(insert(SequenceTagRow), tags)
+                    inserted += len(fresh)
                 for record in chunk:
                     row = existing.get(record.id)
                     if row is None:
-                        session.add(self._new_sequence_row(record, now))
-                        inserted += 1
-                    elif _sequence_record(row).same_content(record):
+                        continue
+                    if _sequence_record(row).same_content(record):
                         unchanged += 1
                     else:
                         self._update_sequence_row(row, record, now)
                         updated += 1
         return UpsertReport(inserted=inserted, updated=updated, unchanged=unchanged)
-
-    @staticmethod
-    def _new_sequence_row(record: SequenceRecord, now: datetime) -> SequenceRow:
-        row = SequenceRow(id=record.id, created=record.created or now, updated=now)
-        MetadataStore._update_sequence_row(row, record, now)
-        return row
 
     @staticmethod
     def _update_sequence_row(row: SequenceRow, record: SequenceRecord, now: datetime) -> None:
@@ -718,6 +716,31 @@ def _apply_filters(query: Select[Any], filters: SequenceFilters | None) -> Selec
                 func.count(SequenceTagRow.tag) == len(filters.tags))
         query = query.where(SequenceRow.id.in_(matching))
     return query
+
+
+def _check_sequence_record(record: SequenceRecord) -> None:
+    """Refuse ids and texts the columns cannot hold, before anything is written."""
+    if not isinstance(record.id, str) or not record.id.strip() or len(record.id) > SEQUENCE_ID_MAX:
+        raise StoreError(f"sequence id must be a non-empty string of at most {SEQUENCE_ID_MAX} characters, "
+                         f"got {record.id!r}")
+    columns = SequenceRow.__table__.columns
+    for name in ("source", "content_hash", "label", "collection", "season", "model_id", "skeleton"):
+        value = getattr(record, name)
+        limit = columns[name].type.length
+        if value is not None and len(str(value)) > limit:
+            raise StoreError(f"sequence {record.id!r}: {name} is longer than {limit} characters")
+    tag_limit = SequenceTagRow.__table__.columns["tag"].type.length
+    for tag in record.tags:
+        if not tag or len(tag) > tag_limit:
+            raise StoreError(f"sequence {record.id!r}: tag {tag[:40]!r} must be 1-{tag_limit} characters")
+
+
+def _sequence_values(record: SequenceRecord, now: datetime) -> dict[str, Any]:
+    """Column values of a new ``sequences`` row."""
+    return {"id": record.id, "source": record.source, "content_hash": record.content_hash, "label": record.label,
+            "collection": record.collection, "season": record.season, "model_id": record.model_id,
+            "fps": float(record.fps), "frames": int(record.frames), "skeleton": record.skeleton,
+            "dims": int(record.dims), "extra": dict(record.extra), "created": record.created or now, "updated": now}
 
 
 def _sequence_record(row: SequenceRow) -> SequenceRecord:

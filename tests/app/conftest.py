@@ -87,3 +87,31 @@ def app_argv(monkeypatch: pytest.MonkeyPatch):
             argv += ["--store", store_url]
         monkeypatch.setattr(sys, "argv", argv)
     return set_root
+
+
+@pytest.fixture
+def app_test(app_argv):
+    """An AppTest of the app's entry script over ``root`` (not run yet)."""
+    from streamlit.testing.v1 import AppTest
+
+    def make(root: Path, store_url: str | None = None) -> AppTest:
+        app_argv(root, store_url)
+        return AppTest.from_file(str(APP_MAIN), default_timeout=APP_TIMEOUT_S)
+    return make
+
+
+@pytest.fixture
+def index_copy(small_index: SmallIndex, tmp_path: Path) -> Path:
+    """A private copy of the small index's data root, for tests that change it (the store keeps
+    pointing at the shared dataset and checkpoint, which nothing changes)."""
+    import shutil
+
+    root = tmp_path / "index_data"
+    shutil.copytree(small_index.root, root)
+    return root
+
+
+@pytest.fixture
+def make_checkpoint():
+    """``make_checkpoint(path, seed) -> encoder version``: another untrained tiny encoder."""
+    return tiny_checkpoint

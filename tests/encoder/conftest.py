@@ -90,12 +90,24 @@ def tiny_model_config() -> dict:
 
 @pytest.fixture(scope="session")
 def trained_toy():
-    """One short training run on toy 2D data, shared by the checkpoint/inference tests."""
-    from encoder.training import TrainConfig, fit
+    """One short training run on toy 2D data, shared by the training and inference tests."""
+    from encoder.training import fit
 
     train = toy_corpus(6, dims=2, seed=1)
     val = toy_corpus(2, dims=2, seed=2)
-    cfg = TrainConfig.from_dict({"model": "posestyle_net", "model_config": TINY_MODEL_CONFIG, "epochs": 12,
-                                 "batch_size": 9, "lr": 5e-3, "warmup_epochs": 1, "patience": 12,
-                                 "seed": 0, "progress": False, "augment": {"variants": 1}})
-    return fit(train, val, cfg)
+    return fit(train, val, tiny_train_config(epochs=25))
+
+
+def tiny_train_config(**overrides) -> "TrainConfig":
+    """A fast training config for the toy data (one torch thread: tests share the CPU)."""
+    from encoder.training import TrainConfig
+
+    base = {"model": "posestyle_net", "model_config": TINY_MODEL_CONFIG, "epochs": 25, "batch_size": 6,
+            "lr": 5e-3, "warmup_epochs": 1, "patience": 25, "seed": 0, "progress": False, "num_threads": 1,
+            "augment": {"variants": 1}}
+    return TrainConfig.from_dict(base).with_overrides(overrides)
+
+
+@pytest.fixture(scope="session")
+def make_train_config() -> Callable[..., "TrainConfig"]:
+    return tiny_train_config

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,11 @@ from sqlalchemy.engine import make_url
 
 from retrieval.store import MetadataStore
 from retrieval.store.models import Base
+
+# Helper modules next to this file (retrieval_support, jobs_support) are imported by plain name;
+# under --import-mode=importlib pytest no longer puts test dirs on sys.path, so do it here.
+if str(Path(__file__).resolve().parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 SUPPORT_DIR = Path(__file__).resolve().parents[1] / "support"
 POSTGRES_SCRIPT = SUPPORT_DIR / "postgres.sh"
@@ -62,19 +68,33 @@ def _libpq(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+def _create_database(server_url: str, name: str) -> None:
+    import psycopg
+
+    try:
+        with psycopg.connect(_libpq(server_url), autocommit=True, connect_timeout=10) as admin:
+            admin.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.Error as exc:
+        _unavailable(f"cannot create a database on {make_url(server_url).render_as_string()}: "
+                     f"{str(exc).strip().splitlines()[0] if str(exc).strip() else exc}")
+
+
+def _drop_database(server_url: str, name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(_libpq(server_url), autocommit=True, connect_timeout=10) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture
 def postgres_database(postgres_url: str) -> Iterator[str]:
     """A fresh, empty database on the session's server, dropped after the test."""
-    import psycopg
-
     name = f"t_{uuid.uuid4().hex[:16]}"
-    with psycopg.connect(_libpq(postgres_url), autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
+    _create_database(postgres_url, name)
     try:
         yield make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
     finally:
-        with psycopg.connect(_libpq(postgres_url), autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        _drop_database(postgres_url, name)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -94,18 +114,14 @@ def db_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture(scope="session")
 def migrated_postgres_url(postgres_url: str) -> Iterator[str]:
     """One PostgreSQL database migrated once per session; ``store`` empties it after each test."""
-    import psycopg
-
     name = f"store_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(_libpq(postgres_url), autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
+    _create_database(postgres_url, name)
     url = make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
     MetadataStore.open(url).close()
     try:
         yield url
     finally:
-        with psycopg.connect(_libpq(postgres_url), autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        _drop_database(postgres_url, name)
 
 
 @pytest.fixture

@@ -1,10 +1,13 @@
 """Tiny data for the re-indexing job tests: a synthetic dataset cache and untrained tiny checkpoints."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from encoder.checkpoint import CheckpointMeta, save_checkpoint
@@ -17,6 +20,25 @@ from encoder.models import PoseStyleNetConfig, build_model, config_to_dict
 EMBEDDING_DIM = 16
 
 
+@contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """One torch thread inside: on a shared 2-core machine, two spinning OpenMP threads make the
+    tiny model several times slower."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+@pytest.fixture(autouse=True)
+def single_torch_thread() -> Iterator[None]:
+    """``one_torch_thread`` around each test of a module that imports this fixture."""
+    with one_torch_thread():
+        yield
+
+
 def tiny_checkpoint(path: Path, seed: int) -> str:
     """An untrained, tiny 3D PoseStyle-Net saved at ``path``; returns its encoder version."""
     torch.manual_seed(seed)
@@ -24,14 +46,14 @@ def tiny_checkpoint(path: Path, seed: int) -> str:
                                 relation_dim=16, num_relation_layers=1)
     model = build_model("posestyle_net", config)
     meta = CheckpointMeta(model_name="posestyle_net", model_config=config_to_dict(config),
-                          preprocess_config=asdict(PreprocessConfig(max_segments=4)), labels=STYLE_CLASSES,
+                          preprocess_config=asdict(PreprocessConfig(window_length=16, window_stride=16, max_segments=3)), labels=STYLE_CLASSES,
                           input_dims=3)
     return save_checkpoint(path, model, meta).encoder_version
 
 
 def demo_sequences(n: int, seed: int = 0) -> list[PoseSequence]:
     """``n`` short synthetic 3D walks with unique names."""
-    return [s.with_(joints=s.joints[:90], confidence=s.confidence[:90])
+    return [s.with_(joints=s.joints[:48], confidence=s.confidence[:48])
             for s in generate_demo_corpus(n, seed=seed, views=("3d",), progress=False)]
 
 

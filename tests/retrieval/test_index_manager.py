@@ -15,6 +15,7 @@ from retrieval.index import (
     IndexNotVerifiedError,
     NoLiveIndexError,
     load_index_version,
+    new_version_name,
 )
 from retrieval.index.storage import IDS_FILE, INDEX_FILE, MANIFEST_FILE, TEMP_PREFIX
 from retrieval.store import EmbeddingRecord, MetadataStore
@@ -247,3 +248,13 @@ def test_a_garbled_live_pointer_falls_back_too(manager: IndexManager, corpus) ->
 def test_without_a_live_version_open_live_says_so(manager: IndexManager) -> None:
     with pytest.raises(NoLiveIndexError, match="no index version is live"):
         manager.open_live()
+
+
+def test_new_version_names_are_valid_sortable_and_distinct() -> None:
+    names = [new_version_name("enc/with spaces:1") for _ in range(3)]
+    assert len(set(names)) == 3
+    assert [n[:22] for n in names] == sorted(n[:22] for n in names)  # the timestamp part sorts by time
+    assert all(name.endswith("enc-with-spaces-1") for name in names)
+    from retrieval.index.storage import check_version_name
+
+    assert [check_version_name(n) for n in names] == names

@@ -15,7 +15,8 @@ from retrieval.index import IndexManager
 from retrieval.jobs import JOB_KIND, JobError, LocalBackend, ReindexJob, ReindexSummary, ShardStore, register_dataset
 from retrieval.store import MetadataStore
 
-from jobs_support import demo_sequences, tiny_checkpoint, write_dataset
+from jobs_support import (  # noqa: F401 (single_torch_thread: autouse fixture)
+    demo_sequences, one_torch_thread, single_torch_thread, tiny_checkpoint, write_dataset)
 
 N_SEQUENCES = 60
 BATCH = 16
@@ -47,8 +48,10 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
     version_a = tiny_checkpoint(base / "a.safetensors", seed=0)
     version_b = tiny_checkpoint(base / "b.safetensors", seed=1)
     dataset = write_dataset(base / "dataset", demo_sequences(N_SEQUENCES), base / "raw")
+    with one_torch_thread():
+        reference_a, reference_b = _reference(base / "a.safetensors", dataset), _reference(base / "b.safetensors", dataset)
     return Corpus(base / "dataset", base / "a.safetensors", base / "b.safetensors", version_a, version_b,
-                  _reference(base / "a.safetensors", dataset), _reference(base / "b.safetensors", dataset))
+                  reference_a, reference_b)
 
 
 @pytest.fixture

@@ -23,7 +23,8 @@ from retrieval.index import IndexManager
 from retrieval.jobs import JOB_KIND, ReindexJob, ShardStore, register_dataset
 from retrieval.store import MetadataStore
 
-from jobs_support import EMBEDDING_DIM, demo_sequences, tiny_checkpoint, write_dataset
+from jobs_support import (  # noqa: F401 (single_torch_thread: autouse fixture)
+    EMBEDDING_DIM, demo_sequences, one_torch_thread, single_torch_thread, tiny_checkpoint, write_dataset)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 N_SEQUENCES = 60
@@ -96,12 +97,13 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Setup:
     version_b = tiny_checkpoint(base / "b.safetensors", seed=1)
     dataset = write_dataset(base / "dataset", demo_sequences(N_SEQUENCES), base / "raw")
     root = base / "index_data"
-    with MetadataStore.open(root / "metadata.db") as store:
+    with one_torch_thread(), MetadataStore.open(root / "metadata.db") as store:
         register_dataset(store, dataset)
         old = ReindexJob(store, IndexManager(root, store), dataset, base / "a.safetensors", batch_size=32,
                          progress=False).run()
-    encoder_b = StyleEncoder.load(base / "b.safetensors")
-    reference_b = dict(zip(dataset.names, encoder_b.embed(list(dataset.iter_sequences()))))
+    with one_torch_thread():
+        encoder_b = StyleEncoder.load(base / "b.safetensors")
+        reference_b = dict(zip(dataset.names, encoder_b.embed(list(dataset.iter_sequences()))))
     return Setup(base / "dataset", base / "b.safetensors", version_b, reference_b, root, old.index_version)
 
 
@@ -153,7 +155,8 @@ def _start_worker(tmp_path: Path, root: Path, setup: Setup, kill_at: str, pause_
     script = tmp_path / "reindex_worker.py"
     script.write_text(WORKER)
     log = open(tmp_path / "worker.log", "wb")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]),
+           "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(
         [sys.executable, str(script), str(pause_s), kill_at, "reindex", "--checkpoint", str(setup.checkpoint_b),
          "--data", str(setup.dataset_dir), "--root", str(root), "--batch-size", str(BATCH), "--no-progress"],

@@ -1,7 +1,7 @@
 """SearchService: by id / vector / sequence / file, filters with exact counts, metadata join, bad queries."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -31,20 +31,43 @@ class ProjectionEmbedder:
         return np.stack([s.joints.mean(axis=0).reshape(-1) @ self._projection for s in seqs])
 
 
-@pytest.fixture
-def world(tmp_path: Path, sqlite_store: MetadataStore) -> tuple[SearchService, np.ndarray, list[SequenceRecord]]:
-    """A store with N sequences, a live Flat index of their embeddings, and a search service."""
+def _build_world(root: Path) -> tuple[MetadataStore, IndexManager, np.ndarray, list[SequenceRecord]]:
+    """A store with N sequences and a live Flat index of their embeddings under ``root``."""
+    store = MetadataStore.open(root / "metadata.db")
     records = catalogue(N, seed=4)
-    sqlite_store.upsert_sequences(records)
-    register_encoder(sqlite_store, "enc-a", DIM)
+    store.upsert_sequences(records)
+    register_encoder(store, "enc-a", DIM)
     vectors = clustered_unit_vectors(N, DIM, seed=4)
-    sqlite_store.record_embeddings("enc-a", [EmbeddingRecord(r.id, r.content_hash, "s.npy", i)
-                                             for i, r in enumerate(records)])
-    manager = IndexManager(tmp_path / "index_data", sqlite_store)
+    store.record_embeddings("enc-a", [EmbeddingRecord(r.id, r.content_hash, "s.npy", i)
+                                      for i, r in enumerate(records)])
+    manager = IndexManager(root / "index_data", store)
     manager.build("v1", vectors, [r.id for r in records], encoder_version="enc-a", spec="Flat")
     assert manager.verify("v1").ok
     manager.promote("v1")
-    return SearchService(sqlite_store, manager, ProjectionEmbedder()), vectors, records
+    return store, manager, vectors, records
+
+
+@pytest.fixture(scope="module")
+def shared_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]:
+    """Built once for the tests that only read."""
+    store, manager, vectors, records = _build_world(tmp_path_factory.mktemp("search"))
+    yield store, manager, vectors, records
+    store.close()
+
+
+@pytest.fixture
+def world(shared_world) -> tuple[SearchService, np.ndarray, list[SequenceRecord]]:
+    """A fresh service over the shared, read-only store and index."""
+    store, manager, vectors, records = shared_world
+    return SearchService(store, manager, ProjectionEmbedder()), vectors, records
+
+
+@pytest.fixture
+def own_world(tmp_path: Path) -> Iterator[tuple[SearchService, np.ndarray, list[SequenceRecord]]]:
+    """A private store and index for tests that change them."""
+    store, manager, vectors, records = _build_world(tmp_path)
+    yield SearchService(store, manager, ProjectionEmbedder()), vectors, records
+    store.close()
 
 
 def _brute_ids(vectors: np.ndarray, query: np.ndarray, ids: list[str], k: int, allowed: set[str] | None = None,
@@ -175,15 +198,15 @@ def test_malformed_queries_raise_one_line_query_errors(world, call, message: str
     assert message in str(caught.value) and "\n" not in str(caught.value)
 
 
-def test_a_sequence_added_after_indexing_is_reported_as_not_indexed(world) -> None:
-    service, _, records = world
+def test_a_sequence_added_after_indexing_is_reported_as_not_indexed(own_world) -> None:
+    service, _, records = own_world
     service.store.upsert_sequences([SequenceRecord(id="late-arrival", content_hash="0" * 64)])
     with pytest.raises(QueryError, match="not in index version v1 yet"):
         service.search_by_id("late-arrival")
 
 
-def test_hits_for_sequences_deleted_from_the_store_are_replaced(world) -> None:
-    service, vectors, records = world
+def test_hits_for_sequences_deleted_from_the_store_are_replaced(own_world) -> None:
+    service, vectors, records = own_world
     ids = [r.id for r in records]
     before = [h.sequence_id for h in service.search_by_vector(vectors[20], k=8)]
     service.store.delete_sequences(before[1:4])
@@ -193,8 +216,8 @@ def test_hits_for_sequences_deleted_from_the_store_are_replaced(world) -> None:
     assert after == _brute_ids(vectors, vectors[20], ids, 8, remaining)
 
 
-def test_a_promotion_is_picked_up_and_a_corrupt_live_version_falls_back(world) -> None:
-    service, vectors, records = world
+def test_a_promotion_is_picked_up_and_a_corrupt_live_version_falls_back(own_world) -> None:
+    service, vectors, records = own_world
     assert service.searcher().version == "v1"
     manager = service.index_manager
     manager.build("v2", vectors, [r.id for r in records], encoder_version="enc-a", spec="HNSW16,Flat")

@@ -53,6 +53,19 @@ def test_migrated_schema_matches_the_orm_models(store: MetadataStore) -> None:
     assert differences == []
 
 
+def test_downgrade_to_base_and_upgrade_again(store: MetadataStore) -> None:
+    from alembic import command
+
+    from retrieval.migrations import alembic_config
+
+    store.upsert_sequences(catalogue(2))
+    with store.engine.begin() as connection:
+        command.downgrade(alembic_config(connection), "base")
+    assert not (TABLES - {"alembic_version"}) & set(inspect(store.engine).get_table_names())
+    store.migrate()
+    assert store.schema_revision() == head_revision() and store.count_sequences() == 0
+
+
 def test_opening_without_migration_leaves_an_empty_database(db_url: str) -> None:
     store = MetadataStore.open(db_url, migrate=False)
     try:
@@ -99,6 +112,10 @@ def test_upsert_with_a_duplicate_id_writes_nothing(store: MetadataStore) -> None
         store.upsert_sequences([*records, records[1]])
     with pytest.raises(StoreError, match="non-empty"):
         store.upsert_sequences([records[0], replace(records[1], id="")])
+    with pytest.raises(StoreError, match="label is longer than 128"):
+        store.upsert_sequences([records[0], replace(records[1], label="x" * 129)])
+    with pytest.raises(StoreError, match="tag"):
+        store.upsert_sequences([replace(records[1], tags=("t" * 200,))])
     assert store.count_sequences() == 0
 
 

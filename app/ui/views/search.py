@@ -27,7 +27,7 @@ from retrieval.search import SearchHit
 
 CARD_COLUMNS = 4
 RESULTS_KEY = "search_results"
-COMPARE_KEY = "search_compare_id"
+COMPARE_KEY = "compare-select"
 SOURCE_INDEXED, SOURCE_UPLOAD = "An indexed sequence", "Upload a pose file"
 
 
@@ -82,8 +82,12 @@ def _hit_card(hit: SearchHit, root: str, store_url: str | None) -> None:
             f"style: {meta.get('label') or '-'}", meta.get("collection") or "-", meta.get("season") or "-")))
         if meta.get("tags"):
             st.caption("tags: " + ", ".join(meta["tags"]))
-        if st.button("Compare with query", key=f"compare-{hit.rank}", width="stretch"):
-            st.session_state[COMPARE_KEY] = hit.sequence_id
+        st.button("Compare with query", key=f"compare-{hit.rank}", width="stretch", on_click=_choose_hit,
+                  args=(hit.sequence_id,))
+
+
+def _choose_hit(sequence_id: str) -> None:
+    st.session_state[COMPARE_KEY] = sequence_id
 
 
 def _explanation_panel(explanation: dict[str, Any] | None, title: str, key: str) -> None:
@@ -102,10 +106,9 @@ def _explanation_panel(explanation: dict[str, Any] | None, title: str, key: str)
 
 def _comparison(result: SearchResult, root: str, store_url: str | None) -> None:
     ids = [h.sequence_id for h in result.hits]
-    chosen = st.session_state.get(COMPARE_KEY)
-    if chosen not in ids:
-        chosen = ids[0]
-    hit_id = st.selectbox("Hit to compare", ids, index=ids.index(chosen), key="compare-select")
+    if st.session_state.get(COMPARE_KEY) not in ids:
+        st.session_state[COMPARE_KEY] = ids[0]
+    hit_id = st.selectbox("Hit to compare", ids, key=COMPARE_KEY)
     hit = next(h for h in result.hits if h.sequence_id == hit_id)
     hit_motion = sequence_motion(root, store_url, hit_id, str(hit.metadata.get("content_hash", "")))
     left, right = st.columns([3, 1])
