@@ -336,10 +336,17 @@ class AppService:
         return IndexManager(self.root, self.store)
 
     def close(self) -> None:
+        """Close the store connection (reopened on next use)."""
         with self._lock:
             if self._store is not None:
                 self._store.close()
                 self._store = None
+
+    def __enter__(self) -> "AppService":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def live_pointer(self) -> str | None:
         """What the ``LIVE`` file names (cheap; the app's cache key for the loaded index): the live

@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -107,33 +106,6 @@ def train_command(
         console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
-def _in_view(seqs: Sequence[PoseSequence], view: str) -> list[PoseSequence]:
-    """3D takes in the ``2d`` view: each through its benchmark camera (BENCHMARK.md)."""
-    from encoder.data.camera import benchmark_2d_view
-
-    if view != "2d":
-        return list(seqs)
-    return [benchmark_2d_view(s, s.name) if s.dims == 3 else s for s in seqs]
-
-
-def _embed(encoder: Any, seqs: list[PoseSequence], batch_size: int, console: Console, what: str
-           ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Embeddings, logits and labels of the sequences that could be encoded (bad ones listed)."""
-    items, labels, errors = [], [], []
-    for seq in tqdm(seqs, desc=f"prepare {what}", unit="seq", leave=False, dynamic_ncols=True):
-        try:
-            items.append(encoder.prepare(seq))
-            labels.append(seq.label)
-        except PoseDataError as err:
-            errors.append(str(err))
-    for line in errors:
-        console.print(f"skipped ({what}): {line}", markup=False, highlight=False, soft_wrap=True)
-    if not items:
-        raise PoseDataError(what, "no sequence could be encoded")
-    emb, logits = encoder.encode_prepared(items, batch_size)
-    return emb, logits, labels
-
-
 @cli.command("evaluate")
 def evaluate_command(
     checkpoint: Path = typer.Argument(..., help="Encoder checkpoint (.safetensors)."),
@@ -152,7 +124,7 @@ def evaluate_command(
 ) -> None:
     """Evaluate a checkpoint on a split: every BENCHMARK.md metric, written as a report."""
     from encoder.data.dataset import DatasetCache
-    from encoder.evaluation import compute_metrics, headline_metrics, measure_cost, write_report
+    from encoder.evaluation import evaluate_encoder, headline_metrics, write_report
     from encoder.inference import StyleEncoder
     from encoder.training import resolve_device
     from encoder.training.splits import AUTO, resolve_names
@@ -181,26 +153,23 @@ def evaluate_command(
             gallery += resolve_names(spec, names, labels, split_seed, default_parts=("train", "val"))
         gallery = [g for g in dict.fromkeys(gallery) if g not in set(queries)]
 
-        query_seqs = _in_view([s for s in _load(cache, queries, "load queries") if s.label is not None], view)
-        emb, logits, query_labels = _embed(encoder, query_seqs, batch_size, console, "queries")
-        gal_emb = gal_labels = None
-        if gallery:
-            gallery_seqs = _in_view([s for s in _load(cache, gallery, "load gallery") if s.label is not None], view)
-            gal_emb, _, gal_labels = _embed(encoder, gallery_seqs, batch_size, console, "gallery")
-        metrics = compute_metrics(emb, logits, query_labels, label_names=encoder.labels,
-                                  gallery_embeddings=gal_emb, gallery_labels=gal_labels, seed=split_seed)
-        if cost:
-            metrics["cost"] = measure_cost(encoder, query_seqs[:128], batch_size=64, threads=2)
+        query_seqs = _load(cache, queries, "load queries")
+        gallery_seqs = _load(cache, gallery, "load gallery") if gallery else []
+        result = evaluate_encoder(encoder, query_seqs, gallery_seqs, view=view, batch_size=batch_size,
+                                  seed=split_seed, cost=cost)
+        metrics = result.metrics
+        for line in result.skipped:
+            console.print(f"skipped: {line}", markup=False, highlight=False, soft_wrap=True)
         metrics["context"] = {
             "checkpoint": str(checkpoint), "encoder_version": encoder.version, "model": encoder.model_name,
             "dataset": str(data), "dataset_version": cache.dataset_version, "split": split,
-            "gallery": ",".join(gallery_specs) or "none", "view": view, "queries": len(query_labels),
-            "gallery_size": len(gal_labels or []), "seconds": round(time.perf_counter() - start, 1),
+            "gallery": ",".join(gallery_specs) or "none", "view": view, "queries": len(result.labels),
+            "seconds": round(time.perf_counter() - start, 1),
         }
-        written = write_report(metrics, out, embeddings=emb, labels=query_labels,
+        written = write_report(metrics, out, embeddings=result.embeddings, labels=result.labels,
                                title=f"{encoder.model_name} {encoder.version} on {Path(split).name}")
     except PoseDataError as err:
         raise _fail(str(err)) from None
     rows = [(k, v) for k, v in headline_metrics(metrics).items() if v is not None]
-    console.print(_table(f"Evaluation of {encoder.model_name} {encoder.version} ({len(query_labels)} queries)", rows))
+    console.print(_table(f"Evaluation of {encoder.model_name} {encoder.version} ({len(result.labels)} queries)", rows))
     console.print(f"report: {', '.join(str(p) for p in written.values())}", highlight=False, soft_wrap=True)

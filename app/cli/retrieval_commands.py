@@ -61,7 +61,8 @@ def print_reindex_summary(summary: ReindexSummary, console: Console) -> None:
     table.add_row("skipped (unchanged)", str(summary.skipped))
     table.add_row("failed", str(summary.failed))
     table.add_row("elapsed", f"{summary.elapsed_s:.1f} s")
-    table.add_row("throughput", f"{summary.throughput:.1f} seq/s ({summary.embedded_this_run} in {summary.embed_s:.1f} s)")
+    table.add_row("throughput", f"{summary.throughput:.1f} seq/s "
+                                f"({summary.embedded_this_run} in {summary.embed_s:.1f} s)")
     table.add_row("indexed", str(summary.indexed))
     if summary.index_version is not None:
         table.add_row("index spec", summary.index_spec or "")

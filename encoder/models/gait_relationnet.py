@@ -35,29 +35,31 @@ from encoder.models.registry import register_model
 
 @dataclass(frozen=True)
 class GaitRelationNetConfig(ModelConfig):
-    """Token grouping, joint feature width and relation width."""
+    """Token grouping, joint feature width, joint-pair width and relation width."""
 
     frames_per_token: int = 4
     joint_channels: int = 64
+    pair_dim: int = 64
     relation_dim: int = 192
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if min(self.frames_per_token, self.joint_channels, self.relation_dim) < 1:
-            raise ValueError("frames_per_token, joint_channels and relation_dim must be >= 1")
+        if min(self.frames_per_token, self.joint_channels, self.pair_dim, self.relation_dim) < 1:
+            raise ValueError("frames_per_token, joint_channels, pair_dim and relation_dim must be >= 1")
 
 
 class PairRelation(nn.Module):
     """Relation module: mean over valid pairs (i, j) of GELU(A x_i + B x_j + b), then a linear map.
 
-    The first layer is split into A and B, so the pair tensor is a broadcast sum.
+    The first layer is split into A and B, so the pair tensor is a broadcast sum of width
+    ``pair_dim``.
     """
 
-    def __init__(self, c_in: int, c_out: int) -> None:
+    def __init__(self, c_in: int, c_out: int, pair_dim: int) -> None:
         super().__init__()
-        self.left = nn.Linear(c_in, c_out)
-        self.right = nn.Linear(c_in, c_out, bias=False)
-        self.out = nn.Linear(c_out, c_out)
+        self.left = nn.Linear(c_in, pair_dim)
+        self.right = nn.Linear(c_in, pair_dim, bias=False)
+        self.out = nn.Linear(pair_dim, c_out)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, per_item: bool) -> torch.Tensor:
         """``x`` (..., K, C), ``mask`` (..., K) bool.
@@ -87,9 +89,9 @@ class GaitRelationNet(StyleModel):
         self.embed = nn.Linear((2 * c.in_dims + 1) * c.frames_per_token, c.joint_channels)
         self.joint_embedding = nn.Parameter(torch.zeros(c.num_joints, c.joint_channels))
         self.temporal = DepthwiseTemporalConv(c.joint_channels, 3)
-        self.joint_relation = PairRelation(c.joint_channels, c.relation_dim)
+        self.joint_relation = PairRelation(c.joint_channels, c.relation_dim, c.pair_dim)
         self.window_norm = nn.LayerNorm(c.relation_dim)
-        self.window_relation = PairRelation(c.relation_dim, c.relation_dim)
+        self.window_relation = PairRelation(c.relation_dim, c.relation_dim, c.relation_dim)
         self.head = EmbeddingHead(c.relation_dim, c.embedding_dim, c.num_classes, c.dropout)
 
     def _encode_windows(self, positions: torch.Tensor, velocity: torch.Tensor,

@@ -22,7 +22,7 @@ from encoder.data.skeleton import BODY_REGIONS, COCO17_EDGES, NUM_JOINTS, adjace
 LOGIT_SCALE = 10.0
 REGION_NAMES: tuple[str, ...] = tuple(BODY_REGIONS)
 # Windows encoded per chunk at inference (eval mode): bounds peak memory and keeps per-joint
-# activations cache-sized, which is much faster on CPU than one huge batch.
+# activations cache-sized (faster on CPU than one huge batch).
 EVAL_WINDOW_CHUNK = 128
 
 
@@ -44,12 +44,17 @@ def gather_windows(batch: PoseBatch) -> tuple[torch.Tensor, torch.Tensor, torch.
 
 def joint_features(positions: torch.Tensor, velocity: torch.Tensor | None,
                    valid: torch.Tensor) -> torch.Tensor:
-    """Per joint-frame input [positions, velocity, mask] (..., 2C+1), zeroed where invalid.
+    """Per joint-frame input [positions, velocity, mask] (..., 2C+1), zero where invalid.
 
-    Without velocity: [positions, mask] (..., C+1).
+    Without velocity: [positions, mask] (..., C+1). Whatever sits at invalid places (even NaN)
+    is replaced, not multiplied by 0.
     """
-    m = valid[..., None].to(positions.dtype)
-    parts = [positions * m] + ([velocity * m] if velocity is not None else []) + [m]
+    keep = valid[..., None]
+    zero = positions.new_zeros(())
+    parts = [torch.where(keep, positions, zero)]
+    if velocity is not None:
+        parts.append(torch.where(keep, velocity, zero))
+    parts.append(keep.to(positions.dtype))
     return torch.cat(parts, dim=-1)
 
 

@@ -206,8 +206,9 @@ class BranchAttention(nn.Module):
             # Pool(F): masked means (f is zero at masked places, so sums over valid suffice)
             token_mean = f.sum(2) / mask.sum(2).clamp_min(1.0)
             joint_mean = f.sum(1) / mask.sum(1).clamp_min(1.0)
-            alpha_time = masked_softmax(self.time_score(token_mean).squeeze(-1), token_valid, dim=1)    # eq. (5)
-            alpha_joint = masked_softmax(self.joint_score(joint_mean).squeeze(-1), joint_valid, dim=1)  # eq. (5)
+            # eq. (5): alpha = Softmax(W_a . Pool(F)), over tokens and over joints
+            alpha_time = masked_softmax(self.time_score(token_mean).squeeze(-1), token_valid, dim=1)
+            alpha_joint = masked_softmax(self.joint_score(joint_mean).squeeze(-1), joint_valid, dim=1)
         else:
             alpha_time = uniform_weights(token_valid, dim=1).to(f.dtype)
             alpha_joint = uniform_weights(joint_valid, dim=1).to(f.dtype)
@@ -259,8 +260,8 @@ class PoseStyleNet(StyleModel):
         self.tapped = list(range(len(units))) if c.use_multi_branch else [len(units) - 1]
         self.attention = nn.ModuleList(BranchAttention(c.branch_channels[i], c.use_attention)
                                        for i in self.tapped)
-        self.branch_proj = nn.ModuleList(nn.Linear(c.branch_channels[i], c.relation_dim)
-                                         for i in self.tapped)
+        # cross-layer fusion: one linear map of the branches side by side (= a sum of per-branch maps)
+        self.branch_fusion = nn.Linear(sum(c.branch_channels[i] for i in self.tapped), c.relation_dim)
         d = c.relation_dim
         self.norm = nn.LayerNorm(d)
         self.dropout = nn.Dropout(c.dropout)
@@ -281,15 +282,12 @@ class PoseStyleNet(StyleModel):
         size = c.frames_per_token
         h = group_frames(joint_features(positions, velocity, valid), size)     # (N, T, J, size*(2C+1))
         per_frame = h.unflatten(-1, (size, -1))
-        count = per_frame[..., -1].sum(-1, keepdim=True)                         # observed frames (N, T, J, 1)
+        count = per_frame[..., -1].sum(-1, keepdim=True)                         # observed frames
         velocity_sum = per_frame[..., c.in_dims:2 * c.in_dims].sum(-2)          # (N, T, J, C)
         joint_valid = valid.any(1)                                              # (N, J)
         member = self.membership.to(h.dtype)
-        n = h.shape[0]
-        u = h.new_zeros(n, c.relation_dim)
-        regions = h.new_zeros(n, member.shape[1], c.relation_dim)
-        alpha_sum = h.new_zeros(n, NUM_JOINTS)
-        tap, graph = 0, None
+        u_parts, region_parts, alphas = [], [], []
+        graph = None
         for i, unit in enumerate(self.units):
             if graph is None:
                 # eq. (3) graph at this unit's token rate: token velocity = mean over its frames
@@ -303,16 +301,15 @@ class PoseStyleNet(StyleModel):
                 graph = None                # the next unit works at the coarser token rate
             if i not in self.tapped:
                 continue
-            pooled, alpha = self.attention[tap](h, mask, joint_valid)           # eq. (5)
-            weighted = alpha[..., None] * pooled
+            pooled, alpha = self.attention[len(alphas)](h, mask, joint_valid)   # eq. (5)
+            weighted = alpha[..., None] * pooled                                # alpha_j F_j
+            u_parts.append(weighted.sum(1))                                     # U = sum_j alpha_j F_j
             region_sum = (weighted.transpose(1, 2) @ member).transpose(1, 2)    # (N, R, C)
-            region_mean = region_sum / (alpha @ member).clamp_min(1e-12)[..., None]
-            # cross-layer fusion: each branch is mapped into the shared space and summed
-            u = u + self.branch_proj[tap](weighted.sum(1))                       # U = sum_j alpha_j F_j
-            regions = regions + self.branch_proj[tap](region_mean)
-            alpha_sum = alpha_sum + alpha
-            tap += 1
-        return u, regions, alpha_sum / tap, joint_valid
+            region_parts.append(region_sum / (alpha @ member).clamp_min(1e-12)[..., None])
+            alphas.append(alpha)
+        u = self.branch_fusion(torch.cat(u_parts, dim=-1))
+        regions = self.branch_fusion(torch.cat(region_parts, dim=-1))
+        return u, regions, torch.stack(alphas).mean(0), joint_valid
 
     # -- per sequence ----------------------------------------------------------------------
     def forward(self, batch: PoseBatch) -> StyleOutput:
@@ -377,7 +374,8 @@ class PoseStyleNet(StyleModel):
     def _spatial_synergy(regions: torch.Tensor, region_valid: torch.Tensor) -> torch.Tensor:
         """Eq. (8) R^s per window, propagated over regions and pooled: (B, M, D')."""
         norms = regions.norm(dim=-1)
-        cosine = (regions @ regions.transpose(-1, -2)) / (norms[..., :, None] * norms[..., None, :] + 1e-6)  # eq. (8)
+        cosine = ((regions @ regions.transpose(-1, -2))
+                  / (norms[..., :, None] * norms[..., None, :] + 1e-6))              # eq. (8)
         pair = (region_valid[..., :, None] & region_valid[..., None, :]).to(regions.dtype)
         count = region_valid.to(regions.dtype).sum(-1).clamp_min(1.0)
         # mean over valid a of (1/|valid|) sum_b R^s_ab H_b; W_s is applied after (it is linear)

@@ -39,7 +39,7 @@ class STGCNConfig(ModelConfig):
     """Token grouping, then per block: output channels and temporal stride."""
 
     frames_per_token: int = 4
-    channels: tuple[int, ...] = (48, 64, 96)
+    channels: tuple[int, ...] = (64, 96, 128)
     strides: tuple[int, ...] = (1, 2, 1)
     temporal_kernel: int = 3
 
@@ -67,12 +67,16 @@ def spatial_partitions() -> torch.Tensor:
 
 
 class STGCNBlock(nn.Module):
-    """Partitioned graph conv -> BN -> ReLU -> temporal conv -> BN, + residual -> ReLU."""
+    """Partitioned graph conv -> BN -> ReLU -> temporal conv -> BN, + residual -> ReLU.
 
-    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int) -> None:
+    The graph convolution sum_k A_k X W_k is computed as: aggregate per partition (a mean over
+    the observed neighbours in it), then one linear map of the K aggregates side by side.
+    """
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, num_parts: int) -> None:
         super().__init__()
-        self.c_out, self.stride = c_out, stride
-        self.spatial = nn.Linear(c_in, 3 * c_out, bias=False)
+        self.stride = stride
+        self.spatial = nn.Linear(num_parts * c_in, c_out, bias=False)
         self.spatial_norm = MaskedBatchNorm(c_out)
         self.temporal = nn.Conv2d(c_out, c_out, (kernel, 1), stride=(stride, 1),
                                   padding=(kernel // 2, 0), bias=False)
@@ -80,15 +84,15 @@ class STGCNBlock(nn.Module):
         self.residual = (nn.Identity() if c_in == c_out and stride == 1
                          else nn.Linear(c_in, c_out, bias=False))
 
-    def forward(self, x: torch.Tensor, parts: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``x`` (N, T, J, C_in) zero where masked, ``mask`` (N, T, J, 1) 0/1 floats."""
-        n, t, j, _ = x.shape
-        z = self.spatial(x).view(n, t, j, 3, self.c_out)
-        # per partition k: sum_j A_k[i, j] z_j over observed j, divided by their count
-        agg = torch.einsum("kij,ntjkc->ntikc", parts, z)
-        count = torch.einsum("kij,ntj->ntik", parts, mask[..., 0])
-        h = (agg / count.clamp_min(1.0)[..., None]).sum(3)
-        h = torch.relu_(self.spatial_norm(h, mask))
+    def forward(self, x: torch.Tensor, parts: torch.Tensor,
+                mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x`` (N, T, J, C_in) zero where masked; ``parts`` (K*J, J); ``mask`` (N, T, J, 1) 0/1."""
+        n, t, j, c = x.shape
+        # one GEMM over the joint axis for all partitions, and the observed-neighbour counts
+        summed = (x.transpose(2, 3) @ parts.T).view(n, t, c, -1, j)             # (N, T, C, K, J)
+        count = (mask[..., 0] @ parts.T).view(n, t, 1, -1, j)
+        agg = (summed / count.clamp_min(1.0)).permute(0, 1, 4, 3, 2).reshape(n, t, j, -1)
+        h = torch.relu_(self.spatial_norm(self.spatial(agg), mask))
         out_mask = pool_mask(mask, self.stride)
         h = self.temporal(h.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
         h = self.temporal_norm(h, out_mask)
@@ -104,11 +108,12 @@ class STGCN(StyleModel):
     def __init__(self, config: STGCNConfig) -> None:
         super().__init__(config)
         c = config
-        self.register_buffer("parts", spatial_partitions(), persistent=False)
+        parts = spatial_partitions()
+        self.register_buffer("parts", parts.reshape(-1, NUM_JOINTS), persistent=False)   # (K*J, J)
         self.input_norm = MaskedBatchNorm((2 * c.in_dims + 1) * c.frames_per_token)
         blocks, c_prev = [], (2 * c.in_dims + 1) * c.frames_per_token
         for ch, stride in zip(c.channels, c.strides):
-            blocks.append(STGCNBlock(c_prev, ch, c.temporal_kernel, stride))
+            blocks.append(STGCNBlock(c_prev, ch, c.temporal_kernel, stride, parts.shape[0]))
             c_prev = ch
         self.blocks = nn.ModuleList(blocks)
         self.head = EmbeddingHead(c_prev, c.embedding_dim, c.num_classes, c.dropout)

@@ -24,7 +24,7 @@ from encoder.training.trainer import (
 )
 
 __all__ = [
-    "AugmentConfig", "PREPARED_CACHE", "PreparedCache", "TrainConfig", "TrainResult", "augment_once", "change_tempo", "crop_windows", "fit", "is_improvement",
-    "load_train_config", "lr_factor", "make_variants", "mirror_sequence", "parse_override", "resolve_device",
-    "training_view",
+    "AugmentConfig", "PREPARED_CACHE", "PreparedCache", "TrainConfig", "TrainResult", "augment_once",
+    "change_tempo", "crop_windows", "fit", "is_improvement", "load_train_config", "lr_factor", "make_variants",
+    "mirror_sequence", "parse_override", "resolve_device", "training_view",
 ]

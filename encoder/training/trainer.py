@@ -24,7 +24,6 @@ are restored at the end.
 """
 from __future__ import annotations
 
-import copy
 import math
 import time
 from collections import Counter, OrderedDict

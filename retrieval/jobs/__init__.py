@@ -1,6 +1,6 @@
 """Batch (re-)indexing jobs: embed stored sequences into append-only shards and publish a new live index.
 
-The Ray backend lives in ``retrieval.jobs.ray_backend`` and is imported only when asked for.
+``ray`` itself is imported only when the Ray backend first runs.
 """
 from retrieval.jobs.backends import (
     DEFAULT_BATCH_SIZE,
@@ -10,6 +10,7 @@ from retrieval.jobs.backends import (
     embed_requests,
 )
 from retrieval.jobs.errors import JobError, ShardError
+from retrieval.jobs.ray_backend import RayBackend, RayEmbedder
 from retrieval.jobs.reindex import (
     BACKENDS,
     INDEX_TYPES,
@@ -37,6 +38,8 @@ __all__ = [
     "EmbeddingBackend",
     "JobError",
     "LocalBackend",
+    "RayBackend",
+    "RayEmbedder",
     "ReindexJob",
     "ReindexSummary",
     "SequenceLoader",

@@ -71,17 +71,16 @@ def embed_requests(encoder: StyleEncoder, loader: SequenceLoader, requests: Sequ
             errors[request.sequence_id] = _one_line(request.sequence_id, err)
     ids = [sid for sid, _ in prepared]
     items = [item for _, item in prepared]
-    try:
-        vectors = encoder.embed_prepared(items, batch_size=model_batch_size) if items else None
-    except Exception:  # isolate the sequence the model chokes on
-        vectors = None
-    if vectors is None:
-        vectors = np.zeros((len(items), encoder.dim), np.float32)
-        for i, (sid, item) in enumerate(prepared):
-            try:
-                vectors[i] = encoder.embed_prepared([item], batch_size=1)[0]
-            except Exception as err:  # the model fails on this one sequence
-                errors[sid] = _one_line(sid, err)
+    vectors = np.zeros((len(items), encoder.dim), np.float32)
+    if items:
+        try:
+            vectors = encoder.embed_prepared(items, batch_size=model_batch_size)
+        except Exception:  # find the sequence the model chokes on: one at a time
+            for i, (sid, item) in enumerate(prepared):
+                try:
+                    vectors[i] = encoder.embed_prepared([item], batch_size=1)[0]
+                except Exception as err:  # the model fails on this one sequence
+                    errors[sid] = _one_line(sid, err)
     keep: list[int] = []
     for i, sid in enumerate(ids):
         if sid in errors:
@@ -93,9 +92,8 @@ def embed_requests(encoder: StyleEncoder, loader: SequenceLoader, requests: Sequ
             errors[sid] = f"{sid}: encoder {encoder.version} produced an all-zero embedding"
         else:
             keep.append(i)
-    return EmbeddedBatch(ids=[ids[i] for i in keep],
-                         embeddings=np.ascontiguousarray(vectors[keep], dtype=np.float32).reshape(len(keep), encoder.dim),
-                         errors=errors)
+    kept = np.ascontiguousarray(vectors[keep], dtype=np.float32).reshape(len(keep), encoder.dim)
+    return EmbeddedBatch(ids=[ids[i] for i in keep], embeddings=kept, errors=errors)
 
 
 class LocalBackend:

@@ -1,9 +1,9 @@
 """Ray backend: embed with a pool of Ray Data actors, each loading the encoder once.
 
 ``ray.data.from_items`` of (sequence id, dataset folder, content hash) rows is mapped by
-``RayEmbedder`` (a class UDF run by ``concurrency`` actors) into (id, embedding, error) rows; the
-driver turns them back into ``EmbeddedBatch``es, so shards and bookkeeping are exactly the local
-backend's. Without ``address`` a small local Ray is started (``num_cpus`` CPUs, no dashboard, a
+``RayEmbedder`` (a class UDF run by an ``ActorPoolStrategy`` of ``actors``) into (id, embedding,
+error) rows; the driver turns them back into ``EmbeddedBatch``es, so shards and bookkeeping are
+exactly the local backend's. Without ``address`` a small local Ray is started (``num_cpus`` CPUs, no dashboard, a
 ~200 MB object store) and shut down by ``close``; with one, that cluster is joined and left running.
 """
 from __future__ import annotations
@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
+from encoder.inference import StyleEncoder
 from retrieval.jobs.backends import DEFAULT_BATCH_SIZE, EmbeddedBatch, embed_requests
 from retrieval.jobs.errors import JobError
 from retrieval.jobs.sources import EmbedRequest, SequenceLoader
@@ -28,10 +30,6 @@ class RayEmbedder:
     """Ray Data class UDF: loads the encoder once per actor, embeds numpy batches of requests."""
 
     def __init__(self, checkpoint: str, torch_threads: int = 1) -> None:
-        import torch
-
-        from encoder.inference import StyleEncoder
-
         torch.set_num_threads(max(1, torch_threads))
         self.encoder = StyleEncoder.load(checkpoint)
         self.loader = SequenceLoader()

@@ -41,6 +41,7 @@ from retrieval.index import IndexCorruptError, IndexManager, VectorIndexError, n
 from retrieval.index.spec import HNSW_M, pq_subquantizers
 from retrieval.jobs.backends import DEFAULT_BATCH_SIZE, EmbeddedBatch, EmbeddingBackend, LocalBackend
 from retrieval.jobs.errors import JobError
+from retrieval.jobs.ray_backend import RayBackend
 from retrieval.jobs.shards import ShardStore
 from retrieval.jobs.sources import EmbedRequest, dataset_for
 from retrieval.store import EmbeddingRecord, EncoderRecord, JobRecord, MetadataStore, StoreError
@@ -166,7 +167,8 @@ class ReindexJob:
         self.backend = self._make_backend(backend, batch_size, ray_address)
         self.batch_size = batch_size
         self.index_type = index_type
-        self.embeddings_dir = Path(embeddings_dir) if embeddings_dir is not None else index_manager.root / EMBEDDINGS_DIR
+        self.embeddings_dir = Path(embeddings_dir if embeddings_dir is not None
+                                   else index_manager.root / EMBEDDINGS_DIR)
         self.stale_after_s = stale_after_s
         self.heartbeat_s = heartbeat_s
         self.recall_target = recall_target
@@ -179,8 +181,6 @@ class ReindexJob:
         if backend == "local":
             return LocalBackend(self.checkpoint, batch_size=batch_size, encoder=self.encoder)
         if backend == "ray":
-            from retrieval.jobs.ray_backend import RayBackend
-
             return RayBackend(self.checkpoint, batch_size=batch_size, address=ray_address)
         raise JobError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
 
@@ -201,26 +201,28 @@ class ReindexJob:
                 log.info("%s reindex job %s for encoder %s", "resuming" if resumed else "starting", job.id,
                          self.encoder_version)
                 with _Heartbeat(self.store, job.id, self.heartbeat_s):
-                    try:
-                        requests = self._plan(job, shards)
-                        embedded_now, embed_s = self._embed(job, requests, shards)
-                        self.store.update_job(job.id, message="publishing index")
-                        previous_live, built, spec, indexed = self._publish(job, shards)
-                        referenced = {e.shard for e in self.store.get_embeddings(self.encoder_version)}
-                        removed = shards.remove_unreferenced(referenced)
-                    except KeyboardInterrupt:
-                        self._finish_quietly(job.id, "interrupted", "stopped by the user")
-                        raise
-                    except Exception as exc:
-                        self._finish_quietly(job.id, "failed", str(exc))
-                        raise
-                    counts = self.store.job_item_counts(job.id)
-                    live = self.index_manager.live_version()
-                    self.store.finish_job(job.id, "completed", message=(
-                        f"live {live}; embedded {counts['done']}, skipped {counts['skipped']}, "
-                        f"failed {counts['failed']}"))
+                    return self._run_claimed(job, resumed, shards, started)
         finally:
             self.backend.close()
+
+    def _run_claimed(self, job: JobRecord, resumed: bool, shards: ShardStore, started: float) -> ReindexSummary:
+        """Plan, embed, publish and clean up; the job ends completed, failed or interrupted."""
+        try:
+            requests = self._plan(job, shards)
+            embedded_now, embed_s = self._embed(job, requests, shards)
+            self.store.update_job(job.id, message="publishing index")
+            previous_live, built, spec, indexed = self._publish(job, shards)
+            removed = shards.remove_unreferenced({e.shard for e in self.store.get_embeddings(self.encoder_version)})
+        except KeyboardInterrupt:
+            self._finish_quietly(job.id, "interrupted", "stopped by the user")
+            raise
+        except Exception as exc:
+            self._finish_quietly(job.id, "failed", str(exc))
+            raise
+        counts = self.store.job_item_counts(job.id)
+        live = self.index_manager.live_version()
+        self.store.finish_job(job.id, "completed", message=(
+            f"live {live}; embedded {counts['done']}, skipped {counts['skipped']}, failed {counts['failed']}"))
         return ReindexSummary(
             job_id=job.id, encoder_version=self.encoder_version, backend=self.backend.name, resumed=resumed,
             total=sum(counts.values()), embedded=counts["done"], skipped=counts["skipped"],

@@ -56,7 +56,8 @@ def register_dataset(store: MetadataStore, dataset: DatasetCache) -> UpsertRepor
 def dataset_for(record: SequenceRecord, preferred: DatasetCache | None) -> str | None:
     """The dataset folder to load ``record`` from: ``preferred`` when it holds that name with the same
     content, else the folder recorded at registration, else None."""
-    if preferred is not None and record.id in preferred and preferred.item(record.id).content_hash == record.content_hash:
+    if (preferred is not None and record.id in preferred
+            and preferred.item(record.id).content_hash == record.content_hash):
         return str(preferred.root.resolve())
     recorded = record.extra.get(DATASET_KEY)
     return str(recorded) if recorded else None

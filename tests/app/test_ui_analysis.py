@@ -49,7 +49,7 @@ def test_motion_view_of_3d_and_2d_sequences(small_index) -> None:
     np.testing.assert_allclose(view.drawing[:, :, 1], seq.joints[:, :, 1], atol=1e-5)   # height kept
     np.testing.assert_allclose(view.times[-1], (seq.num_frames - 1) / seq.fps)
 
-    flat = seq.with_(joints=seq.joints[:, :, :2] * 100.0 + 500.0)        # as if image pixels
+    flat = seq.with_(joints=seq.joints[:, :, :2] * np.array([100.0, -100.0]) + 500.0)   # image pixels, y down
     view2d = motion_view(flat)
     assert view2d.axes == ("horizontal", "vertical")
     up = flat.joints * np.array([1.0, -1.0])

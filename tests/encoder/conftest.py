@@ -78,6 +78,17 @@ TINY_MODEL_CONFIG = {"branch_channels": [8, 16, 16], "relation_dim": 32, "embedd
                      "num_relation_layers": 1, "dropout": 0.0}
 
 
+@pytest.fixture()
+def one_torch_thread():
+    """Run a test on one torch thread (tests share a small CPU; oversubscribed threads crawl)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="session")
 def make_toy_corpus() -> Callable[..., list[PoseSequence]]:
     return toy_corpus

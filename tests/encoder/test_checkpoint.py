@@ -15,6 +15,8 @@ from encoder.data.batch import collate_segments
 from encoder.data.preprocess import PreprocessConfig, preprocess_sequence
 from encoder.models import build_model, config_to_dict
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 def _model_and_meta(tiny_model_config, seed=0):
     torch.manual_seed(seed)

@@ -46,8 +46,9 @@ def tiny_checkpoint(path: Path, seed: int) -> str:
                                 relation_dim=16, num_relation_layers=1)
     model = build_model("posestyle_net", config)
     meta = CheckpointMeta(model_name="posestyle_net", model_config=config_to_dict(config),
-                          preprocess_config=asdict(PreprocessConfig(window_length=16, window_stride=16, max_segments=3)), labels=STYLE_CLASSES,
-                          input_dims=3)
+                          preprocess_config=asdict(PreprocessConfig(window_length=16, window_stride=16,
+                                                                    max_segments=3)),
+                          labels=STYLE_CLASSES, input_dims=3)
     return save_checkpoint(path, model, meta).encoder_version
 
 

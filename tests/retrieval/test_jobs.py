@@ -49,7 +49,8 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
     version_b = tiny_checkpoint(base / "b.safetensors", seed=1)
     dataset = write_dataset(base / "dataset", demo_sequences(N_SEQUENCES), base / "raw")
     with one_torch_thread():
-        reference_a, reference_b = _reference(base / "a.safetensors", dataset), _reference(base / "b.safetensors", dataset)
+        reference_a = _reference(base / "a.safetensors", dataset)
+        reference_b = _reference(base / "b.safetensors", dataset)
     return Corpus(base / "dataset", base / "a.safetensors", base / "b.safetensors", version_a, version_b,
                   reference_a, reference_b)
 

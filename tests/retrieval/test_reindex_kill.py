@@ -202,9 +202,14 @@ def _kill_and_resume(tmp_path: Path, setup: Setup, kill_at: str) -> None:
 
             (killed,) = [j for j in store.list_jobs(kind=JOB_KIND) if j.encoder_version == setup.version_b]
             assert killed.status == "running"                   # nobody recorded the death
+            shards = ShardStore(root / "embeddings", setup.version_b)
+            assert shards.check(store.get_embeddings(setup.version_b), EMBEDDING_DIM) == {}   # no row without file
             if kill_at in ("external", "shard-written", "rows-recorded"):   # killed while embedding
                 assert 0 < killed.done < killed.total
                 assert store.live_version() == setup.old_version
+            if kill_at == "shard-written":                              # the file exists, its rows do not
+                recorded = {r.shard for r in store.get_embeddings(setup.version_b)}
+                assert len(shards.shard_keys()) == len(recorded) + 1
             time.sleep(0.2)                                     # the reader keeps serving meanwhile
             assert reader.observations and reader.observations[-1][2] == store.live_version()
 
@@ -224,7 +229,6 @@ def _kill_and_resume(tmp_path: Path, setup: Setup, kill_at: str) -> None:
         for sequence_id, vector in setup.reference_b.items():
             np.testing.assert_allclose(held[sequence_id], vector, atol=1e-5, err_msg=sequence_id)
 
-        shards = ShardStore(root / "embeddings", setup.version_b)
         records = store.get_embeddings(setup.version_b)
         assert shards.check(records, EMBEDDING_DIM) == {}
         assert set(shards.shard_keys()) == {r.shard for r in records}          # orphans cleaned

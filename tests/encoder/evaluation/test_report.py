@@ -43,9 +43,13 @@ def test_too_few_points_fall_back():
 
 
 @pytest.mark.slow
-def test_umap_map_is_reproducible():
-    emb = np.random.default_rng(1).normal(size=(30, 8))
-    a, method = embedding_map(emb)
-    b, _ = embedding_map(emb)
-    assert method == "umap" and a.shape == (30, 2)
-    np.testing.assert_allclose(a, b)
+def test_umap_map_with_enough_points():
+    # three well separated groups must stay apart in the 2D map
+    rng = np.random.default_rng(1)
+    emb = np.repeat(np.eye(8)[:3], 5, axis=0) + rng.normal(scale=0.02, size=(15, 8))
+    coords, method = embedding_map(emb)
+    assert method == "umap" and coords.shape == (15, 2) and np.isfinite(coords).all()
+    centres = np.stack([coords[i * 5:(i + 1) * 5].mean(axis=0) for i in range(3)])
+    spread = max(np.linalg.norm(coords[i * 5:(i + 1) * 5] - centres[i], axis=1).max() for i in range(3))
+    gaps = [np.linalg.norm(centres[i] - centres[j]) for i in range(3) for j in range(i + 1, 3)]
+    assert min(gaps) > spread

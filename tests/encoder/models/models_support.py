@@ -20,7 +20,7 @@ TINY_CONFIGS: dict[str, dict] = {
     "st_mlp": {"frame_hidden": 16, "window_hidden": 16, "embedding_dim": 16, "dropout": 0.0},
     "pose_transformer": {"d_model": 16, "num_heads": 2, "num_layers": 1, "ff_dim": 32,
                          "num_sequence_layers": 1, "embedding_dim": 16, "dropout": 0.0},
-    "gait_relationnet": {"joint_channels": 8, "relation_dim": 16, "embedding_dim": 16, "dropout": 0.0},
+    "gait_relationnet": {"joint_channels": 8, "pair_dim": 8, "relation_dim": 16, "embedding_dim": 16, "dropout": 0.0},
     "stgcn": {"channels": (8, 12, 16), "strides": (1, 2, 1), "embedding_dim": 16, "dropout": 0.0},
     "temporal_cnn": {"channels": 16, "embedding_dim": 16, "dropout": 0.0},
 }

@@ -80,7 +80,8 @@ def test_item_alone_equals_item_padded_in_a_batch(name):
                 torch.testing.assert_close(b[row, :2], a[0], atol=1e-5, rtol=1e-4)
                 assert torch.all(b[row, 2:] == 0)
         if alone.region_weights is not None:
-            torch.testing.assert_close(other.region_weights[row], alone.region_weights[0], atol=1e-5, rtol=1e-4)
+            torch.testing.assert_close(other.region_weights[row], alone.region_weights[0],
+                                       atol=1e-5, rtol=1e-4)
 
 
 @pytest.mark.parametrize("name", ALL_MODELS)
@@ -102,6 +103,7 @@ def test_coordinates_of_missing_joints_are_ignored(name):
     assert hidden.any()
     changed = dataclasses.replace(batch)
     noise = torch.randn(batch.positions.shape, generator=torch.Generator().manual_seed(0)) * 100
+    noise[..., 0] = float("nan")          # even NaN at a missing joint must not leak
     changed.positions = torch.where(hidden[..., None], noise, batch.positions)
     changed.velocity = torch.where(hidden[..., None], -noise, batch.velocity)
     with torch.no_grad():

@@ -17,7 +17,7 @@ SWITCHES = ("use_velocity_graph", "use_multi_branch", "use_attention", "use_segm
 # Parameter-name fragments that exist only when the switch is on (None: same parameters).
 SWITCH_PARAMETERS = {
     "use_velocity_graph": None,
-    "use_multi_branch": "branch_proj.1.",
+    "use_multi_branch": "attention.1.",
     "use_attention": "time_score",
     "use_segment_fusion": "fusion_score",
     "use_temporal_relation": None,
@@ -159,3 +159,14 @@ def test_default_size_is_small():
     assert isinstance(net.config, PoseStyleNetConfig)
     assert 300_000 <= net.num_parameters() <= 1_500_000      # target; the paper's model is 8.1 M
     assert build_model("posestyle_net", {"in_dims": 3}).num_parameters() < 8_100_000
+
+
+def test_window_phase_enters_only_through_the_temporal_relation():
+    batch = make_batch(3, seed=10, segments=(3, 4))
+    shifted = make_batch(3, seed=10, segments=(3, 4))
+    shifted.phase = torch.where(batch.segment_mask, batch.phase ** 2, batch.phase)
+    for on in (True, False):
+        net = _net(seed=2, use_temporal_relation=on).eval()
+        with torch.no_grad():
+            a, b = net(batch), net(shifted)
+        assert torch.equal(a.embedding, b.embedding) != on

@@ -1,0 +1,203 @@
+"""End to end in a real browser: ``posestyle app`` serves the small index on a free localhost port and
+Debian's Chromium (driven by Selenium through /usr/bin/chromedriver) searches with an indexed
+sequence, then picks a point on the Explore map. The search page is saved as a screenshot at
+``tests/app/artifacts/search.png`` (git-ignored). Without Chromium the tests skip - except in CI
+(``CI=true``), where they fail."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from retrieval.analysis import AppService
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+SCREENSHOT = ARTIFACTS / "search.png"
+SERVER_START_S = 180
+PAGE_WAIT_S = 180
+WINDOW = "1400,2000"
+CARD = '[class*="st-key-hit-card-"]'
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def _require_browser() -> None:
+    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        missing.append("the selenium package")
+    if missing:
+        reason = f"browser test needs {', '.join(missing)} (apt-get install chromium chromium-driver)"
+        if _in_ci():
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+            return response.read().strip() == b"ok"
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def served_app(small_index, tmp_path: Path) -> Iterator[str]:
+    """``posestyle app`` over the small index on a free port; yields its URL and stops it after."""
+    _require_browser()
+    with AppService(small_index.root) as service:     # the map layout, so the server needs no UMAP run
+        service.embedding_map(service.open_live())
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log_path = tmp_path / "app.log"
+    env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", "HOME": str(tmp_path)}
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-c", "from app.cli import main; main()", "app", "--root", str(small_index.root),
+             "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, env=env)
+    try:
+        deadline = time.monotonic() + SERVER_START_S
+        while not _healthy(url):
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"posestyle app did not come up on {url}:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture
+def browser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Headless Chromium with a fresh profile and nothing that reaches the network on its own."""
+    _require_browser()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    monkeypatch.setenv("SE_AVOID_STATS", "true")
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", f"--user-data-dir={tmp_path / 'chromium-profile'}", f"--window-size={WINDOW}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def _wait(driver, condition, what: str):
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    try:
+        return WebDriverWait(driver, PAGE_WAIT_S).until(condition)
+    except TimeoutException:
+        driver.save_screenshot(str(ARTIFACTS / "failure.png"))
+        pytest.fail(f"timed out waiting for {what}; screenshot at {ARTIFACTS / 'failure.png'}")
+
+
+def _cards_with_images(driver) -> list:
+    """The hit cards, once every card's stick-figure image has loaded."""
+    from selenium.webdriver.common.by import By
+
+    cards = driver.find_elements(By.CSS_SELECTOR, CARD)
+    images = driver.find_elements(By.CSS_SELECTOR, f"{CARD} img")
+    loaded = all(driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", i)
+                 for i in images)
+    return cards if cards and len(images) == len(cards) and loaded else []
+
+
+def _expected_hits(root: Path, query: str, k: int) -> list[str]:
+    with AppService(root) as service:
+        return [h.sequence_id for h in service.search_by_id(service.open_live(), query, k, None)]
+
+
+def _card_titles(cards) -> list[str]:
+    return [card.text.splitlines()[0] for card in cards]
+
+
+def test_search_in_a_real_browser(served_app: str, browser, small_index) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as EC
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / ".gitignore").write_text("*\n")
+    query = small_index.sequence_ids[10]
+    browser.get(served_app)
+    box = _wait(browser, EC.element_to_be_clickable((By.CSS_SELECTOR, ".st-key-query-id input")), "the query picker")
+    assert browser.find_element(By.CSS_SELECTOR, "h1").text == "Search by style"
+    box.click()
+    box.send_keys(query)
+    _wait(browser, EC.visibility_of_element_located((By.CSS_SELECTOR, '[role="option"]')), "the picker's options")
+    box.send_keys(Keys.ENTER)
+    _wait(browser, lambda d: query in (d.find_element(By.CSS_SELECTOR, ".st-key-query-id input").get_attribute("value")
+                                       or ""), "the chosen query")
+    browser.find_element(By.CSS_SELECTOR, ".st-key-search-button button").click()
+
+    cards = _wait(browser, _cards_with_images, "result cards with their stick figures")
+    k = 8
+    expected = _expected_hits(small_index.root, query, k)
+    assert len(expected) == k
+    cards = _wait(browser, lambda d: (c := _cards_with_images(d)) and len(c) == k and c, f"{k} result cards")
+    assert _card_titles(cards) == [f"#{rank} {s}" for rank, s in enumerate(expected, start=1)]
+    assert f"closest in style to {query}" in browser.find_element(By.CSS_SELECTOR, "h3").text
+    _wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, ".js-plotly-plot .main-svg")) >= 3,
+          "the comparison charts")
+    assert not browser.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')
+    assert not browser.find_elements(By.CSS_SELECTOR, '[data-testid="stAlertContentError"]')
+    time.sleep(1)   # let the charts finish their entry transition
+    assert browser.save_screenshot(str(SCREENSHOT))
+    print(f"screenshot: {SCREENSHOT}")
+
+
+def test_clicking_a_point_on_the_map_searches_with_it(served_app: str, browser, small_index) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    browser.get(f"{served_app}/explore")
+    _wait(browser, lambda d: d.execute_script(
+        "const g = document.querySelector('.js-plotly-plot'); return !!(g && g._fullData && g._fullData.length)"),
+        "the style map")
+    point = browser.execute_script("""
+        const g = document.querySelector('.js-plotly-plot'), t = g._fullData[0], L = g._fullLayout;
+        return {x: L.xaxis.l2p(t.x[0]) + L._size.l, y: L.yaxis.l2p(t.y[0]) + L._size.t, id: t.customdata[0][0]};""")
+    plot = browser.find_element(By.CSS_SELECTOR, ".js-plotly-plot")
+    drag = browser.find_element(By.CSS_SELECTOR, ".js-plotly-plot .nsewdrag")
+    dx = plot.rect["x"] + point["x"] - (drag.rect["x"] + drag.rect["width"] / 2)
+    dy = plot.rect["y"] + point["y"] - (drag.rect["y"] + drag.rect["height"] / 2)
+    ActionChains(browser).move_to_element_with_offset(drag, int(dx), int(dy)).click().perform()
+
+    _wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, "h1").text == "Search by style", "the Search page")
+    _wait(browser, lambda d: f"closest in style to {point['id']}" in " ".join(
+        h.text for h in d.find_elements(By.CSS_SELECTOR, "h3")), f"results for {point['id']}")
+    expected = _expected_hits(small_index.root, point["id"], 8)
+    cards = _wait(browser, lambda d: (c := _cards_with_images(d)) and len(c) == len(expected) and c, "result cards")
+    assert _card_titles(cards) == [f"#{rank} {s}" for rank, s in enumerate(expected, start=1)]

@@ -1,0 +1,108 @@
+"""StyleEncoder: load, embed, predict, explain; views; determinism; bad input."""
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import numpy as np
+import pytest
+
+from encoder.checkpoint import CheckpointMeta
+from encoder.data.errors import PoseDataError
+from encoder.data.preprocess import PreprocessConfig
+from encoder.data.skeleton import BODY_REGIONS
+from encoder.inference import StyleEncoder, frontal_camera, frontal_2d_view
+from encoder.models import build_model, config_to_dict
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def saved_encoder(trained_toy, tmp_path_factory):
+    path = tmp_path_factory.mktemp("enc") / "toy.safetensors"
+    trained_toy.save(path)
+    return path, StyleEncoder.load(path)
+
+
+def test_properties(saved_encoder, trained_toy):
+    _, enc = saved_encoder
+    assert enc.version == trained_toy.checkpoint.encoder_version and len(enc.version) == 12
+    assert enc.dim == 16 and enc.input_dims == 2 and enc.model_name == "posestyle_net"
+    assert enc.labels == list(trained_toy.checkpoint.labels)
+    assert not enc.model.training
+
+
+def test_embed_is_unit_norm_deterministic_and_survives_reload(saved_encoder, trained_toy, make_toy_corpus):
+    path, enc = saved_encoder
+    seqs = make_toy_corpus(3, dims=2, seed=11)
+    emb = enc.embed(seqs)
+    assert emb.shape == (9, 16) and emb.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_array_equal(enc.embed(seqs), emb)                         # same input, same output
+    np.testing.assert_array_equal(StyleEncoder.load(path).embed(seqs), emb)     # checkpoint round trip
+    in_memory = StyleEncoder(trained_toy.model, trained_toy.checkpoint)
+    np.testing.assert_array_equal(in_memory.embed(seqs), emb)
+    # batch composition does not matter (beyond float rounding)
+    singles = np.concatenate([enc.embed([s]) for s in seqs[:4]])
+    np.testing.assert_allclose(singles, emb[:4], atol=1e-5)
+    np.testing.assert_allclose(enc.embed(seqs, batch_size=2), emb, atol=1e-5)
+    assert enc.embed([]).shape == (0, 16)
+
+
+def test_predict_and_logits(saved_encoder, make_toy_corpus):
+    _, enc = saved_encoder
+    seqs = make_toy_corpus(2, dims=2, seed=12)
+    labels, probs = enc.predict(seqs)
+    assert probs.shape == (6, len(enc.labels))
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    assert labels == [enc.labels[k] for k in probs.argmax(axis=1)]
+    emb, logits = enc.embed_and_logits(seqs)
+    np.testing.assert_array_equal(emb, enc.embed(seqs))
+    assert np.array_equal(logits.argmax(axis=1), probs.argmax(axis=1))
+
+
+def test_explain(saved_encoder, make_toy_corpus):
+    _, enc = saved_encoder
+    seq = make_toy_corpus(1, dims=2, frames=120, seed=13)[0]
+    out = enc.explain(seq)
+    m = enc.prepare(seq).num_segments
+    assert out["phases"].shape == (m,) and np.all(np.diff(out["phases"]) > 0)
+    assert out["segment_weights"].shape == (m,)
+    assert out["segment_weights"].sum() == pytest.approx(1.0, abs=1e-4)
+    assert set(out["region_weights"]) == set(BODY_REGIONS)
+    assert sum(out["region_weights"].values()) == pytest.approx(1.0, abs=1e-4)
+    np.testing.assert_allclose(out["embedding"], enc.embed([seq])[0], atol=1e-5)
+    assert out["label"] in enc.labels
+
+
+def test_3d_input_to_2d_encoder_uses_the_frontal_camera(saved_encoder, make_toy_corpus):
+    _, enc = saved_encoder
+    seq3d = make_toy_corpus(1, dims=3, seed=14)[0]          # toy walkers face +Z
+    cam = frontal_camera(seq3d)
+    assert min(cam.yaw_deg, 360 - cam.yaw_deg) < 10 and cam.pitch_deg == 0.0 and cam.distance >= 6.0
+    view = frontal_2d_view(seq3d)
+    assert view.dims == 2 and view.metadata["view"] == "2d-frontal"
+    left, right = 11, 12                                     # facing the camera: the left hip is on image right
+    assert np.mean(view.joints[:, left, 0] > view.joints[:, right, 0]) > 0.9
+    np.testing.assert_array_equal(enc.embed([seq3d]), enc.embed([view]))
+
+
+def test_2d_input_to_3d_encoder_is_an_error(tiny_model_config, make_toy_corpus):
+    model = build_model("posestyle_net", {**tiny_model_config, "in_dims": 3, "num_classes": 3})
+    meta = CheckpointMeta(model_name="posestyle_net", model_config=config_to_dict(model.config),
+                          preprocess_config=asdict(PreprocessConfig()), labels=("a", "b", "c"), input_dims=3)
+    enc = StyleEncoder(model, meta)
+    assert enc.embed(make_toy_corpus(1, dims=3)).shape == (3, 16)
+    with pytest.raises(PoseDataError, match="needs 3D input"):
+        enc.embed(make_toy_corpus(1, dims=2))
+
+
+def test_bad_sequence_does_not_lose_the_others(saved_encoder, make_toy_corpus):
+    _, enc = saved_encoder
+    seqs = make_toy_corpus(1, dims=2, seed=15)
+    bad = seqs[1].with_(confidence=np.zeros_like(seqs[1].confidence), source="toy/broken")
+    emb, errors = enc.embed_with_errors([seqs[0], bad, seqs[2]])
+    assert errors[0] is None and errors[2] is None and "toy/broken" in str(errors[1])
+    assert not emb[1].any()
+    np.testing.assert_allclose(emb[[0, 2]], enc.embed([seqs[0], seqs[2]]), atol=1e-5)
+    with pytest.raises(PoseDataError, match="toy/broken"):
+        enc.embed([bad])
