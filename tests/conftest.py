@@ -1,7 +1,13 @@
 """Shared test fixtures. The real data lives outside the repo at ``<repo>/../shared/data``."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+# One OpenMP thread per process: the suite runs on 2 shared cores, where spinning OpenMP pools
+# (torch, faiss) in several processes slow every test down many times over.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import pytest
 

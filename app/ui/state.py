@@ -19,6 +19,7 @@ from typing import Any
 
 import streamlit as st
 
+from app.ui.figures import skeleton_gif
 from retrieval.analysis import (
     AppService,
     ClusterQuality,
@@ -92,6 +93,12 @@ def live_index() -> tuple[LiveIndex, str]:
 def sequence_motion(root: str, store_url: str | None, sequence_id: str, content_hash: str) -> MotionView:
     """Display-ready motion of a stored sequence (``content_hash`` keys the cache to its content)."""
     return motion_view(get_service(root, store_url).load_sequence(sequence_id))
+
+
+@st.cache_data(show_spinner=False, max_entries=512)
+def sequence_gif(root: str, store_url: str | None, sequence_id: str, content_hash: str) -> bytes:
+    """The animated stick figure of a stored sequence (drawn once per content)."""
+    return skeleton_gif(sequence_motion(root, store_url, sequence_id, content_hash))
 
 
 @st.cache_data(show_spinner=False, max_entries=256)

@@ -167,10 +167,9 @@ def retrieval_metrics(query_embeddings: np.ndarray, query_labels: Sequence[str],
 
 # -- all together ------------------------------------------------------------------------------
 def compute_metrics(embeddings: np.ndarray, logits_or_preds: np.ndarray | Sequence[Any] | None,
-                    labels: Sequence[Any], *, label_names: Sequence[str] | None = None,
-                    gallery_embeddings: np.ndarray | None = None,
-                    gallery_labels: Sequence[Any] | None = None,
-                    k_means_restarts: int = 10, seed: int = 0) -> dict[str, Any]:
+                    labels: Sequence[Any], gallery_embeddings: np.ndarray | None = None,
+                    gallery_labels: Sequence[Any] | None = None, k_means_restarts: int = 10,
+                    seed: int = 0, label_names: Sequence[str] | None = None) -> dict[str, Any]:
     """Every BENCHMARK.md metric for one set of test embeddings (JSON-able nested dict).
 
     ``logits_or_preds``: (N, K) logits (column k is ``label_names[k]``; without names the

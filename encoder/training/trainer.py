@@ -15,7 +15,8 @@ Speed on a small CPU (the benchmark trains 100+ models on 2 cores):
 Determinism: ``torch.manual_seed(seed)`` before the model is built and a NumPy generator
 seeded by ``seed`` for batch order and version picking; the augmented copies depend only on
 ``augment.seed`` and the take name. The seed therefore changes initialisation and batch
-order only (as BENCHMARK.md asks), and the same seed gives the same model on the same device.
+order only (as BENCHMARK.md asks), and on CPU the same seed gives the same model bit for bit
+(CUDA kernels may add run-to-run rounding differences).
 
 Early stopping watches ``early_stop_metric`` on the validation split; with ``val_macro_f1``
 a tie (within ``min_delta``) is broken by a lower validation loss, so training does not stop

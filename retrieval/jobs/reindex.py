@@ -10,9 +10,10 @@ One run:
    from their current content hash are skipped (incremental), recorded rows whose shard is gone
    are forgotten and redone, items a killed run finished but did not mark are marked;
 4. embeds the rest through the backend in batches; per batch the vectors are written as one
-   append-only shard file (atomic), then the store records where each vector lies, then the job
-   items are marked done/failed. A kill between those steps leaves an orphan shard (deleted later)
-   or rows whose items are still pending (marked done by the next plan), never a row without a file;
+   append-only shard file (atomic), then one store transaction records where each vector lies and
+   marks the job items done/failed. A kill between the two leaves an orphan shard (deleted later),
+   never a row without a file; rows whose items are still pending (a job from before this rule)
+   are marked done by the next plan;
 5. builds a new index version from exactly the sequences with current embeddings, verifies it
    (count and ids match the store, sampled vectors find themselves first) and promotes it, which
    retires the old live version; until then the old version keeps serving. If the live version
@@ -374,19 +375,19 @@ class ReindexJob:
 
     def _record_batch(self, job: JobRecord, batch: EmbeddedBatch, by_id: dict[str, EmbedRequest],
                       answered: set[str], shards: ShardStore) -> int:
-        """Shard file first, then the store's rows, then the job items (see the module doc)."""
+        """Shard file first, then the store's rows and the job items in one transaction."""
         ids, vectors, errors = batch
         fresh = [i for i, s in enumerate(ids) if s in by_id and s not in answered]
         if len(fresh) != len(ids) or vectors.shape != (len(ids), self.encoder.dim):
             raise JobError(f"the {self.backend.name} backend returned a malformed batch: {len(ids)} ids, "
                            f"vectors {vectors.shape}, {len(ids) - len(fresh)} unknown or repeated ids")
         failed = {s: e for s, e in errors.items() if s in by_id and s not in answered and s not in ids}
+        records: list[EmbeddingRecord] = []
         if ids:
             key = shards.write(vectors)
-            self.store.record_embeddings(self.encoder_version, [
-                EmbeddingRecord(sequence_id=s, content_hash=by_id[s].content_hash, shard=key, row=row)
-                for row, s in enumerate(ids)])
-        self.store.record_job_progress(job.id, done=ids, failed=failed)
+            records = [EmbeddingRecord(sequence_id=s, content_hash=by_id[s].content_hash, shard=key, row=row)
+                       for row, s in enumerate(ids)]
+        self.store.record_embedded_batch(job.id, self.encoder_version, records, failed=failed)
         answered.update(ids)
         answered.update(failed)
         return len(ids)

@@ -320,26 +320,41 @@ class MetadataStore:
         """Insert or replace where each sequence's vector under ``encoder_version`` lies (shard, row)
         and which content it was computed from. Returns the number of records written."""
         batch = list(records)
-        if len({r.sequence_id for r in batch}) != len(batch):
-            raise StoreError("an embedding batch names the same sequence twice")
+        with self._write() as session:
+            self._write_embeddings(session, encoder_version, batch, utc_now())
+        return len(batch)
+
+    def record_embedded_batch(self, job_id: str, encoder_version: str, records: Iterable[EmbeddingRecord],
+                              *, failed: Mapping[str, str] | None = None) -> JobRecord:
+        """Record a batch's embeddings AND mark its job items done (and ``failed`` ones failed) in one
+        transaction, so a kill can never leave vectors recorded for items still pending, or the reverse."""
+        batch = list(records)
         now = utc_now()
         with self._write() as session:
-            if session.get(EncoderRow, encoder_version) is None:
-                raise UnknownRecordError("encoder", encoder_version)
-            for chunk in _chunks(batch):
-                existing = {row.sequence_id: row for row in session.scalars(select(EmbeddingRow).where(
-                    EmbeddingRow.encoder_version == encoder_version,
-                    EmbeddingRow.sequence_id.in_([r.sequence_id for r in chunk])))}
-                for record in chunk:
-                    row = existing.get(record.sequence_id)
-                    if row is None:
-                        session.add(EmbeddingRow(sequence_id=record.sequence_id, encoder_version=encoder_version,
-                                                 content_hash=record.content_hash, shard=record.shard,
-                                                 row=int(record.row), created=now))
-                    else:
-                        row.content_hash, row.shard, row.row, row.created = (
-                            record.content_hash, record.shard, int(record.row), now)
-        return len(batch)
+            self._write_embeddings(session, encoder_version, batch, now)
+            return self._write_job_progress(session, job_id, [r.sequence_id for r in batch], (),
+                                            dict(failed or {}), now)
+
+    @staticmethod
+    def _write_embeddings(session: Session, encoder_version: str, batch: list[EmbeddingRecord],
+                          now: datetime) -> None:
+        if len({r.sequence_id for r in batch}) != len(batch):
+            raise StoreError("an embedding batch names the same sequence twice")
+        if session.get(EncoderRow, encoder_version) is None:
+            raise UnknownRecordError("encoder", encoder_version)
+        for chunk in _chunks(batch):
+            existing = {row.sequence_id: row for row in session.scalars(select(EmbeddingRow).where(
+                EmbeddingRow.encoder_version == encoder_version,
+                EmbeddingRow.sequence_id.in_([r.sequence_id for r in chunk])))}
+            for record in chunk:
+                row = existing.get(record.sequence_id)
+                if row is None:
+                    session.add(EmbeddingRow(sequence_id=record.sequence_id, encoder_version=encoder_version,
+                                             content_hash=record.content_hash, shard=record.shard,
+                                             row=int(record.row), created=now))
+                else:
+                    row.content_hash, row.shard, row.row, row.created = (
+                        record.content_hash, record.shard, int(record.row), now)
 
     def get_embeddings(self, encoder_version: str,
                        sequence_ids: Iterable[str] | None = None) -> list[EmbeddingRecord]:
@@ -579,42 +594,45 @@ class MetadataStore:
                             failed: Mapping[str, str] | None = None) -> JobRecord:
         """Mark job items done / skipped / failed (with their error) and bump the job's counters, error
         log and heartbeat in one transaction. ``done`` counts done + skipped + failed items."""
-        failed = dict(failed or {})
-        outcome = {**{s: ("done", None) for s in done}, **{s: ("skipped", None) for s in skipped},
-                   **{s: ("failed", " ".join(str(e).split())) for s, e in failed.items()}}
         now = utc_now()
         with self._write() as session:
-            row = self._job_row(session, job_id)
-            ids = list(outcome)
-            previous: dict[str, str] = {}
-            for chunk in _chunks(ids):
-                previous.update(session.execute(select(JobItemRow.sequence_id, JobItemRow.status).where(
-                    JobItemRow.job_id == job_id, JobItemRow.sequence_id.in_(chunk))).all())
-            missing = [s for s in ids if s not in previous]
-            self._insert_job_items(session, job_id, missing, now)
-            newly_finished = [s for s in ids if previous.get(s, "pending") == "pending"]
-            for status in ("done", "skipped", "failed"):
-                same = [s for s in ids if outcome[s][0] == status]
-                for chunk in _chunks(same):
-                    if status == "failed":
-                        for sequence_id in chunk:
-                            session.execute(update(JobItemRow).where(
-                                JobItemRow.job_id == job_id, JobItemRow.sequence_id == sequence_id).values(
-                                status="failed", error=outcome[sequence_id][1], updated=now))
-                    else:
+            return self._write_job_progress(session, job_id, list(done), list(skipped), dict(failed or {}), now)
+
+    def _write_job_progress(self, session: Session, job_id: str, done: list[str], skipped: Iterable[str],
+                            failed: dict[str, str], now: datetime) -> JobRecord:
+        outcome = {**{s: ("done", None) for s in done}, **{s: ("skipped", None) for s in skipped},
+                   **{s: ("failed", " ".join(str(e).split())) for s, e in failed.items()}}
+        row = self._job_row(session, job_id)
+        ids = list(outcome)
+        previous: dict[str, str] = {}
+        for chunk in _chunks(ids):
+            previous.update(session.execute(select(JobItemRow.sequence_id, JobItemRow.status).where(
+                JobItemRow.job_id == job_id, JobItemRow.sequence_id.in_(chunk))).all())
+        missing = [s for s in ids if s not in previous]
+        self._insert_job_items(session, job_id, missing, now)
+        newly_finished = [s for s in ids if previous.get(s, "pending") == "pending"]
+        for status in ("done", "skipped", "failed"):
+            same = [s for s in ids if outcome[s][0] == status]
+            for chunk in _chunks(same):
+                if status == "failed":
+                    for sequence_id in chunk:
                         session.execute(update(JobItemRow).where(
-                            JobItemRow.job_id == job_id, JobItemRow.sequence_id.in_(chunk)).values(
-                            status=status, error=None, updated=now))
-            row.done += len(newly_finished)
-            new_errors = [s for s in newly_finished if outcome[s][0] == "failed"]
-            row.error_count += len(new_errors)
-            if new_errors:
-                log = list(row.error_log) + [{"item": s, "error": outcome[s][1], "at": now.isoformat()}
-                                             for s in new_errors]
-                row.error_log = log[-ERROR_LOG_LIMIT:]
-            row.heartbeat = now
-            session.flush()
-            return _job_record(row)
+                            JobItemRow.job_id == job_id, JobItemRow.sequence_id == sequence_id).values(
+                            status="failed", error=outcome[sequence_id][1], updated=now))
+                else:
+                    session.execute(update(JobItemRow).where(
+                        JobItemRow.job_id == job_id, JobItemRow.sequence_id.in_(chunk)).values(
+                        status=status, error=None, updated=now))
+        row.done += len(newly_finished)
+        new_errors = [s for s in newly_finished if outcome[s][0] == "failed"]
+        row.error_count += len(new_errors)
+        if new_errors:
+            log = list(row.error_log) + [{"item": s, "error": outcome[s][1], "at": now.isoformat()}
+                                         for s in new_errors]
+            row.error_log = log[-ERROR_LOG_LIMIT:]
+        row.heartbeat = now
+        session.flush()
+        return _job_record(row)
 
     def log_job_error(self, job_id: str, item: str, error: str) -> JobRecord:
         """Count one job-level error that belongs to no item (e.g. a shard that failed to write)."""

@@ -115,3 +115,12 @@ def index_copy(small_index: SmallIndex, tmp_path: Path) -> Path:
 def make_checkpoint():
     """``make_checkpoint(path, seed) -> encoder version``: another untrained tiny encoder."""
     return tiny_checkpoint
+
+
+@pytest.fixture
+def build_index():
+    """``build_index(folder) -> SmallIndex``: a fresh small index a test may damage."""
+    def build(base: Path) -> SmallIndex:
+        base.mkdir(parents=True)
+        return build_small_index(base)
+    return build

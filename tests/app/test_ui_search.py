@@ -132,3 +132,19 @@ def test_every_page_without_an_index_says_how_to_build_one(app_test, tmp_path, p
     assert any("No index yet" in i.value for i in at.info)
     assert any("posestyle index --data" in c.value for c in at.code)
     assert not (tmp_path / "empty").exists()               # looking does not create anything
+
+
+
+def test_without_its_encoder_the_index_still_searches_by_id(app_test, build_index, tmp_path) -> None:
+    index = build_index(tmp_path / "own")
+    index.checkpoint.unlink()
+    at = _searched(app_test, index.root, index.sequence_ids[1])
+    warnings = [w.value for w in at.warning]
+    assert len(warnings) == 1 and "Upload search and explanations are off" in warnings[0]
+    assert "checkpoint file not found" in warnings[0]
+    assert len(_card_titles(at)) == at.slider(key="k").value
+    assert any("gives no explanation" in c.value for c in at.caption)
+    source = index.sequence_ids[0]
+    at = _upload(app_test, index.root, f"{source}.npz", _npz_bytes(index.raw_dir / f"{source}.npz"))
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and "cannot embed uploads" in errors[0], errors

@@ -272,7 +272,7 @@ def test_crash_after_shard_write_leaves_an_orphan_that_resume_ignores_and_remove
         store, root, dataset, corpus, monkeypatch):
     register_dataset(store, dataset)
     calls = {"n": 0}
-    original = store.record_embeddings
+    original = store.record_embedded_batch
 
     def dies_on_third(*args, **kwargs):
         calls["n"] += 1
@@ -280,10 +280,10 @@ def test_crash_after_shard_write_leaves_an_orphan_that_resume_ignores_and_remove
             raise SimulatedKill()
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(store, "record_embeddings", dies_on_third)
+    monkeypatch.setattr(store, "record_embedded_batch", dies_on_third)
     with pytest.raises(SimulatedKill):
         reindex(store, root, dataset, corpus.checkpoint_a)
-    monkeypatch.setattr(store, "record_embeddings", original)
+    monkeypatch.setattr(store, "record_embedded_batch", original)
     shards = ShardStore(root / "embeddings", corpus.version_a)
     recorded = {r.shard for r in store.get_embeddings(corpus.version_a)}
     assert len(recorded) == 2 and len(shards.shard_keys()) == 3          # one orphan
@@ -298,11 +298,11 @@ def test_crash_after_shard_write_leaves_an_orphan_that_resume_ignores_and_remove
     assert_shards_consistent(store, root, corpus.version_a)
 
 
-def test_crash_between_recording_rows_and_marking_items_does_not_embed_twice(
+def test_failure_while_marking_items_rolls_back_the_batch_rows_too(
         store, root, dataset, corpus, monkeypatch):
     register_dataset(store, dataset)
     calls = {"n": 0}
-    original = store.record_job_progress
+    original = store._write_job_progress
 
     def dies_on_second(*args, **kwargs):
         calls["n"] += 1
@@ -310,17 +310,18 @@ def test_crash_between_recording_rows_and_marking_items_does_not_embed_twice(
             raise SimulatedKill()
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(store, "record_job_progress", dies_on_second)
+    monkeypatch.setattr(store, "_write_job_progress", dies_on_second)
     with pytest.raises(SimulatedKill):
         reindex(store, root, dataset, corpus.checkpoint_a)
-    monkeypatch.setattr(store, "record_job_progress", original)
+    monkeypatch.setattr(store, "_write_job_progress", original)
     job_id = _running_job(store)
-    assert store.get_job(job_id).done == BATCH and store.count_embeddings(corpus.version_a) == 2 * BATCH
+    # rows and item marks share one transaction: the second batch left neither behind
+    assert store.get_job(job_id).done == BATCH and store.count_embeddings(corpus.version_a) == BATCH
 
     summary = reindex(store, root, dataset, corpus.checkpoint_a)
 
     assert summary.job_id == job_id
-    assert summary.embedded_this_run == N_SEQUENCES - 2 * BATCH      # the recorded batch is not redone
+    assert summary.embedded_this_run == N_SEQUENCES - BATCH
     assert (summary.embedded, summary.skipped) == (N_SEQUENCES, 0)
     assert_index_matches(store, root, corpus.reference_a, set(dataset.names))
     assert_shards_consistent(store, root, corpus.version_a)

@@ -66,7 +66,7 @@ WORKER = textwrap.dedent('''
         setattr(owner, name, wrapper)
 
     steps = {"shard-written": (ShardStore, "write", 2),
-             "rows-recorded": (MetadataStore, "record_embeddings", 2),
+             "batch-recorded": (MetadataStore, "record_embedded_batch", 2),
              "index-registered": (MetadataStore, "create_index_version", 1),
              "verified": (IndexManager, "verify", 1),
              "promoted": (IndexManager, "promote", 1)}
@@ -204,7 +204,7 @@ def _kill_and_resume(tmp_path: Path, setup: Setup, kill_at: str) -> None:
             assert killed.status == "running"                   # nobody recorded the death
             shards = ShardStore(root / "embeddings", setup.version_b)
             assert shards.check(store.get_embeddings(setup.version_b), EMBEDDING_DIM) == {}   # no row without file
-            if kill_at in ("external", "shard-written", "rows-recorded"):   # killed while embedding
+            if kill_at in ("external", "shard-written", "batch-recorded"):   # killed while embedding
                 assert 0 < killed.done < killed.total
                 assert store.live_version() == setup.old_version
             if kill_at == "shard-written":                              # the file exists, its rows do not
@@ -252,6 +252,6 @@ def test_kill_9_mid_reindex_resumes_without_duplicates_while_old_version_serves(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kill_at", ["shard-written", "rows-recorded", "index-registered", "verified", "promoted"])
+@pytest.mark.parametrize("kill_at", ["shard-written", "batch-recorded", "index-registered", "verified", "promoted"])
 def test_kill_9_right_after_each_step_resumes_cleanly(tmp_path, setup, kill_at):
     _kill_and_resume(tmp_path, setup, kill_at)

@@ -18,6 +18,7 @@ from app.ui.state import (
     one_line,
     page_guard,
     sequence_explanation,
+    sequence_gif,
     sequence_motion,
     service,
 )
@@ -36,7 +37,6 @@ class SearchResult:
     """The last search: what was asked and what came back (kept in session state across reruns)."""
 
     query_name: str
-    query_id: str | None          # the indexed query's id; None for an upload
     query_motion: Any             # MotionView
     query_explanation: dict[str, Any] | None
     hits: list[SearchHit]
@@ -55,16 +55,13 @@ def _run_search(live: Any, live_key: str, source: str, query_id: str | None, upl
         record = svc.store.get_sequence(query_id)
         motion = sequence_motion(config.root, config.store_url, query_id, record.content_hash if record else "")
         explanation = sequence_explanation(config.root, config.store_url, live_key, query_id)
-        return SearchResult(query_id, query_id, motion, explanation, hits, live_key)
+        return SearchResult(query_id, motion, explanation, hits, live_key)
     if upload is None:
         st.error(f"Choose a file to upload ({', '.join(UPLOAD_SUFFIXES)}).")
         return None
-    sequences = read_uploaded_pose(upload.name, upload.getvalue())
-    query = sequences[0]
-    if len(sequences) > 1:
-        st.info(f"{upload.name} holds {len(sequences)} people; searching with the main one.")
+    query = read_uploaded_pose(upload.name, upload.getvalue())[0]   # keypoint JSON: the tracked main person
     hits = svc.search_by_sequence(live, query, k, filters)
-    return SearchResult(query.source.removeprefix("upload:"), None, motion_view(query),
+    return SearchResult(query.source.removeprefix("upload:"), motion_view(query),
                         svc.explain(live, query), hits, live_key)
 
 
@@ -72,8 +69,8 @@ def _hit_card(hit: SearchHit, root: str, store_url: str | None) -> None:
     meta = hit.metadata
     with st.container(border=True, key=f"hit-card-{hit.rank}"):
         try:
-            motion = sequence_motion(root, store_url, hit.sequence_id, str(meta.get("content_hash", "")))
-            st.image(figures.skeleton_gif(motion), width="stretch")
+            st.image(sequence_gif(root, store_url, hit.sequence_id, str(meta.get("content_hash", ""))),
+                     width="stretch")
         except Exception as err:  # noqa: BLE001 - one unreadable hit must not hide the others
             st.warning(f"cannot draw: {one_line(err)}")
         st.markdown(f"**#{hit.rank} {hit.sequence_id}**")
