@@ -9,6 +9,9 @@ Index choice by corpus size ``n`` (``choose_index_spec``):
   (a power of two, 1024..65536), product codes of ``m`` sub-quantisers of ~4 dims (``np``: skip
   polysemous training, unused here and slow), and the top ``k * k_factor`` PQ candidates re-ranked
   with exact vectors (``RFlat``); ``nprobe`` and ``k_factor`` tuned. ~``m`` + 4*dim bytes/vector.
+  The coarse k-means trains on ~40 vectors per list (FAISS's own minimum is 39) for 10 iterations:
+  at 1M x 128 that is 2.5x faster to build than 64 per list and 25 iterations, for <= 0.01 recall@10
+  at the same ``nprobe`` (measured by ``posestyle bench retrieval``).
 
 A ``recall_target`` of 1.0 always gives ``Flat``. Tuning measures recall@10 against exact search
 on a sample of the corpus and keeps the cheapest setting that reaches the target.
@@ -36,7 +39,8 @@ HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
 TUNE_K = 10
 TUNE_QUERIES = 100
-IVF_TRAIN_POINTS_PER_LIST = 64
+IVF_TRAIN_POINTS_PER_LIST = 40
+IVF_KMEANS_ITERATIONS = 10
 
 EF_SEARCH_STEPS = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 K_FACTOR_STEPS = (4, 8, 16, 32)
@@ -52,8 +56,16 @@ def choose_index_spec(n: int, dim: int, recall_target: float = 0.95) -> str:
         return "Flat"
     if n < HNSW_MAX:
         return f"HNSW{HNSW_M},Flat"
-    nlist = 2 ** round(math.log2(4.0 * math.sqrt(n)))
-    nlist = int(min(max(nlist, 1024), 65536))
+    return ivf_pq_spec(n, dim)
+
+
+def ivf_pq_spec(n: int, dim: int) -> str:
+    """``IVF{nlist},PQ{m}np,RFlat`` for ``n`` vectors: ``nlist`` ~ 4 sqrt(n), a power of two of at most
+    65536 and at most ``n / 39`` (so every list can train; this bound only bites below ~25k vectors)."""
+    nlist = 2 ** round(math.log2(4.0 * math.sqrt(max(n, 1))))
+    nlist = int(min(nlist, 65536))
+    while nlist > 1 and nlist * 39 > n:
+        nlist //= 2
     return f"IVF{nlist},PQ{pq_subquantizers(dim)}np,RFlat"
 
 
@@ -111,6 +123,8 @@ def build_faiss_index(spec: str, vectors: np.ndarray, *, seed: int = 0) -> faiss
         nlist = ivf.nlist if ivf is not None else 1
         if n < nlist:
             raise IndexBuildError(f"spec {spec!r} needs at least {nlist} vectors to train, got {n}")
+        if ivf is not None:
+            ivf.cp.niter = IVF_KMEANS_ITERATIONS
         rng = np.random.default_rng(seed)
         n_train = min(n, max(IVF_TRAIN_POINTS_PER_LIST * nlist, 10_000))
         train = vectors if n_train >= n else vectors[np.sort(rng.choice(n, n_train, replace=False))]

@@ -102,12 +102,12 @@ def app_test(app_argv):
 
 @pytest.fixture
 def index_copy(small_index: SmallIndex, tmp_path: Path) -> Path:
-    """A private copy of the small index's data root, for tests that change it (the store keeps
-    pointing at the shared dataset and checkpoint, which nothing changes)."""
+    """A private copy of the small index's data root without derived caches, for tests that change
+    it (the store keeps pointing at the shared dataset and checkpoint, which nothing changes)."""
     import shutil
 
     root = tmp_path / "index_data"
-    shutil.copytree(small_index.root, root)
+    shutil.copytree(small_index.root, root, ignore=shutil.ignore_patterns("cache"))
     return root
 
 

@@ -62,10 +62,10 @@ def _healthy(url: str) -> bool:
 
 
 @pytest.fixture
-def served_app(small_index, tmp_path: Path) -> Iterator[str]:
-    """``posestyle app`` over the small index on a free port; yields its URL and stops it after."""
+def served_app(index_copy: Path, tmp_path: Path) -> Iterator[str]:
+    """``posestyle app`` over a copy of the small index on a free port; yields its URL, stops it after."""
     _require_browser()
-    with AppService(small_index.root) as service:     # the map layout, so the server needs no UMAP run
+    with AppService(index_copy) as service:     # the map layout, so the server needs no UMAP run
         service.embedding_map(service.open_live())
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
@@ -73,7 +73,7 @@ def served_app(small_index, tmp_path: Path) -> Iterator[str]:
     env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", "HOME": str(tmp_path)}
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-c", "from app.cli import main; main()", "app", "--root", str(small_index.root),
+            [sys.executable, "-c", "from app.cli import main; main()", "app", "--root", str(index_copy),
              "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, env=env)
     try:
         deadline = time.monotonic() + SERVER_START_S
@@ -143,7 +143,7 @@ def _card_titles(cards) -> list[str]:
     return [card.text.splitlines()[0] for card in cards]
 
 
-def test_search_in_a_real_browser(served_app: str, browser, small_index) -> None:
+def test_search_in_a_real_browser(served_app: str, browser, small_index, index_copy: Path) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as EC
@@ -164,7 +164,7 @@ def test_search_in_a_real_browser(served_app: str, browser, small_index) -> None
 
     cards = _wait(browser, _cards_with_images, "result cards with their stick figures")
     k = 8
-    expected = _expected_hits(small_index.root, query, k)
+    expected = _expected_hits(index_copy, query, k)
     assert len(expected) == k
     cards = _wait(browser, lambda d: (c := _cards_with_images(d)) and len(c) == k and c, f"{k} result cards")
     assert _card_titles(cards) == [f"#{rank} {s}" for rank, s in enumerate(expected, start=1)]
@@ -178,7 +178,7 @@ def test_search_in_a_real_browser(served_app: str, browser, small_index) -> None
     print(f"screenshot: {SCREENSHOT}")
 
 
-def test_clicking_a_point_on_the_map_searches_with_it(served_app: str, browser, small_index) -> None:
+def test_clicking_a_point_on_the_map_searches_with_it(served_app: str, browser, index_copy: Path) -> None:
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
 
@@ -198,6 +198,6 @@ def test_clicking_a_point_on_the_map_searches_with_it(served_app: str, browser, 
     _wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, "h1").text == "Search by style", "the Search page")
     _wait(browser, lambda d: f"closest in style to {point['id']}" in " ".join(
         h.text for h in d.find_elements(By.CSS_SELECTOR, "h3")), f"results for {point['id']}")
-    expected = _expected_hits(small_index.root, point["id"], 8)
+    expected = _expected_hits(index_copy, point["id"], 8)
     cards = _wait(browser, lambda d: (c := _cards_with_images(d)) and len(c) == len(expected) and c, "result cards")
     assert _card_titles(cards) == [f"#{rank} {s}" for rank, s in enumerate(expected, start=1)]

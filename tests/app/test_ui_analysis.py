@@ -84,6 +84,7 @@ def test_embedding_map_is_stored_once_per_version_and_rebuilt_when_damaged(small
 def test_cluster_quality_is_the_metrics_module_over_the_live_index(small_index, index_copy) -> None:
     service = AppService(index_copy)
     live = service.open_live()
+    assert not service.cache_path("predictions", live.version).exists()
     ids, vectors = service.embeddings(live)
     labels = [small_index.labels[s] for s in ids]
     quality = service.cluster_quality(live)

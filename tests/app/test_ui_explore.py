@@ -25,6 +25,7 @@ def test_map_is_computed_once_per_version_and_coloured_by_cluster(app_test, inde
     with MetadataStore.open(default_database_url(index_copy)) as store:
         searcher = IndexManager(index_copy, store).open_live()
     cache = index_copy / "cache" / f"umap-{searcher.version}.npz"
+    assert not cache.exists()
     at = app_test(index_copy)
     at.run()
     at.switch_page("views/explore.py").run()
