@@ -413,10 +413,11 @@ class AppService:
     # -- search ---------------------------------------------------------------------------------
     @staticmethod
     def make_filters(label: Sequence[str] = (), collection: Sequence[str] = (), season: Sequence[str] = (),
-                     tags: Sequence[str] = (), tags_mode: str = "any") -> SearchFilters | None:
-        """Filters from the menus' selections (an empty menu does not filter); None when nothing is chosen."""
+                     tags: Sequence[str] = ()) -> SearchFilters | None:
+        """Filters from the menus' selections (an empty menu does not filter; tags match any of those
+        chosen); None when nothing is chosen."""
         filters = SearchFilters(label=list(label) or None, collection=list(collection) or None,
-                                season=list(season) or None, tags=tuple(tags), tags_mode=tags_mode)  # type: ignore[arg-type]
+                                season=list(season) or None, tags=tuple(tags))
         return None if filters.is_empty else filters
 
     @staticmethod

@@ -12,7 +12,14 @@ cli = typer.Typer(
 )
 
 # Command modules register themselves on ``cli`` when imported.
-from app.cli import app_commands, bench_commands, data_commands, model_commands, retrieval_commands  # noqa: E402,F401
+from app.cli import (  # noqa: E402,F401
+    app_commands,
+    bench_commands,
+    data_commands,
+    demo_commands,
+    model_commands,
+    retrieval_commands,
+)
 
 
 def main() -> None:

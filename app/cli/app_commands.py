@@ -35,7 +35,8 @@ def streamlit_command(root: Path, port: int, address: str, store: str | None) ->
 
 @cli.command("app")
 def app_command(
-    root: Path = typer.Option(Path("index_data"), "--root", help="Data folder holding the index (indexes/, metadata.db)."),
+    root: Path = typer.Option(Path("index_data"), "--root",
+                              help="Data folder holding the index (indexes/, metadata.db)."),
     store: str = typer.Option(None, "--store", help="Metadata store URL (default: sqlite:///<root>/metadata.db)."),
     port: int = typer.Option(8501, "--port", "-p", min=1, max=65535, help="Port to serve on."),
     address: str = typer.Option("127.0.0.1", "--address",

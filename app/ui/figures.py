@@ -89,7 +89,7 @@ def trajectory_figure(query: MotionView, hit: MotionView, joints: Sequence[str],
                                      line={"color": palette[n % len(palette)], "width": 2}), row=1, col=col)
         fig.update_xaxes(title_text="time (s)", row=1, col=col)
     fig.update_yaxes(title_text=f"{axis} (body-normalised)", row=1, col=1)
-    fig.update_layout(height=340, margin={"l": 10, "r": 10, "t": 40, "b": 10},
+    fig.update_layout(height=360, margin={"l": 10, "r": 10, "t": 60, "b": 10},
                       legend={"orientation": "h", "y": -0.25})
     return fig
 
@@ -133,7 +133,8 @@ def embedding_scatter(rows: Sequence[Mapping[str, Any]], colour_by: str, highlig
                                      marker={"size": 18, "symbol": "circle-open", "color": "black",
                                              "line": {"width": 2}}, hoverinfo="skip"))
     method = str(rows[0]["method"]).upper() if rows else ""
-    fig.update_layout(height=560, margin={"l": 10, "r": 10, "t": 30, "b": 10}, title=f"{method} of the style embeddings",
+    fig.update_layout(height=560, margin={"l": 10, "r": 10, "t": 30, "b": 10},
+                      title=f"{method} of the style embeddings",
                       legend_title_text=colour_by, xaxis={"showticklabels": False}, yaxis={"showticklabels": False},
                       clickmode="event+select", dragmode="pan")
     return fig

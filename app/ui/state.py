@@ -141,6 +141,13 @@ def cluster_quality(root: str, store_url: str | None, live_key: str, k: int | No
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
+def indexed_catalogue(root: str, store_url: str | None, live_key: str) -> dict[str, str | None]:
+    """Style label of every sequence in the live index, by id (sorted), for the query picker."""
+    svc = get_service(root, store_url)
+    return {r.id: r.label for r in svc.indexed_sequences(_load_live(root, store_url, live_key))}
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
 def filter_options(root: str, store_url: str | None, live_key: str) -> dict[str, list[str]]:
     return get_service(root, store_url).filter_options()
 

@@ -61,10 +61,13 @@ def test_a_picked_point_becomes_the_search_query() -> None:
 def test_search_page_runs_a_query_handed_over_by_the_map(app_test, small_index) -> None:
     query = small_index.sequence_ids[6]
     at = app_test(small_index.root)
+    at.run()
+    at.radio(key="query-source").set_value("Upload a pose file").run()     # whatever the page showed before
     at.session_state[QUERY_ID_KEY] = query
     at.session_state[AUTO_SEARCH_KEY] = True
     at.run()
     assert_no_traceback(at)
+    assert at.radio(key="query-source").value == "An indexed sequence"
     assert at.selectbox(key="query-id").value == query
     assert any(f"closest in style to {query}" in s.value for s in at.subheader)
     assert AUTO_SEARCH_KEY not in at.session_state          # handled once, not on every rerun

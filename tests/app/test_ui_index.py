@@ -82,6 +82,7 @@ def test_reindex_with_a_new_encoder_publishes_a_new_live_version(app_test, index
     assert table[table["version"] == before[0]]["status"].tolist() == ["retired"]
     jobs = _jobs(at)
     assert jobs["status"].tolist() == ["completed", "completed"] and jobs["encoder"][0] == encoder_version
+    assert any(f"live version {new['version'].tolist()[0]}" in c.value for c in at.caption)
 
 
 def test_reindex_bootstraps_an_empty_root_from_a_dataset(app_test, small_index, tmp_path) -> None:

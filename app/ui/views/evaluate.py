@@ -57,8 +57,9 @@ def render() -> None:
         with right:
             st.markdown("**Per-class figures**")
             st.plotly_chart(figures.per_class_figure(classification["per_class"]), key="per-class")
-            st.dataframe([{"style": name, **{m: round(v, 3) if isinstance(v, float) else v for m, v in vals.items()}}
-                          for name, vals in classification["per_class"].items()], hide_index=True, key="per-class-table")
+            rows = [{"style": name, **{m: round(v, 3) if isinstance(v, float) else v for m, v in vals.items()}}
+                    for name, vals in classification["per_class"].items()]
+            st.dataframe(rows, hide_index=True, key="per-class-table")
     if quality.prediction_failures:
         with st.expander(f"{len(quality.prediction_failures)} sequence(s) the style head could not predict"):
             for line in quality.prediction_failures.values():

@@ -44,6 +44,9 @@ def _jobs_table() -> bool:
     for launch in svc.launches():
         if launch.error:
             st.error(f"Re-index {launch.launch_id} failed: {launch.error}")
+        elif launch.job_id is not None:
+            st.caption(f"Re-index {launch.launch_id} finished (job {launch.job_id[:8]}); "
+                       f"live version {launch.live_version}.")
     jobs = svc.jobs()
     if not jobs:
         st.caption("No re-index jobs yet.")

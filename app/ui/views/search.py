@@ -14,6 +14,7 @@ from app.ui.state import (
     QUERY_ID_KEY,
     app_config,
     filter_options,
+    indexed_catalogue,
     live_index,
     one_line,
     page_guard,
@@ -140,10 +141,11 @@ def render() -> None:
         st.warning(f"The live index cannot be served ({live.fallback_reason}); showing version {live.version}.")
     if live.encoder is None:
         st.warning(f"Upload search and explanations are off: {live.encoder_problem}")
-    records = svc.indexed_sequences(live)
-    ids = [r.id for r in records]
-    labels = {r.id: r.label for r in records}
+    labels = indexed_catalogue(config.root, config.store_url, live_key)
+    ids = list(labels)
 
+    if st.session_state.get(QUERY_ID_KEY) in labels:           # handed over by the Explore map
+        st.session_state["query-source"] = SOURCE_INDEXED
     source = st.radio("Query", [SOURCE_INDEXED, SOURCE_UPLOAD], horizontal=True, key="query-source")
     query_id, upload = None, None
     if source == SOURCE_INDEXED:

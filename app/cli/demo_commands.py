@@ -1,0 +1,69 @@
+"""``posestyle demo``: the main job on the embedded demo corpus, one idempotent step at a time.
+
+Each step is the very command a user would type, skipped when its output is already there:
+demo-corpus -> ingest -> train -> index -> app. Delete ``index_data/`` to start over.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from app.cli import cli
+
+EXIT_FAILED = 1
+
+
+def _run_step(title: str, args: list[str], console: Console) -> None:
+    """Run one ``posestyle`` subcommand in-process; stop the whole job if it fails."""
+    console.rule(f"[bold]{title}[/bold]")
+    console.print("$ posestyle " + " ".join(args), markup=False, highlight=False)
+    command = typer.main.get_command(cli)
+    try:
+        command.main(args=args, prog_name="posestyle", standalone_mode=False)
+    except typer.Exit as done:
+        if done.exit_code:
+            console.print(f"demo: step '{title}' failed (exit {done.exit_code})", markup=False)
+            raise typer.Exit(done.exit_code) from None
+
+
+@cli.command("demo")
+def demo_command(
+    root: Path = typer.Option(Path("index_data"), "--root", help="Where the demo's artifacts go."),
+    n: int = typer.Option(3000, "--n", min=60, help="Number of demo walks."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the corpus and of training."),
+    epochs: int = typer.Option(25, "--epochs", min=1, help="Training epochs (early stopping may end sooner)."),
+    model: str = typer.Option("posestyle_net", "--model", "-m", help="Encoder to train."),
+    app: bool = typer.Option(True, "--app/--no-app", help="Open the app at the end."),
+    port: int = typer.Option(8501, "--port", "-p", min=1, max=65535, help="Port of the app."),
+) -> None:
+    """Build the demo corpus, ingest it, train an encoder, index it and open the app."""
+    console = Console()
+    raw = root / "demo" / "raw"
+    dataset = root / "demo" / "dataset"
+    checkpoint = root / "models" / f"demo-{model}-seed{seed}.safetensors"
+
+    if not (dataset / "manifest.json").exists():
+        if not (raw / "2d" / "labels.csv").exists():
+            _run_step("1/5 generate the demo corpus",
+                      ["demo-corpus", "--out", str(raw), "--n", str(n), "--seed", str(seed)], console)
+        _run_step("2/5 ingest the 2D view", ["ingest", str(raw / "2d"), "--out", str(dataset), "--preset", "demo"],
+                  console)
+    else:
+        console.print(f"demo: dataset {dataset} exists, corpus and ingest skipped", markup=False)
+
+    if not checkpoint.exists():
+        _run_step("3/5 train the encoder",
+                  ["train", "--model", model, "--data", str(dataset), "--split", "auto", "--seed", str(seed),
+                   "--epochs", str(epochs), "--out", str(checkpoint)], console)
+    else:
+        console.print(f"demo: checkpoint {checkpoint} exists, training skipped", markup=False)
+
+    _run_step("4/5 index (incremental)",
+              ["index", "--checkpoint", str(checkpoint), "--data", str(dataset), "--root", str(root)], console)
+
+    if app:
+        _run_step("5/5 open the app", ["app", "--root", str(root), "--port", str(port)], console)
+    else:
+        console.print(f"demo: done; open the app with `posestyle app --root {root}`", markup=False)
