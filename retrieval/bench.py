@@ -6,13 +6,15 @@ Measured (``run_retrieval_bench``):
   (``Flat``, ``HNSW32,Flat``, the IVF-PQ spec of ``ivf_pq_spec``): build time (``build_faiss_index``)
   and tuning time (``tune_search_params``), index size (``faiss.serialize_index``) and process RSS
   growth, recall@10 of held-out queries against exact search, single-query latency p50/p99 through
-  ``VectorSearcher.search`` (the service's path) with FAISS's default OpenMP threads and with one
-  thread, one batched call of all queries, and a sweep of the search knob (``efSearch``; ``nprobe``
-  x ``k_factor``) giving the recall/latency curve;
+  ``VectorSearcher.search`` (the service's path) and through bare ``index.search`` on one and on all
+  OpenMP threads, one batched call of all queries, and a sweep of the search knob (``efSearch``;
+  ``nprobe`` x ``k_factor``) giving the recall/latency curve;
 - end to end at 100k: a keypoint file -> ``SearchService.search_by_file`` (read, preprocess,
   ``StyleEncoder.embed``, search, metadata join from a ``MetadataStore`` of 100k sequences) ->
-  ranked hits, over an index built, verified and promoted by ``IndexManager``;
-- re-index throughput: ``ReindexJob`` over demo sequences with the local and the Ray backend.
+  ranked hits, over an index built, verified and promoted by ``IndexManager``; as shipped (torch's
+  default threads) and with one torch thread;
+- re-index throughput: ``ReindexJob`` over demo sequences with the local and the Ray backend (and
+  the local one on one torch thread).
 
 Vectors: 1M real walks cannot be encoded here in time, so corpora are sampled from a mixture
 (``ClusteredSphereMixture``, or ``FittedMixture`` fitted to real embeddings when a checkpoint and a
@@ -32,7 +34,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -89,6 +91,7 @@ class BenchConfig:
     e2e_queries: int = 50
     reindex_sequences: int = 600
     reindex_backends: tuple[str, ...] = ("local", "ray")
+    reindex_local_one_thread: bool = True   # also run the local backend with one torch thread
     recall_target: float = TARGET_RECALL
     seed: int = 0
     checkpoint: Path | None = None    # encoder: dimension, e2e embedding, re-index; None = untrained default
@@ -101,7 +104,8 @@ def quick_config(**overrides: Any) -> BenchConfig:
     """Tiny sizes that run the whole bench code path in well under a minute (used by the tests)."""
     values: dict[str, Any] = dict(sizes=(5_000,), queries=100, single_queries=20, sweep_single_queries=10,
                                   e2e_corpus=1_000, e2e_queries=3, reindex_sequences=8,
-                                  reindex_backends=("local",), fit_items=60, quick=True)
+                                  reindex_backends=("local",), reindex_local_one_thread=False, fit_items=60,
+                                  quick=True)
     values.update(overrides)
     return BenchConfig(**values)
 
@@ -374,6 +378,19 @@ def time_each(fn: Callable[[int], Any], count: int, warmup: int = 3) -> np.ndarr
     return out
 
 
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """torch intra-op threads set to ``n`` inside, restored after."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 class StageProgress:
     """One tqdm bar over the bench's stages; the current stage and its elapsed time refresh every
     second even while FAISS or torch hold the CPU (they release the GIL)."""
@@ -485,6 +502,7 @@ def bench_index(index_type: str, spec: str, vectors: np.ndarray, ids: list[str],
     result = {
         "size": n, "dim": dim, "type": index_type, "spec": spec,
         "product_choice": choose_index_spec(n, dim, config.recall_target) == spec,
+        "product_spec": choose_index_spec(n, dim, config.recall_target),
         "build_s": round(build_s, 2), "tune_s": round(tune_s, 2),
         "tuned_params": tuned.to_json(), "tuned_self_recall_at_10": round(tuned_self_recall, 4),
         "index_bytes": index_bytes, "bytes_per_vector": round(index_bytes / n, 1),
@@ -607,9 +625,6 @@ def bench_end_to_end(checkpoint: Path, mixture: VectorMixture, config: BenchConf
                      progress: StageProgress, *, trained: bool = True) -> dict[str, Any]:
     """Keypoint file -> ranked hits with metadata through ``SearchService`` over ``e2e_corpus`` sequences
     (``trained``: whether the checkpoint is a trained one, for the report only)."""
-    import torch
-
-    from encoder.data.readers import read_pose_file
     from encoder.inference import StyleEncoder
     from retrieval.search import SearchService
 
@@ -645,27 +660,9 @@ def bench_end_to_end(checkpoint: Path, mixture: VectorMixture, config: BenchConf
         with progress.stage(f"e2e: {config.e2e_queries} queries from keypoint files"):
             paths = write_query_files(workdir / "queries", config.e2e_queries, encoder.input_dims, config.seed + 7)
             service = SearchService(store, manager, embedder=encoder)
-            results: list[list[Any]] = []
-            totals = time_each(lambda i: results.append(service.search_by_file(paths[i], k=K)), len(paths))
-            answered = results[-len(paths):]
-            complete = all(len(r) == 1 and len(r[0]) == K and all(h.metadata.get("label") for h in r[0])
-                           for r in answered)
-            stages = {"read": [], "preprocess": [], "embed": [], "search_and_join": []}
-            for path in paths:
-                t0 = time.perf_counter()
-                seqs = read_pose_file(path)
-                t1 = time.perf_counter()
-                items = [encoder.prepare(s) for s in seqs]
-                t2 = time.perf_counter()
-                vectors_q = encoder.embed_prepared(items)
-                t3 = time.perf_counter()
-                service.search_by_vector(vectors_q[0], k=K)
-                t4 = time.perf_counter()
-                for key, dt in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
-                    stages[key].append(dt)
-            example = [{"rank": h.rank, "sequence_id": h.sequence_id, "score": round(h.score, 4),
-                        "label": h.metadata.get("label"), "collection": h.metadata.get("collection")}
-                       for h in answered[0][0][:3]]
+            shipped = _e2e_pass(service, encoder, paths)
+            with torch_threads(1):
+                one_thread = _e2e_pass(service, encoder, paths)
         return {
             "corpus": n, "queries": len(paths), "k": K, "index_spec": record.spec,
             "index_params": manager.open(version).params.to_json(),
@@ -674,19 +671,50 @@ def bench_end_to_end(checkpoint: Path, mixture: VectorMixture, config: BenchConf
             "encoder": {"version": encoder.version, "model": encoder.model_name, "dim": encoder.dim,
                         "parameters": encoder.num_parameters(), "input_dims": encoder.input_dims,
                         "trained": trained},
-            "torch_threads": torch.get_num_threads(), "faiss_threads": faiss.omp_get_max_threads(),
+            "faiss_threads": faiss.omp_get_max_threads(),
             "store": store.url.split("://")[0] + " (file)",
             "store_insert_s": round(insert_s, 2), "store_rows_per_s": round(n / insert_s, 1),
             "index_build_s": round(build_s, 2), "verify_promote_s": round(publish_s, 2),
-            "latency": latency_stats(totals), "stages": {k: latency_stats(v) for k, v in stages.items()},
-            "all_queries_got_k_hits_with_metadata": complete, "example_hits": example,
+            **shipped, "torch_1_thread": one_thread,
         }
     finally:
         store.close()
 
 
+def _e2e_pass(service: Any, encoder: Any, paths: list[Path]) -> dict[str, Any]:
+    """Time ``search_by_file`` per file, then each stage of it in a second pass over the same files."""
+    import torch
+
+    from encoder.data.readers import read_pose_file
+
+    results: list[list[Any]] = []
+    totals = time_each(lambda i: results.append(service.search_by_file(paths[i], k=K)), len(paths))
+    answered = results[-len(paths):]
+    complete = all(len(r) == 1 and len(r[0]) == K and all(h.metadata.get("label") for h in r[0]) for r in answered)
+    stages: dict[str, list[float]] = {"read": [], "preprocess": [], "embed": [], "search_and_join": []}
+    for path in paths:
+        t0 = time.perf_counter()
+        sequences = read_pose_file(path)
+        t1 = time.perf_counter()
+        items = [encoder.prepare(seq) for seq in sequences]
+        t2 = time.perf_counter()
+        vectors = encoder.embed_prepared(items)
+        t3 = time.perf_counter()
+        service.search_by_vector(vectors[0], k=K)
+        t4 = time.perf_counter()
+        for key, seconds in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+            stages[key].append(seconds)
+    example = [{"rank": h.rank, "sequence_id": h.sequence_id, "score": round(h.score, 4),
+                "label": h.metadata.get("label"), "collection": h.metadata.get("collection")}
+               for h in answered[0][0][:3]]
+    return {"torch_threads": torch.get_num_threads(), "latency": latency_stats(totals),
+            "stages": {k: latency_stats(v) for k, v in stages.items()},
+            "all_queries_got_k_hits_with_metadata": complete, "example_hits": example}
+
+
 # -- re-index -------------------------------------------------------------------------------------------
-def bench_reindex(checkpoint: Path, config: BenchConfig, workdir: Path, progress: StageProgress) -> list[dict[str, Any]]:
+def bench_reindex(checkpoint: Path, config: BenchConfig, workdir: Path,
+                  progress: StageProgress) -> list[dict[str, Any]]:
     """``ReindexJob`` over ``reindex_sequences`` demo walks, once per backend, each into a fresh store."""
     import torch
 
@@ -707,10 +735,14 @@ def bench_reindex(checkpoint: Path, config: BenchConfig, workdir: Path, progress
             write_bytes_durably(raw / f"{seq.name}.npz", buffer.getvalue())
         report = ingest([raw], workdir / "dataset", progress=False)
         dataset = DatasetCache.open(workdir / "dataset")
+    runs: list[tuple[str, int | None]] = [(backend, None) for backend in config.reindex_backends]
+    if config.reindex_local_one_thread and "local" in config.reindex_backends:
+        runs.append(("local", 1))
     results = []
-    for backend in config.reindex_backends:
-        with progress.stage(f"re-index: {backend} backend"):
-            root = workdir / f"index-{backend}"
+    for backend, threads in runs:
+        label = backend if threads is None else f"{backend}, {threads} torch thread"
+        with progress.stage(f"re-index: {label}"), (torch_threads(threads) if threads else nullcontext()):
+            root = workdir / f"index-{len(results)}-{backend}"
             store = MetadataStore.open(root / "metadata.db")
             try:
                 register_dataset(store, dataset)
@@ -719,14 +751,14 @@ def bench_reindex(checkpoint: Path, config: BenchConfig, workdir: Path, progress
                 summary = job.run()
             finally:
                 store.close()
+            workers = (f"{DEFAULT_NUM_CPUS} Ray actors x 1 CPU, 1 torch thread each (local Ray started by the job)"
+                       if backend == "ray" else f"this process, {torch.get_num_threads()} torch thread(s)")
         results.append({
-            "backend": backend, "sequences": summary.total, "embedded": summary.embedded, "failed": summary.failed,
+            "backend": backend, "run": label, "torch_threads_set": threads, "workers": workers,
+            "sequences": summary.total, "embedded": summary.embedded, "failed": summary.failed,
             "ingested": report.written + report.reused, "embed_s": round(summary.embed_s, 2),
             "elapsed_s": round(summary.elapsed_s, 2), "throughput_seq_per_s": round(summary.throughput, 1),
             "index_spec": summary.index_spec,
-            "workers": (f"{DEFAULT_NUM_CPUS} Ray actors x 1 CPU, 1 torch thread each (local Ray started by the job)"
-                        if backend == "ray"
-                        else f"this process, {torch.get_num_threads()} torch threads"),
         })
     return results
 
@@ -747,11 +779,15 @@ def run_retrieval_bench(config: BenchConfig, out_dir: str | Path, *, progress: b
     from encoder.inference import StyleEncoder
 
     _check_sizes(config.sizes, config.queries)
+    if config.data is not None and config.checkpoint is None:
+        raise ValueError("fitting the vector mixture to a dataset (data) needs a trained checkpoint")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     machine = machine_info()
-    stages = sum(1 + len(INDEX_TYPES) for _ in config.sizes) + 3 + 1 + len(config.reindex_backends) + 1
+    one_thread_run = config.reindex_local_one_thread and "local" in config.reindex_backends
+    reindex_runs = len(config.reindex_backends) + int(one_thread_run)
+    stages = 1 + len(config.sizes) * (1 + len(INDEX_TYPES)) + 3 + 1 + reindex_runs + 1
     bar = StageProgress(stages, enabled=progress)
     try:
         with tempfile.TemporaryDirectory(prefix="posestyle-bench-") as tmp:
@@ -805,8 +841,8 @@ def evaluate_targets(report: dict[str, Any], config: BenchConfig) -> list[dict[s
         tuned = row["single_query"]["service"]["p50_ms"]
         met = row["recall_at_10"] >= config.recall_target and tuned <= TARGET_P50_MS_AT_1M
         targets.append({
-            "name": f"{row['type']} at {size:,}: recall@10 >= {config.recall_target} at p50 <= {TARGET_P50_MS_AT_1M} ms "
-                    "(tuned setting, service path)",
+            "name": f"{row['type']} at {size:,}: recall@10 >= {config.recall_target} at p50 <= "
+                    f"{TARGET_P50_MS_AT_1M} ms (tuned setting, service path)",
             "measured": f"recall@10 {row['recall_at_10']:.3f}, p50 {tuned:.3f} ms",
             "met": met,
             "detail": _miss_detail(row["recall_at_10"], tuned, config.recall_target)
@@ -818,19 +854,23 @@ def evaluate_targets(report: dict[str, Any], config: BenchConfig) -> list[dict[s
     targets.insert(0, {
         "name": f"at {size:,} vectors: some index reaches recall@10 >= {config.recall_target} "
                 f"at p50 <= {TARGET_P50_MS_AT_1M} ms per query",
-        "measured": (f"{overall[0]['type']} {_params_text(overall[1]['params'])}: recall {overall[1]['recall_at_10']:.3f}, "
-                     f"p50 {overall[1]['p50_ms']:.3f} ms") if overall else "no index reaches the recall target",
+        "measured": (f"{overall[0]['type']} {_params_text(overall[1]['params'])}: recall "
+                     f"{overall[1]['recall_at_10']:.3f}, p50 {overall[1]['p50_ms']:.3f} ms") if overall
+        else "no index reaches the recall target",
         "met": bool(overall and overall[1]["p50_ms"] <= TARGET_P50_MS_AT_1M),
         "detail": "" if overall and overall[1]["p50_ms"] <= TARGET_P50_MS_AT_1M else (
             f"missed by {overall[1]['p50_ms'] - TARGET_P50_MS_AT_1M:.3f} ms" if overall else "recall target missed"),
     })
-    e2e = report["end_to_end"]["latency"]["p50_ms"]
+    e2e_report = report["end_to_end"]
+    e2e, e2e_one = e2e_report["latency"]["p50_ms"], e2e_report["torch_1_thread"]["latency"]["p50_ms"]
     targets.append({
-        "name": f"end to end at {report['end_to_end']['corpus']:,}: p50 <= {TARGET_E2E_P50_MS:.0f} ms",
-        "measured": f"p50 {e2e:.1f} ms, p99 {report['end_to_end']['latency']['p99_ms']:.1f} ms",
+        "name": f"end to end at {e2e_report['corpus']:,}: p50 <= {TARGET_E2E_P50_MS:.0f} ms (as shipped)",
+        "measured": f"p50 {e2e:.1f} ms, p99 {e2e_report['latency']['p99_ms']:.1f} ms",
         "met": e2e <= TARGET_E2E_P50_MS,
-        "detail": "" if e2e <= TARGET_E2E_P50_MS else f"missed by {e2e - TARGET_E2E_P50_MS:.1f} ms "
-                                                       f"({e2e / TARGET_E2E_P50_MS:.2f}x the target)",
+        "detail": ("met" if e2e <= TARGET_E2E_P50_MS else
+                   f"missed by {e2e - TARGET_E2E_P50_MS:.1f} ms ({e2e / TARGET_E2E_P50_MS:.1f}x the target)")
+        + f"; with torch on 1 thread: p50 {e2e_one:.1f} ms, "
+          f"p99 {e2e_report['torch_1_thread']['latency']['p99_ms']:.1f} ms",
     })
     if size != TARGET_INDEX_SIZE or report["end_to_end"]["corpus"] != TARGET_E2E_SIZE:
         for t in targets:
@@ -885,7 +925,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         "## Vectors",
         "",
         f"{v['dim']}-dimensional, L2-normalised (inner product = cosine). {v['description']} "
-        f"Queries: {v['queries']}. Ground truth: exact top-{K} by brute force. Encoder: {report['encoder']['checkpoint']} "
+        f"Queries: {v['queries']}. Ground truth: exact top-{K} by brute force. "
+        f"Encoder: {report['encoder']['checkpoint']} "
         f"(version {report['encoder']['version']}).",
         "",
         "## Indexes",
@@ -905,6 +946,11 @@ def render_markdown(report: dict[str, Any]) -> str:
             f"| {r['size']:,} | {r['type']} | `{r['spec']}` | {'yes' if r['product_choice'] else 'no'} | "
             f"{r['build_s']:.1f} | {r['tune_s']:.1f} | {_params_text(r['tuned_params'])} | {_mib(r['index_bytes'])} | "
             f"{r['bytes_per_vector']:.0f} | {_mib(r['rss_delta_bytes'])} | {_mib(r['peak_rss_delta_bytes'])} |")
+    notes = [f"- {r['type']} at {r['size']:,} is measured for comparison: at this size the product builds "
+             f"`{r['product_spec']}`." + (f" Its build took {r['build_s'] / 60:.1f} min here." if r["build_s"] > 120
+                                          else "")
+             for r in report["indexes"] if not r["product_choice"]]
+    lines += ([""] + notes) if notes else []
     lines += [
         "",
         "Latency at the tuned setting, p50/p99 in ms. *Service*: one query per `VectorSearcher.search` call, the "
@@ -944,7 +990,7 @@ def render_markdown(report: dict[str, Any]) -> str:
             lines.append("| " + " | ".join(f"**{c}**" if mark else c for c in cells) + " |")
         lines.append("")
     e = report["end_to_end"]
-    enc = e["encoder"]
+    enc, one = e["encoder"], e["torch_1_thread"]
     lines += [
         f"## End to end at {e['corpus']:,} sequences",
         "",
@@ -952,36 +998,43 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"`StyleEncoder.embed` -> search (`{e['index_spec']}`, {_params_text(e['index_params'])}, built, verified and "
         f"promoted by `IndexManager`) -> metadata join from a SQLite `MetadataStore` holding {e['corpus']:,} sequence "
         f"rows -> top {e['k']} hits. Encoder: {enc['model']}, {enc['parameters']:,} parameters, {enc['dim']}-dim "
-        f"output, {enc['input_dims']}D input, {'trained' if enc['trained'] else 'untrained (embedding cost does not depend on training)'}; "
-        f"torch {e['torch_threads']} threads, FAISS {e['faiss_threads']} threads. The corpus vectors are mixture "
-        "samples, the query embeddings real, so scores are meaningless; latency is what is measured.",
+        f"output, {enc['input_dims']}D input, "
+        f"{'trained' if enc['trained'] else 'untrained (embedding cost does not depend on training)'}. The corpus "
+        "vectors are mixture samples and the query embeddings real, so the scores mean nothing; latency is what is "
+        f"measured. *As shipped*: torch's default {e['torch_threads']} intra-op threads (nothing in the product sets "
+        f"them); *torch 1 thread*: the same after `torch.set_num_threads(1)`.",
         "",
-        "| stage | p50 ms | p99 ms | mean ms |",
-        "|---|---|---|---|",
+        f"| stage | as shipped p50 ms | p99 ms | mean ms | torch 1 thread p50 ms | p99 ms | mean ms |",
+        "|---|---|---|---|---|---|---|",
         f"| **total (search_by_file)** | **{e['latency']['p50_ms']:.2f}** | **{e['latency']['p99_ms']:.2f}** | "
-        f"**{e['latency']['mean_ms']:.2f}** |",
+        f"**{e['latency']['mean_ms']:.2f}** | **{one['latency']['p50_ms']:.2f}** | "
+        f"**{one['latency']['p99_ms']:.2f}** | "
+        f"**{one['latency']['mean_ms']:.2f}** |",
     ]
-    for name, s in e["stages"].items():
-        lines.append(f"| {name.replace('_', ' ')} | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} | {s['mean_ms']:.2f} |")
+    for name, st in e["stages"].items():
+        o = one["stages"][name]
+        lines.append(f"| {name.replace('_', ' ')} | {st['p50_ms']:.2f} | {st['p99_ms']:.2f} | {st['mean_ms']:.2f} | "
+                     f"{o['p50_ms']:.2f} | {o['p99_ms']:.2f} | {o['mean_ms']:.2f} |")
+    complete = e["all_queries_got_k_hits_with_metadata"] and one["all_queries_got_k_hits_with_metadata"]
     lines += [
         "",
         f"(Stages timed in a second pass over the same files.) Every query returned {e['k']} hits with metadata: "
-        f"{'yes' if e['all_queries_got_k_hits_with_metadata'] else '**no**'}. Setup: {e['corpus']:,} rows inserted in "
+        f"{'yes' if complete else '**no**'}. Setup: {e['corpus']:,} rows inserted in "
         f"{e['store_insert_s']:.1f} s ({e['store_rows_per_s']:,.0f} rows/s, `upsert_sequences` bulk path), index build "
         f"{e['index_build_s']:.1f} s, verify + promote {e['verify_promote_s']:.1f} s.",
         "",
         "## Re-index throughput",
         "",
-        f"`ReindexJob` over {cfg['reindex_sequences']} demo walks (ingested into a dataset cache), each backend into a "
+        f"`ReindexJob` over {cfg['reindex_sequences']} demo walks (ingested into a dataset cache), each run into a "
         "fresh store. Throughput = sequences embedded / embedding phase time (load, preprocess, embed, write shards, "
         "record progress; for Ray it includes starting Ray and its actors). Total adds planning and the index "
         "build/verify/promote.",
         "",
-        "| backend | workers | embedded | failed | embedding s | throughput seq/s | total s | index |",
+        "| run | workers | embedded | failed | embedding s | throughput seq/s | total s | index |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in report["reindex"]:
-        lines.append(f"| {r['backend']} | {r['workers']} | {r['embedded']} | {r['failed']} | {r['embed_s']:.1f} | "
+        lines.append(f"| {r['run']} | {r['workers']} | {r['embedded']} | {r['failed']} | {r['embed_s']:.1f} | "
                      f"{r['throughput_seq_per_s']:.1f} | {r['elapsed_s']:.1f} | `{r['index_spec']}` |")
     lines += ["", "Machine-readable figures: `retrieval.json`.", ""]
     return "\n".join(lines)

@@ -14,6 +14,8 @@ from rich.table import Table
 from app.cli import cli
 
 EXIT_USAGE = 2
+# encoder.evaluation.bench.BENCH_MODELS (not imported here: the CLI starts without torch)
+BENCH_MODELS_DEFAULT = ("posestyle_net", "st_mlp", "pose_transformer", "gait_relationnet", "stgcn", "temporal_cnn")
 
 bench_app = typer.Typer(name="bench", help="Measure the product: write reports under docs/benchmarks.",
                         no_args_is_help=True)
@@ -47,10 +49,12 @@ def print_retrieval_summary(report: dict[str, Any], console: Console, out: Path)
                       f"{r['batched']['per_query_us']:.1f}")
     console.print(table)
     e = report["end_to_end"]
-    console.print(f"end to end at {e['corpus']:,}: p50 {e['latency']['p50_ms']:.1f} ms, p99 {e['latency']['p99_ms']:.1f} ms",
-                  highlight=False)
+    one = e["torch_1_thread"]["latency"]
+    console.print(f"end to end at {e['corpus']:,}: p50 {e['latency']['p50_ms']:.1f} ms, "
+                  f"p99 {e['latency']['p99_ms']:.1f} ms (torch 1 thread: p50 {one['p50_ms']:.1f} ms, "
+                  f"p99 {one['p99_ms']:.1f} ms)", highlight=False)
     for r in report["reindex"]:
-        console.print(f"re-index {r['backend']}: {r['throughput_seq_per_s']:.1f} seq/s ({r['embedded']} in "
+        console.print(f"re-index {r['run']}: {r['throughput_seq_per_s']:.1f} seq/s ({r['embedded']} in "
                       f"{r['embed_s']:.1f} s)", highlight=False)
     targets = Table(title="Targets", title_justify="left")
     for name in ("target", "measured", "met", "detail"):
@@ -98,3 +102,130 @@ def retrieval_command(
     except ValueError as err:
         raise _fail(str(err)) from None
     print_retrieval_summary(report, Console(), out)
+
+
+def _parse_seeds(text: str, option: str) -> tuple[int, ...]:
+    try:
+        seeds = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise _fail(f"{option} must be comma-separated integers, got {text!r}") from None
+    if not seeds or any(s < 0 for s in seeds):
+        raise _fail(f"{option} must list seeds >= 0, got {text!r}")
+    return seeds
+
+
+def _parse_list(text: str, known: tuple[str, ...], option: str) -> tuple[str, ...]:
+    chosen = tuple(part.strip() for part in text.split(",") if part.strip())
+    bad = [c for c in chosen if c not in known]
+    if bad:
+        raise _fail(f"{option}: unknown {', '.join(bad)}; choose from {', '.join(known)}")
+    return chosen
+
+
+def print_encoder_summary(report: dict[str, Any], console: Console) -> None:
+    """The 2d/random rows (headline figures, mean ± std), then the targets."""
+    table = Table(title="Encoder benchmark: 2d / random (mean ± std over seeds)", title_justify="left")
+    columns = ("accuracy", "macro_f1", "purity", "nmi", "silhouette", "gallery_p@5")
+    table.add_column("model")
+    table.add_column("seeds", justify="right")
+    for name in columns:
+        table.add_column(name, justify="right")
+    for row in report["rows"]:
+        if row["split"] == "random" and row["view"] == "2d":
+            cells = []
+            for name in columns:
+                cell = row.get(name) or {}
+                cells.append("n/a" if cell.get("mean") is None else f"{cell['mean']:.3f} ± {cell['std']:.3f}")
+            table.add_row(row.get("ablation") or row["model"], str(len(row["seeds"])), *cells)
+    console.print(table)
+    targets = Table(title="Targets", title_justify="left")
+    for name in ("target", "measured", "met", "by how much"):
+        targets.add_column(name)
+    for t in report["targets"]:
+        measured = "n/a" if t["measured"] is None else f"{t['measured']:.4g}"
+        gap = "n/a" if t["gap"] is None else f"{t['gap']:+.4g}"
+        targets.add_row(t["target"], measured, "yes" if t["met"] else "NO", gap)
+    console.print(targets)
+    meta = report["meta"]
+    console.print(f"{meta['runs']} runs, {meta['total_wall_minutes']} min; reports: "
+                  f"{', '.join(report.get('files', {}).values()) or '(not written)'}", highlight=False)
+
+
+@bench_app.command("encoders")
+def encoders_command(
+    data: Path = typer.Option(Path("index_data/cache/bandai-dataset"), "--data", "-d",
+                              help="Dataset cache of the Bandai-Namco takes (written by `posestyle ingest`)."),
+    source: Path = typer.Option(Path("../shared/data/bandai-namco-motion-2/data"), "--source",
+                                help="BVH folder to ingest (bandai-namco preset) when --data does not exist yet."),
+    splits_dir: Path = typer.Option(Path("../shared/data/bandai-namco-motion-2/splits"), "--splits",
+                                    help="Folder with random-*.txt and cross-content-*.txt."),
+    out: Path = typer.Option(Path("docs/benchmarks"), "--out", "-o", help="Folder for encoders.md/.json."),
+    models: str = typer.Option(",".join(BENCH_MODELS_DEFAULT), "--models", help="Models, comma-separated."),
+    splits: str = typer.Option("random,cross-content", "--split-names", help="Splits, comma-separated."),
+    views: str = typer.Option("2d,3d", "--views", help="Views, comma-separated."),
+    seeds: str = typer.Option("0,1,2,3,4", "--seeds", help="Seeds, comma-separated."),
+    seeds_3d: str = typer.Option(None, "--seeds-3d", help="Seeds of the 3d view (default: --seeds)."),
+    ablations: bool = typer.Option(True, "--ablations/--no-ablations", help="PoseStyle-Net ablations (Table 6)."),
+    config: Path = typer.Option(None, "--config", "-c",
+                                help="YAML: {train: {...}, model_train: {model: {...}}} TrainConfig overrides "
+                                     "(default: BENCH_SETTINGS in encoder/evaluation/bench.py)."),
+    overrides: list[str] = typer.Option(None, "--set", help="Extra TrainConfig override for every run, KEY=VALUE."),
+    workers: int = typer.Option(2, "--workers", "-j", min=1, help="Training processes."),
+    threads: int = typer.Option(1, "--threads", min=1, help="Torch threads per training process."),
+    runs_file: Path = typer.Option(Path("index_data/cache/encoder-bench-runs.jsonl"), "--runs-file",
+                                   help="Finished runs are appended here; a rerun resumes from it."),
+    fresh: bool = typer.Option(False, "--fresh", help="Ignore (and replace) the runs file."),
+    budget: float = typer.Option(None, "--budget-minutes", min=1.0,
+                                 help="Start no new run after this many minutes (runs go seed by seed)."),
+    cost: bool = typer.Option(True, "--cost/--no-cost", help="Measure parameters, throughput and latency."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+) -> None:
+    """Train and evaluate every encoder x split x view x seed; write docs/benchmarks/encoders.md/.json."""
+    import yaml
+
+    from encoder.data.errors import PoseDataError
+    from encoder.evaluation.bench import SPLITS, VIEWS, EncoderBenchConfig, load_bench_settings, run_encoder_bench
+    from encoder.models import model_names
+    from encoder.training.config import parse_override
+
+    chosen_models = _parse_list(models, tuple(model_names()), "--models")
+    chosen_splits = _parse_list(splits, SPLITS, "--split-names")
+    chosen_views = _parse_list(views, VIEWS, "--views")
+    seed_list = _parse_seeds(seeds, "--seeds")
+    by_view = {"3d": _parse_seeds(seeds_3d, "--seeds-3d")} if seeds_3d else {}
+    try:
+        settings = load_bench_settings(config)
+        extra = dict(parse_override(o) for o in overrides or [])
+    except (PoseDataError, yaml.YAMLError) as err:
+        raise _fail(str(err)) from None
+    if not data.exists():
+        if not source.is_dir():
+            raise _fail(f"{data}: dataset cache not found, and --source {source} is not a folder to ingest")
+        from encoder.data.dataset import ingest
+        from encoder.data.labels import preset_labels
+
+        Console().print(f"ingesting {source} -> {data}", highlight=False)
+        report = ingest([source], data, preset_labels("bandai-namco", [source]), workers=workers, progress=progress)
+        if report.version is None:
+            raise _fail(f"{source}: nothing could be ingested")
+    if not splits_dir.is_dir():
+        raise _fail(f"{splits_dir}: splits folder not found")
+    if fresh and runs_file.exists():
+        runs_file.unlink()
+    try:
+        bench_config = EncoderBenchConfig(
+            data=data, splits_dir=splits_dir, models=chosen_models, splits=chosen_splits, views=chosen_views,
+            seeds=seed_list, seeds_by_view=by_view,
+            ablations=settings["ablations"] if ablations and "posestyle_net" in chosen_models else (),
+            train={**settings["train"], **extra}, model_train=settings["model_train"], cost=cost,
+            workers=workers, threads_per_worker=threads, runs_file=runs_file,
+            time_budget_minutes=budget)
+    except ValueError as err:
+        raise _fail(str(err)) from None
+    command = "posestyle " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["bench"] else \
+        "posestyle bench encoders"
+    try:
+        report = run_encoder_bench(bench_config, out, progress=progress, command=command)
+    except (ValueError, PoseDataError) as err:
+        raise _fail(str(err)) from None
+    print_encoder_summary(report, Console())

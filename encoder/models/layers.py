@@ -49,13 +49,9 @@ def joint_features(positions: torch.Tensor, velocity: torch.Tensor | None,
     Without velocity: [positions, mask] (..., C+1). Whatever sits at invalid places (even NaN)
     is replaced, not multiplied by 0.
     """
-    keep = valid[..., None]
-    zero = positions.new_zeros(())
-    parts = [torch.where(keep, positions, zero)]
-    if velocity is not None:
-        parts.append(torch.where(keep, velocity, zero))
-    parts.append(keep.to(positions.dtype))
-    return torch.cat(parts, dim=-1)
+    parts = [positions] + ([velocity] if velocity is not None else [])
+    parts.append(positions.new_ones(positions.shape[:-1] + (1,)))
+    return torch.cat(parts, dim=-1).masked_fill_(~valid[..., None], 0.0)
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor, dim: int | tuple[int, ...]) -> torch.Tensor:

@@ -41,6 +41,7 @@ Readings of the paper where it leaves shapes open (documented, tested):
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -133,12 +134,14 @@ def pose_graph(velocity: torch.Tensor, mask: torch.Tensor, skeleton: torch.Tenso
     """
     col = mask[..., None, :].to(velocity.dtype)
     if use_velocity:
+        # exponent -||V_i - V_j||^2 / sigma^2 + log(1 - lam), from one batched product
         sq = (velocity * velocity).sum(-1)
         flat = velocity.flatten(0, -3)
-        dist2 = torch.baddbmm((sq[..., :, None] + sq[..., None, :]).flatten(0, -3), flat,
-                              flat.transpose(1, 2), alpha=-2.0).view(sq.shape + sq.shape[-1:])
-        graph = dist2.clamp_min_(0.0).mul_(-1.0 / sigma ** 2).exp_()
-        graph.mul_(1.0 - lam).add_(lam * skeleton).mul_(col)                   # eq. (3)
+        offset = math.log(1.0 - lam) if lam < 1.0 else float("-inf")
+        base = ((sq[..., :, None] + sq[..., None, :]) * (-1.0 / sigma ** 2) + offset).flatten(0, -3)
+        exponent = torch.baddbmm(base, flat, flat.transpose(1, 2), alpha=2.0 / sigma ** 2)
+        graph = exponent.clamp_max_(offset).exp_().view(sq.shape + sq.shape[-1:])
+        graph.add_(lam * skeleton).mul_(col)                                    # eq. (3)
     else:
         graph = skeleton * col
     return graph.div_(graph.sum(-1, keepdim=True).clamp_min_(1e-6))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from retrieval.index import FLAT_MAX, HNSW_MAX, IndexBuildError, build_faiss_index, choose_index_spec, tune_search_params
-from retrieval.index.spec import SearchParams, index_kind, pq_subquantizers, search_with
+from retrieval.index.spec import SearchParams, index_kind, ivf_pq_spec, pq_subquantizers, search_with
 from retrieval_support import clustered_unit_vectors
 
 
@@ -30,6 +30,15 @@ def test_large_corpora_get_ivf_pq_with_refinement(n: int, dim: int) -> None:
     assert dim % m == 0
     index = faiss.index_factory(dim, spec, faiss.METRIC_INNER_PRODUCT)  # FAISS accepts the string
     assert index_kind(index) == "ivf" and index.d == dim
+
+
+@pytest.mark.parametrize("n", [40, 5_000, 100_000, HNSW_MAX, 3_000_000])
+def test_ivf_pq_spec_keeps_every_list_trainable(n: int) -> None:
+    spec = ivf_pq_spec(n, 128)
+    nlist = int(re.fullmatch(r"IVF(\d+),PQ32np,RFlat", spec).group(1))
+    assert nlist & (nlist - 1) == 0 and 39 * nlist <= n
+    if n >= HNSW_MAX:
+        assert spec == choose_index_spec(n, 128)
 
 
 def test_exact_recall_target_always_gives_flat() -> None:

@@ -1,0 +1,757 @@
+"""``posestyle bench encoders``: every model x split x view x seed of BENCHMARK.md, one report.
+
+The grid: each model of ``EncoderBenchConfig.models`` is trained on each split (``random``,
+``cross-content``) in each view (``2d``, ``3d``) once per seed (the seed changes
+initialisation and batch order, never the split), evaluated on the split's test part with every
+BENCHMARK.md metric, and the seeds are summarised as mean and sample standard deviation. Then
+PoseStyle-Net's ablations (the paper's Table 6) on ``2d``/``random``, the hand-made-statistics
++ logistic-regression floor, and the cost of each model (parameters, embeddings per second at
+batch 64 on 2 CPU threads, single-query latency) measured once, after all training, when the
+bench's own workers are idle.
+
+Speed (the whole grid runs on a 2-core CPU): runs go to ``workers`` processes with
+``threads_per_worker`` torch threads each; inside a worker the takes are loaded once and
+preprocessed once per view (the trainer's ``PREPARED_CACHE`` for the training versions, an
+in-process cache here for the unaugmented test/gallery inputs), so a run pays for training and
+embedding only. Finished runs are appended to a JSON-lines file so an interrupted bench resumes.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import multiprocessing
+import os
+import platform
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from encoder.data.errors import PoseDataError
+from encoder.data.sequence import PoseSequence
+
+SPLITS: tuple[str, ...] = ("random", "cross-content")
+VIEWS: tuple[str, ...] = ("2d", "3d")
+BENCH_MODELS: tuple[str, ...] = ("posestyle_net", "st_mlp", "pose_transformer", "gait_relationnet", "stgcn",
+                                 "temporal_cnn")
+HANDCRAFTED = "handcrafted_stats_logreg"
+
+# The paper's Table 6 rows (the complete model is the main posestyle_net row): TrainConfig overrides.
+ABLATIONS: dict[str, dict[str, Any]] = {
+    "w/o temporal relation encoding": {"model_config.use_temporal_relation": False},
+    "w/o spatial collaborative propagation": {"model_config.use_spatial_synergy": False},
+    "w/o stage gating": {"model_config.use_stage_gating": False},
+    "w/o structural constraint term": {"loss.use_compactness": False, "loss.use_margin": False},
+}
+
+# Metric name in a row -> where it sits in ``compute_metrics`` output; "higher" says which way is better.
+METRICS: dict[str, tuple[str, ...]] = {
+    "accuracy": ("classification", "accuracy"),
+    "macro_f1": ("classification", "macro_f1"),
+    "purity": ("embedding", "purity"),
+    "nmi": ("embedding", "nmi"),
+    "silhouette": ("embedding", "silhouette_cosine"),
+    "intra_cos_dist": ("embedding", "intra_class_cosine_distance"),
+    "inter_cos_dist": ("embedding", "inter_class_cosine_distance"),
+    "gallery_p@5": ("retrieval", "gallery", "precision_at_5"),
+    "gallery_p@10": ("retrieval", "gallery", "precision_at_10"),
+    "gallery_map": ("retrieval", "gallery", "map"),
+    "loo_p@5": ("retrieval", "leave_one_out", "precision_at_5"),
+    "loo_p@10": ("retrieval", "leave_one_out", "precision_at_10"),
+    "loo_map": ("retrieval", "leave_one_out", "map"),
+}
+LOWER_IS_BETTER = frozenset({"intra_cos_dist"})
+
+# Targets of the issue on 2d/random (PoseStyle-Net), all "at least" except parameters.
+TARGETS: dict[str, float] = {"accuracy": 0.946, "macro_f1": 0.934, "purity": 0.917, "nmi": 0.879,
+                             "silhouette": 0.537, "gallery_p@5": 0.95}
+MAX_PARAMETERS = 8.1e6
+MIN_EMBEDDINGS_PER_SECOND = 1000.0
+
+# BENCHMARK.md floors measured on the 2d view (mean of the runs it lists).
+BENCHMARK_FLOORS: dict[str, dict[str, dict[str, float]]] = {
+    "temporal CNN (BENCHMARK.md)": {
+        "random": {"accuracy": 0.89, "macro_f1": 0.885, "purity": 0.84, "nmi": 0.835, "silhouette": 0.49,
+                   "gallery_p@5": 0.965},
+        "cross-content": {"accuracy": 0.56, "macro_f1": 0.50, "purity": 0.86, "nmi": 0.77, "silhouette": 0.44,
+                          "gallery_p@5": 0.79},
+    },
+    "hand-made statistics (BENCHMARK.md)": {
+        "random": {"accuracy": 0.92, "macro_f1": 0.92, "purity": 0.33, "nmi": 0.23, "silhouette": -0.02,
+                   "loo_p@5": 0.37},
+        "cross-content": {"accuracy": 0.63, "macro_f1": 0.64},
+    },
+}
+
+
+# The settings every run of the committed report used (chosen on the random split's validation
+# part, never on test): TrainConfig overrides for all models, then per model.
+BENCH_SETTINGS: dict[str, Any] = {
+    "train": {"epochs": 10, "train_windows": 2, "batch_size": 16, "lr": 5e-3, "warmup_epochs": 1.0,
+              "patience": 4},
+    "model_train": {},
+    "ablations": list(ABLATIONS),
+}
+
+
+def load_bench_settings(path: str | Path | None) -> dict[str, Any]:
+    """``BENCH_SETTINGS``, or a YAML file ``{train: {...}, model_train: {name: {...}}, ablations: [...]}``."""
+    import yaml
+
+    settings = json.loads(json.dumps(BENCH_SETTINGS))
+    if path is None:
+        return settings
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError as err:
+        raise PoseDataError(path, f"cannot read bench settings: {err.strerror or err}") from None
+    except yaml.YAMLError as err:
+        raise PoseDataError(path, f"invalid YAML: {err}") from None
+    if not isinstance(data, dict) or set(data) - set(settings):
+        raise PoseDataError(path, f"bench settings must be a mapping with keys {sorted(settings)}")
+    settings.update(data)
+    return settings
+
+
+@dataclass(frozen=True)
+class EncoderBenchConfig:
+    """What the bench runs and how.
+
+    - ``train``: TrainConfig overrides (dotted keys) for every run; ``model_train``: extra
+      overrides per model name (applied after ``train``).
+    - ``ablation_seeds``: seeds of the ablation rows (default: ``seeds``); ``ablations``: which
+      rows of ``ABLATIONS`` to run (empty: none).
+    - ``workers`` processes, each with ``threads_per_worker`` torch threads.
+    - ``runs_file``: JSON-lines record of finished runs (resume); None keeps nothing on disk.
+    - ``time_budget_minutes``: no new run starts after this much training time (runs go seed by
+      seed, so a cut leaves every row with its first seeds); the report lists what was skipped.
+    - ``cost``: measure parameters / throughput / latency once per model (and ablation) after
+      training, on ``cost_threads`` threads, batch 64, over ``cost_sequences`` test takes.
+    """
+
+    data: Path
+    splits_dir: Path
+    models: tuple[str, ...] = BENCH_MODELS
+    splits: tuple[str, ...] = SPLITS
+    views: tuple[str, ...] = VIEWS
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    seeds_by_view: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    ablations: tuple[str, ...] = tuple(ABLATIONS)
+    ablation_seeds: tuple[int, ...] | None = None
+    ablation_split: str = "random"
+    ablation_view: str = "2d"
+    train: dict[str, Any] = field(default_factory=dict)
+    model_train: dict[str, dict[str, Any]] = field(default_factory=dict)
+    handcrafted: bool = True
+    cost: bool = True
+    cost_threads: int = 2
+    cost_sequences: int = 128
+    cost_batch_size: int = 64
+    workers: int = 2
+    threads_per_worker: int = 1
+    runs_file: Path | None = None
+    eval_batch_size: int = 64
+    time_budget_minutes: float | None = None
+
+    def __post_init__(self) -> None:
+        bad = [s for s in self.splits if s not in SPLITS] + [v for v in self.views if v not in VIEWS]
+        if bad:
+            raise ValueError(f"unknown split(s)/view(s) {bad}; splits: {SPLITS}, views: {VIEWS}")
+        unknown = [a for a in self.ablations if a not in ABLATIONS]
+        if unknown:
+            raise ValueError(f"unknown ablation(s) {unknown}; known: {list(ABLATIONS)}")
+        if not self.seeds or self.workers < 1 or self.threads_per_worker < 1:
+            raise ValueError("need at least one seed, workers >= 1 and threads_per_worker >= 1")
+
+    def settings_for(self, model: str, ablation: str | None = None) -> dict[str, Any]:
+        """The TrainConfig overrides of one run (common, per model, ablation)."""
+        settings = {**self.train, **self.model_train.get(model, {})}
+        if ablation is not None:
+            settings.update(ABLATIONS[ablation])
+        return settings
+
+    def view_seeds(self, view: str) -> tuple[int, ...]:
+        return tuple(self.seeds_by_view.get(view, self.seeds))
+
+
+@dataclass(frozen=True)
+class BenchJob:
+    """One training run of the grid."""
+
+    model: str
+    split: str
+    view: str
+    seed: int
+    ablation: str | None
+    settings: dict[str, Any]
+    keep_model: bool = False
+
+    @property
+    def group(self) -> tuple[str, str, str, str | None]:
+        return (self.model, self.split, self.view, self.ablation)
+
+    def key(self) -> str:
+        """Identity of the run's result: everything that changes it (for resuming)."""
+        text = json.dumps([self.model, self.split, self.view, self.seed, self.ablation, self.settings],
+                          sort_keys=True, default=str)
+        return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+def plan_jobs(config: EncoderBenchConfig) -> list[BenchJob]:
+    """Every run of the bench, costliest groups first (so two workers finish together)."""
+    jobs: list[BenchJob] = []
+    cost_seed = config.seeds[0]
+    for model in config.models:
+        for split in config.splits:
+            for view in config.views:
+                for seed in config.view_seeds(view):
+                    keep = (split == config.ablation_split and view == config.ablation_view and seed == cost_seed)
+                    jobs.append(BenchJob(model, split, view, seed, None, config.settings_for(model), keep))
+    if "posestyle_net" in config.models or config.ablations:
+        for ablation in config.ablations:
+            for seed in config.ablation_seeds or config.seeds:
+                jobs.append(BenchJob("posestyle_net", config.ablation_split, config.ablation_view, seed, ablation,
+                                     config.settings_for("posestyle_net", ablation), seed == cost_seed))
+    return jobs
+
+
+# -- data ----------------------------------------------------------------------------------------
+def split_prefix(splits_dir: Path, split: str) -> str:
+    return str(Path(splits_dir) / split)
+
+
+class _WorkerState:
+    """Per-process data: the takes, the split parts and the prepared test/gallery inputs."""
+
+    def __init__(self, data: Path, splits_dir: Path, splits: Sequence[str], threads: int) -> None:
+        import torch
+
+        from encoder.data.dataset import DatasetCache
+        from encoder.training.splits import resolve_split
+
+        torch.set_num_threads(threads)
+        self.threads = threads
+        cache = DatasetCache.open(data)
+        self.dataset_version = cache.dataset_version
+        self.seqs: dict[str, PoseSequence] = {n: cache.load(n) for n in cache.names}
+        labels = [self.seqs[n].label for n in cache.names]
+        self.parts = {s: resolve_split(split_prefix(splits_dir, s), cache.names, labels) for s in splits}
+        self._prepared: dict[tuple, Any] = {}
+
+    def prepared(self, name: str, view: str, preprocess: Any) -> Any:
+        """The unaugmented preprocessed input of a take in a view (cached for the process)."""
+        from encoder.data.preprocess import preprocess_sequence
+        from encoder.training.augment import training_view
+
+        key = (name, view, preprocess)
+        item = self._prepared.get(key)
+        if item is None:
+            item = preprocess_sequence(training_view(self.seqs[name], view), preprocess)
+            self._prepared[key] = item
+        return item
+
+
+_STATE: _WorkerState | None = None
+
+
+def _init_worker(data: Path, splits_dir: Path, splits: Sequence[str], threads: int) -> None:
+    global _STATE
+    _STATE = _WorkerState(data, splits_dir, splits, threads)
+
+
+def _dig(tree: Mapping[str, Any], path: Sequence[str]) -> Any:
+    node: Any = tree
+    for part in path:
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def row_metrics(metrics: Mapping[str, Any]) -> dict[str, float | None]:
+    """The flat per-run figures of a row: ``METRICS`` plus ``f1/<style>`` per class."""
+    flat = {name: _dig(metrics, path) for name, path in METRICS.items()}
+    for style, pc in (_dig(metrics, ("classification", "per_class")) or {}).items():
+        flat[f"f1/{style}"] = pc["f1"]
+    return flat
+
+
+def run_job(job: BenchJob, keep_dir: Path | None = None) -> dict[str, Any]:
+    """Train and evaluate one run in this worker; returns its record (metrics flat, no timings asserted)."""
+    from encoder.evaluation.metrics import compute_metrics
+    from encoder.inference import StyleEncoder
+    from encoder.training import TrainConfig, fit
+
+    state = _STATE
+    if state is None:
+        raise RuntimeError("run_job needs _init_worker first")
+    start = time.perf_counter()
+    parts = state.parts[job.split]
+    cfg = TrainConfig(model=job.model, view=job.view, seed=job.seed, device="cpu", progress=False,
+                      num_threads=state.threads).with_overrides(job.settings, source=f"bench {job.model}")
+    train = [state.seqs[n] for n in parts["train"]]
+    val = [state.seqs[n] for n in parts["val"]]
+    result = fit(train, val, cfg, summary={"split": job.split, "bench": True})
+    encoder = StyleEncoder(result.model, result.checkpoint)
+    test_names, gallery_names = parts["test"], parts["train"] + parts["val"]
+    items = [state.prepared(n, job.view, cfg.preprocess) for n in test_names]
+    emb, logits = encoder.encode_prepared(items, 64)
+    gal_items = [state.prepared(n, job.view, cfg.preprocess) for n in gallery_names]
+    gal_emb, _ = encoder.encode_prepared(gal_items, 64)
+    metrics = compute_metrics(emb, logits, [state.seqs[n].label for n in test_names],
+                              gallery_embeddings=gal_emb, gallery_labels=[state.seqs[n].label for n in gallery_names],
+                              seed=job.seed, label_names=encoder.labels)
+    kept = None
+    if job.keep_model and keep_dir is not None:
+        kept = str(Path(keep_dir) / f"{job.key()}.safetensors")
+        result.save(kept)
+    training = result.checkpoint.training
+    return {"key": job.key(), "model": job.model, "split": job.split, "view": job.view, "seed": job.seed,
+            "ablation": job.ablation, "settings": job.settings, "metrics": row_metrics(metrics),
+            "n_test": len(test_names), "epochs_run": training["epochs_run"], "best_epoch": training["best_epoch"],
+            "parameters": encoder.num_parameters(), "run_seconds": time.perf_counter() - start,
+            "checkpoint": kept, "dataset_version": state.dataset_version}
+
+
+def _run_job_star(args: tuple[BenchJob, Path | None]) -> dict[str, Any]:
+    return run_job(*args)
+
+
+# -- the hand-made floor -------------------------------------------------------------------------
+def handcrafted_features(seq: PoseSequence) -> np.ndarray:
+    """Per joint and coordinate: mean, std, mean |velocity| and velocity std of the eq. (1) joints."""
+    from encoder.data.preprocess import joint_velocities, normalize_center_scale
+
+    observed = seq.confidence > 0
+    joints = normalize_center_scale(seq.joints, seq.confidence)
+    vel = joint_velocities(joints, seq.fps, observed)
+    feats = []
+    for values in (joints, vel):
+        mask = observed[..., None].astype(np.float64)
+        count = np.maximum(mask.sum(0), 1.0)
+        mean = (values * mask).sum(0) / count
+        std = np.sqrt(((values - mean) ** 2 * mask).sum(0) / count)
+        if values is vel:
+            mean = (np.abs(values) * mask).sum(0) / count
+        feats += [mean, std]
+    return np.concatenate([f.ravel() for f in feats]).astype(np.float64)
+
+
+def handcrafted_run(state: _WorkerState, split: str, view: str) -> dict[str, Any]:
+    """The BENCHMARK.md floor: standardised hand-made statistics, logistic regression; embedding = features."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    from encoder.evaluation.metrics import compute_metrics
+    from encoder.training.augment import training_view
+
+    start = time.perf_counter()
+    parts = state.parts[split]
+    fit_names, test_names = parts["train"] + parts["val"], parts["test"]
+
+    def features(names: Sequence[str]) -> np.ndarray:
+        return np.stack([handcrafted_features(training_view(state.seqs[n], view)) for n in names])
+
+    x_fit, x_test = features(fit_names), features(test_names)
+    scaler = StandardScaler().fit(x_fit)
+    x_fit, x_test = scaler.transform(x_fit), scaler.transform(x_test)
+    y_fit = [state.seqs[n].label for n in fit_names]
+    y_test = [state.seqs[n].label for n in test_names]
+    clf = LogisticRegression(max_iter=2000, C=1.0).fit(x_fit, y_fit)
+    metrics = compute_metrics(x_test, clf.predict(x_test).tolist(), y_test, gallery_embeddings=x_fit,
+                              gallery_labels=y_fit, seed=0, label_names=sorted(set(y_fit)))
+    return {"key": f"{HANDCRAFTED}/{split}/{view}", "model": HANDCRAFTED, "split": split, "view": view, "seed": 0,
+            "ablation": None, "settings": {"C": 1.0, "features": x_fit.shape[1]}, "metrics": row_metrics(metrics),
+            "n_test": len(test_names), "epochs_run": None, "best_epoch": None, "parameters": int(clf.coef_.size +
+                                                                                              clf.intercept_.size),
+            "run_seconds": time.perf_counter() - start, "checkpoint": None, "dataset_version": state.dataset_version}
+
+
+# -- summarising ---------------------------------------------------------------------------------
+def mean_std(values: Iterable[float | None]) -> dict[str, Any]:
+    """Mean and sample standard deviation (ddof=1; 0 for a single value) of the non-missing values."""
+    vals = [float(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    if not vals:
+        return {"mean": None, "std": None, "n": 0}
+    std = float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0
+    return {"mean": float(np.mean(vals)), "std": std, "n": len(vals), "values": vals}
+
+
+def aggregate(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (model, split, view, ablation): ``seeds`` and per metric ``{mean, std, n, values}``."""
+    groups: dict[tuple, list[Mapping[str, Any]]] = {}
+    for rec in records:
+        groups.setdefault((rec["model"], rec["split"], rec["view"], rec["ablation"]), []).append(rec)
+    rows = []
+    for (model, split, view, ablation), recs in groups.items():
+        recs = sorted(recs, key=lambda r: r["seed"])
+        row: dict[str, Any] = {"model": model, "split": split, "view": view}
+        if ablation is not None:
+            row["ablation"] = ablation
+        row["seeds"] = [r["seed"] for r in recs]
+        names = list(dict.fromkeys(k for r in recs for k in r["metrics"]))
+        for name in names:
+            row[name] = mean_std(r["metrics"].get(name) for r in recs)
+        row["epochs_run"] = mean_std(r["epochs_run"] for r in recs)
+        row["parameters"] = recs[0]["parameters"]
+        row["n_test"] = recs[0]["n_test"]
+        row["train_seconds"] = mean_std(r["run_seconds"] for r in recs)
+        row["settings"] = recs[0]["settings"]
+        rows.append(row)
+    return rows
+
+
+def _order(rows: list[dict[str, Any]], models: Sequence[str]) -> list[dict[str, Any]]:
+    rank = {m: i for i, m in enumerate([*models, HANDCRAFTED])}
+    abl = {a: i for i, a in enumerate(ABLATIONS)}
+    return sorted(rows, key=lambda r: (r.get("ablation") is not None, SPLITS.index(r["split"]),
+                                       VIEWS.index(r["view"]), rank.get(r["model"], 99),
+                                       abl.get(r.get("ablation"), -1)))
+
+
+# -- cost --------------------------------------------------------------------------------------
+def measure_costs(records: Sequence[Mapping[str, Any]], state: _WorkerState, config: EncoderBenchConfig,
+                  progress: bool = True) -> dict[tuple[str, str | None], dict[str, Any]]:
+    """Cost of each kept model (one per model and ablation), timed one after the other."""
+    from tqdm import tqdm
+
+    from encoder.evaluation.cost import measure_cost
+    from encoder.inference import StyleEncoder
+    from encoder.training.augment import training_view
+
+    kept = [r for r in records if r.get("checkpoint")]
+    costs: dict[tuple[str, str | None], dict[str, Any]] = {}
+    for rec in tqdm(kept, desc="cost", unit="model", disable=not progress, dynamic_ncols=True):
+        encoder = StyleEncoder.load(rec["checkpoint"])
+        names = state.parts[rec["split"]]["test"][:config.cost_sequences]
+        seqs = [training_view(state.seqs[n], rec["view"]) for n in names]
+        block = measure_cost(encoder, seqs, batch_size=config.cost_batch_size, threads=config.cost_threads)
+        block["measured_on"] = f"{rec['view']}/{rec['split']} seed {rec['seed']}"
+        costs[(rec["model"], rec["ablation"])] = block
+    return costs
+
+
+# -- targets -------------------------------------------------------------------------------------
+def _mean(row: Mapping[str, Any] | None, metric: str) -> float | None:
+    if row is None or not isinstance(row.get(metric), Mapping):
+        return None
+    return row[metric]["mean"]
+
+
+def evaluate_targets(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The issue's targets on 2d/random: measured value, met or not, and the gap."""
+    def find(model: str, split: str = "random", view: str = "2d") -> Mapping[str, Any] | None:
+        return next((r for r in rows if r["model"] == model and r["split"] == split and r["view"] == view
+                     and "ablation" not in r), None)
+
+    head = find("posestyle_net")
+    out: list[dict[str, Any]] = []
+
+    def add(name: str, measured: float | None, threshold: float, higher: bool, detail: str = "") -> None:
+        if measured is None:
+            out.append({"target": name, "measured": None, "threshold": threshold, "met": False,
+                        "gap": None, "detail": detail or "not measured"})
+            return
+        gap = measured - threshold if higher else threshold - measured
+        out.append({"target": name, "measured": measured, "threshold": threshold, "met": gap >= 0,
+                    "gap": gap, "detail": detail})
+
+    for metric, threshold in TARGETS.items():
+        add(f"PoseStyle-Net 2d/random {metric} >= {threshold}", _mean(head, metric), threshold, True)
+    baselines = [r for r in rows if r["split"] == "random" and r["view"] == "2d" and "ablation" not in r
+                 and r["model"] != "posestyle_net"]
+    for metric in ("purity", "nmi", "silhouette"):
+        best = max(baselines, key=lambda r: _mean(r, metric) if _mean(r, metric) is not None else -9, default=None)
+        best_value = _mean(best, metric)
+        if best_value is not None:
+            add(f"PoseStyle-Net above every baseline on {metric} (2d/random)", _mean(head, metric), best_value,
+                True, f"best baseline: {best['model']} {best_value:.3f}")
+    for floor, by_split in BENCHMARK_FLOORS.items():
+        for split, figures in by_split.items():
+            row = find("posestyle_net", split)
+            for metric, value in figures.items():
+                add(f"above {floor} on {split} {metric}", _mean(row, metric), value, True)
+    cost = (head or {}).get("cost") or {}
+    params = cost.get("parameters", (head or {}).get("parameters"))
+    add(f"parameters <= {MAX_PARAMETERS / 1e6:.1f} M", None if params is None else float(params), MAX_PARAMETERS,
+        False)
+    add(f"embeddings/s (2 CPU threads, batch 64) >= {MIN_EMBEDDINGS_PER_SECOND:.0f}",
+        cost.get("embeddings_per_second"), MIN_EMBEDDINGS_PER_SECOND, True, "end to end (preprocessing + model)")
+    return out
+
+
+# -- report --------------------------------------------------------------------------------------
+def _ms(cell: Any, digits: int = 3) -> str:
+    if not isinstance(cell, Mapping) or cell.get("mean") is None:
+        return "n/a"
+    if cell.get("n", 0) > 1:
+        return f"{cell['mean']:.{digits}f} ± {cell['std']:.{digits}f}"
+    return f"{cell['mean']:.{digits}f}"
+
+
+MAIN_COLUMNS = ("accuracy", "macro_f1", "purity", "nmi", "silhouette", "intra_cos_dist", "inter_cos_dist",
+                "gallery_p@5", "gallery_p@10", "gallery_map", "loo_p@5", "loo_p@10", "loo_map")
+
+
+def _metric_table(rows: Sequence[Mapping[str, Any]], first: str, label: Callable[[Mapping[str, Any]], str]) -> str:
+    header = [first, "seeds", *MAIN_COLUMNS]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for r in rows:
+        lines.append("| " + " | ".join([label(r), str(len(r["seeds"])), *[_ms(r.get(c)) for c in MAIN_COLUMNS]]) + " |")
+    return "\n".join(lines)
+
+
+def _per_class_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    styles = sorted({k[3:] for r in rows for k in r if k.startswith("f1/")})
+    header = ["model", *styles]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for r in rows:
+        lines.append("| " + " | ".join([r["model"], *[_ms(r.get(f"f1/{s}"), 2) for s in styles]]) + " |")
+    return "\n".join(lines)
+
+
+def render_markdown(report: Mapping[str, Any]) -> str:
+    """``encoders.md``: main, cross-content, 3d, ablation, per-class, cost and target tables, and the run facts."""
+    rows = report["rows"]
+    meta = report["meta"]
+    main = [r for r in rows if "ablation" not in r]
+
+    def name(r: Mapping[str, Any]) -> str:
+        return r["model"]
+
+    parts = ["# Encoder benchmark", "",
+             "Every figure is the mean ± sample standard deviation (ddof = 1) over the seeds listed "
+             "(the seed changes initialisation and batch order, never the split), on the split's test "
+             "takes, following `BENCHMARK.md`. Retrieval: `gallery_*` queries the train+val gallery, "
+             "`loo_*` is leave-one-out inside the test split; a hit is a take of the same style. "
+             f"`{HANDCRAFTED}` is the BENCHMARK.md hand-made-statistics floor (deterministic: one run). "
+             "`temporal_cnn` is the BENCHMARK.md temporal-CNN floor, retrained here with this bench's settings.", ""]
+    for split, view, title in (("random", "2d", "Main table: `2d` view, `random` split (the headline)"),
+                               ("cross-content", "2d", "Cross-content: `2d` view (train on straight walks and "
+                                                       "runs, test on turning walks)"),
+                               ("random", "3d", "`3d` view, `random` split"),
+                               ("cross-content", "3d", "`3d` view, `cross-content` split")):
+        sel = [r for r in main if r["split"] == split and r["view"] == view]
+        if sel:
+            parts += [f"## {title}", "", _metric_table(sel, "model", name), ""]
+    abl = [r for r in rows if r["model"] == "posestyle_net" and r["split"] == meta["ablation_split"]
+           and r["view"] == meta["ablation_view"]]
+    if any("ablation" in r for r in abl):
+        parts += [f"## PoseStyle-Net ablation (paper Table 6), `{meta['ablation_view']}` / "
+                  f"`{meta['ablation_split']}`", "",
+                  _metric_table(abl, "configuration", lambda r: r.get("ablation", "complete model")), ""]
+    head_rows = [r for r in main if r["split"] == "random" and r["view"] == "2d"]
+    if head_rows:
+        parts += ["## Per-class F1 (`2d` / `random`)", "", _per_class_table(head_rows), ""]
+    cost_rows = [r for r in rows if r.get("cost")]
+    if cost_rows:
+        header = ["model", "parameters", "embeddings/s (end to end)", "embeddings/s (model only)",
+                  "single-query latency ms", "measured on"]
+        lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+        for r in cost_rows:
+            c = r["cost"]
+            lines.append(f"| {r.get('ablation') or r['model']} | {c['parameters']:,} | "
+                         f"{c['embeddings_per_second']:.0f} | {c['model_embeddings_per_second']:.0f} | "
+                         f"{c['single_query_latency_ms']:.1f} | {c['measured_on']} |")
+        parts += ["## Cost (CPU, {} threads, batch {}, {} test takes; measured once per model after all "
+                  "training)".format(meta["cost_threads"], meta["cost_batch_size"], meta["cost_sequences"]), "",
+                  *lines, ""]
+    if report.get("targets"):
+        lines = ["| target | measured | threshold | met | by how much |", "|---|---|---|---|---|"]
+        for t in report["targets"]:
+            measured = "n/a" if t["measured"] is None else (
+                f"{t['measured']:,.0f}" if abs(t["threshold"]) >= 100 else f"{t['measured']:.3f}")
+            threshold = f"{t['threshold']:,.0f}" if abs(t["threshold"]) >= 100 else f"{t['threshold']:.3f}"
+            gap = "n/a" if t["gap"] is None else (
+                f"{t['gap']:+,.0f}" if abs(t["threshold"]) >= 100 else f"{t['gap']:+.3f}")
+            detail = f" ({t['detail']})" if t.get("detail") else ""
+            lines.append(f"| {t['target']}{detail} | {measured} | {threshold} | "
+                         f"{'met' if t['met'] else 'MISSED'} | {gap} |")
+        parts += ["## Targets (measured, 2d / random unless stated)", "",
+                  "`by how much`: measured minus threshold (for parameters: threshold minus measured); "
+                  "negative means missed.", "", *lines, ""]
+    parts += ["## Run", "", "| item | value |", "|---|---|"]
+    for key, value in meta.items():
+        if isinstance(value, (dict, list)):
+            value = "`" + json.dumps(value, sort_keys=True) + "`"
+        parts.append(f"| {key} | {value} |")
+    parts.append("")
+    return "\n".join(parts)
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_encoder_report(report: Mapping[str, Any], out: str | Path, stem: str = "encoders") -> dict[str, Path]:
+    """``<stem>.json`` (the list of rows) and ``<stem>.md`` in ``out``, written atomically."""
+    out = Path(out)
+    json_path, md_path = out / f"{stem}.json", out / f"{stem}.md"
+    _atomic_write_text(json_path, json.dumps(report["rows"], indent=1) + "\n")
+    _atomic_write_text(md_path, render_markdown(report))
+    return {"json": json_path, "markdown": md_path}
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), or the platform's processor string."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+# -- the whole bench -----------------------------------------------------------------------------
+def _load_runs(path: Path | None) -> dict[str, dict[str, Any]]:
+    if path is None or not path.is_file():
+        return {}
+    runs = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue                      # a line cut short by an interruption
+            runs[rec["key"]] = rec
+    return runs
+
+
+def _append_run(path: Path | None, record: Mapping[str, Any]) -> None:
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps(record) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def run_encoder_bench(config: EncoderBenchConfig, out: str | Path | None = None, progress: bool = True,
+                      command: str = "posestyle bench encoders") -> dict[str, Any]:
+    """Run the grid, the floor and the cost, summarise, and write the report into ``out`` (if given)."""
+    from tqdm import tqdm
+
+    from encoder.models import model_names
+
+    unknown = [m for m in config.models if m not in model_names()]
+    if unknown:
+        raise ValueError(f"unknown model(s) {unknown}; known: {', '.join(model_names())}")
+    if not Path(config.data).exists():
+        raise PoseDataError(config.data, "dataset cache not found (run `posestyle ingest` first)")
+    wall_start = time.perf_counter()
+    started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    jobs = plan_jobs(config)
+    done = _load_runs(config.runs_file)
+    if config.runs_file is not None:          # kept next to the runs file, so a resumed bench finds them
+        keep_dir = Path(config.runs_file).with_suffix(".models")
+        keep_dir.mkdir(parents=True, exist_ok=True)
+    else:
+        keep_dir = Path(tempfile.mkdtemp(prefix="posestyle-bench-"))
+    records: list[dict[str, Any]] = []
+    todo: list[BenchJob] = []
+    for job in jobs:
+        rec = done.get(job.key())
+        if rec is not None and (not job.keep_model or (rec.get("checkpoint") and Path(rec["checkpoint"]).is_file())):
+            records.append(rec)
+        else:
+            todo.append(job)
+    # seed by seed (a time cut leaves every row its first seeds), the slowest models first in each
+    todo.sort(key=lambda j: (j.seed, j.model not in ("stgcn", "temporal_cnn", "posestyle_net", "pose_transformer"),
+                             j.ablation is not None))
+    deadline = None if config.time_budget_minutes is None else wall_start + 60.0 * config.time_budget_minutes
+    skipped_for_time = 0
+    init_args = (Path(config.data), Path(config.splits_dir), tuple(config.splits), config.threads_per_worker)
+    bar = tqdm(total=len(jobs), initial=len(records), desc="bench runs", unit="run", disable=not progress,
+               dynamic_ncols=True)
+    if todo:
+        if config.workers > 1:
+            ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods()
+                                              else "spawn")
+            with ctx.Pool(config.workers, initializer=_init_worker, initargs=init_args) as pool:
+                pending = [pool.apply_async(_run_job_star, ((j, keep_dir),)) for j in todo[:config.workers]]
+                queue = list(todo[config.workers:])
+                while pending:
+                    ready = next((p for p in pending if p.ready()), None)
+                    if ready is None:
+                        time.sleep(0.5)
+                        continue
+                    pending.remove(ready)
+                    rec = ready.get()
+                    records.append(rec)
+                    _append_run(config.runs_file, rec)
+                    bar.update(1)
+                    bar.set_postfix_str(f"{rec['model']} {rec['split']} {rec['view']} s{rec['seed']} "
+                                        f"acc {rec['metrics']['accuracy']:.3f}")
+                    if queue and (deadline is None or time.perf_counter() < deadline):
+                        pending.append(pool.apply_async(_run_job_star, ((queue.pop(0), keep_dir),)))
+                skipped_for_time = len(queue)
+        else:
+            _init_worker(*init_args)
+            for i, job in enumerate(todo):
+                if deadline is not None and time.perf_counter() >= deadline:
+                    skipped_for_time = len(todo) - i
+                    break
+                rec = run_job(job, keep_dir)
+                records.append(rec)
+                _append_run(config.runs_file, rec)
+                bar.update(1)
+    bar.close()
+    training_seconds = time.perf_counter() - wall_start
+
+    state = _WorkerState(*init_args[:3], threads=config.cost_threads)
+    if config.handcrafted:
+        for split in config.splits:
+            for view in config.views:
+                records.append(handcrafted_run(state, split, view))
+    costs = measure_costs(records, state, config, progress) if config.cost else {}
+    rows = _order(aggregate(records), config.models)
+    for row in rows:
+        cost = costs.get((row["model"], row.get("ablation")))
+        if cost is not None and row["split"] == config.ablation_split and row["view"] == config.ablation_view:
+            row["cost"] = cost
+    targets = evaluate_targets(rows)
+    total = time.perf_counter() - wall_start
+    runs_seconds = [r["run_seconds"] for r in records if r["model"] != HANDCRAFTED]
+    meta = {
+        "command": command, "started": started, "total_wall_minutes": round(total / 60, 1),
+        "training_wall_minutes": round(training_seconds / 60, 1),
+        "runs": len(runs_seconds), "runs_resumed_from_file": len(jobs) - len(todo),
+        "runs_planned": len(jobs), "runs_skipped_for_time_budget": skipped_for_time,
+        "time_budget_minutes": config.time_budget_minutes,
+        "mean_run_seconds_per_worker": round(float(np.mean(runs_seconds)), 1) if runs_seconds else None,
+        "machine": f"{os.cpu_count()} CPU cores ({cpu_model()}), shared with other work",
+        "workers": config.workers, "threads_per_worker": config.threads_per_worker,
+        "dataset": str(config.data), "dataset_version": records[0]["dataset_version"] if records else None,
+        "splits_dir": str(config.splits_dir), "seeds": list(config.seeds),
+        "seeds_by_view": {k: list(v) for k, v in config.seeds_by_view.items()},
+        "ablation_split": config.ablation_split, "ablation_view": config.ablation_view,
+        "train_settings": config.train, "model_train_settings": config.model_train,
+        "cost_threads": config.cost_threads, "cost_batch_size": config.cost_batch_size,
+        "cost_sequences": config.cost_sequences,
+    }
+    report = {"rows": rows, "targets": targets, "meta": meta}
+    if out is not None:
+        report["files"] = {k: str(v) for k, v in write_encoder_report(report, out).items()}
+    return report
+
+
+def config_summary(config: EncoderBenchConfig) -> dict[str, Any]:
+    """The config as plain values (for logs)."""
+    return json.loads(json.dumps(asdict(config), default=str))
