@@ -740,7 +740,7 @@ def bench_reindex(checkpoint: Path, config: BenchConfig, workdir: Path,
         runs.append(("local", 1))
     results = []
     for backend, threads in runs:
-        label = backend if threads is None else f"{backend}, {threads} torch thread"
+        label = backend if threads is None else f"{backend} ({threads} torch thread)"
         with progress.stage(f"re-index: {label}"), (torch_threads(threads) if threads else nullcontext()):
             root = workdir / f"index-{len(results)}-{backend}"
             store = MetadataStore.open(root / "metadata.db")
@@ -831,36 +831,27 @@ def run_retrieval_bench(config: BenchConfig, out_dir: str | Path, *, progress: b
 
 # -- targets and reports ----------------------------------------------------------------------------------
 def evaluate_targets(report: dict[str, Any], config: BenchConfig) -> list[dict[str, Any]]:
-    """The issue's targets against the measurements: recall@10 >= 0.95 at p50 <= 1 ms per query at
-    the largest size (per index type and overall), end to end p50 <= 50 ms."""
+    """The issue's targets against the measurements: recall@10 >= 0.95 at p50 <= 1 ms per query at the
+    largest size for the index the product builds there (the other types as comparison rows), and end
+    to end p50 <= 50 ms. Latency is the service path's p50 at the tuned setting."""
     targets: list[dict[str, Any]] = []
     size = max(config.sizes)
-    at_size = [r for r in report["indexes"] if r["size"] == size]
-    for row in at_size:
+    rows = sorted((r for r in report["indexes"] if r["size"] == size), key=lambda r: not r["product_choice"])
+    for row in rows:
         best = row["best_meeting_target"]
-        tuned = row["single_query"]["service"]["p50_ms"]
-        met = row["recall_at_10"] >= config.recall_target and tuned <= TARGET_P50_MS_AT_1M
+        p50 = row["single_query"]["service"]["p50_ms"]
+        role = "the index the product builds" if row["product_choice"] else "comparison"
         targets.append({
-            "name": f"{row['type']} at {size:,}: recall@10 >= {config.recall_target} at p50 <= "
-                    f"{TARGET_P50_MS_AT_1M} ms (tuned setting, service path)",
-            "measured": f"recall@10 {row['recall_at_10']:.3f}, p50 {tuned:.3f} ms",
-            "met": met,
-            "detail": _miss_detail(row["recall_at_10"], tuned, config.recall_target)
-            + (f"; best swept point meeting recall: {_params_text(best['params'])} recall {best['recall_at_10']:.3f} "
-               f"p50 {best['p50_ms']:.3f} ms" if best else "; no swept point reaches the recall target"),
+            "name": f"{row['type']} at {size:,} ({role}): recall@10 >= {config.recall_target} at p50 <= "
+                    f"{TARGET_P50_MS_AT_1M} ms",
+            "measured": f"recall@10 {row['recall_at_10']:.3f}, p50 {p50:.3f} ms"
+                        + (f" ({_params_text(row['tuned_params'])})" if row["tuned_params"] else ""),
+            "met": row["recall_at_10"] >= config.recall_target and p50 <= TARGET_P50_MS_AT_1M,
+            "detail": _miss_detail(row["recall_at_10"], p50, config.recall_target)
+            + (f"; fastest swept setting with the recall: {_params_text(best['params'])}, recall "
+               f"{best['recall_at_10']:.3f}, p50 {best['p50_ms']:.3f} ms" if best
+               else "; no swept setting reaches the recall"),
         })
-    candidates = [(r, r["best_meeting_target"]) for r in at_size if r["best_meeting_target"]]
-    overall = min(candidates, key=lambda rb: rb[1]["p50_ms"]) if candidates else None
-    targets.insert(0, {
-        "name": f"at {size:,} vectors: some index reaches recall@10 >= {config.recall_target} "
-                f"at p50 <= {TARGET_P50_MS_AT_1M} ms per query",
-        "measured": (f"{overall[0]['type']} {_params_text(overall[1]['params'])}: recall "
-                     f"{overall[1]['recall_at_10']:.3f}, p50 {overall[1]['p50_ms']:.3f} ms") if overall
-        else "no index reaches the recall target",
-        "met": bool(overall and overall[1]["p50_ms"] <= TARGET_P50_MS_AT_1M),
-        "detail": "" if overall and overall[1]["p50_ms"] <= TARGET_P50_MS_AT_1M else (
-            f"missed by {overall[1]['p50_ms'] - TARGET_P50_MS_AT_1M:.3f} ms" if overall else "recall target missed"),
-    })
     e2e_report = report["end_to_end"]
     e2e, e2e_one = e2e_report["latency"]["p50_ms"], e2e_report["torch_1_thread"]["latency"]["p50_ms"]
     targets.append({
@@ -876,6 +867,39 @@ def evaluate_targets(report: dict[str, Any], config: BenchConfig) -> list[dict[s
         for t in targets:
             t["note"] = "sizes differ from the issue's (1M index, 100k end to end): indicative only"
     return targets
+
+
+def _findings(report: dict[str, Any]) -> list[str]:
+    """Bullets computed from the figures: thread settings and how the tuned recall carries to new queries."""
+    out = []
+    rows = report["indexes"]
+    threaded = max(rows, key=lambda r: r["single_query"]["faiss_all_threads"]["p50_ms"]
+                   / max(r["single_query"]["faiss_1_thread"]["p50_ms"], 1e-9))
+    sq = threaded["single_query"]
+    out.append(
+        f"- FAISS threads: one query on FAISS's default {threaded['omp_threads_default']} OpenMP threads is slower "
+        f"than on one (worst here: {threaded['type']} at {threaded['size']:,}, p50 {sq['faiss_all_threads']['p50_ms']:.3f} "
+        f"vs {sq['faiss_1_thread']['p50_ms']:.3f} ms): FAISS splits work by query, and each parallel region waits for "
+        f"both threads to be scheduled on a busy machine. The service therefore searches batches of up to "
+        f"{SERIAL_MAX_QUERIES} queries on one thread (`retrieval.index.spec.search_with`).")
+    e = report["end_to_end"]
+    one = e["torch_1_thread"]
+    local = {r["run"]: r["throughput_seq_per_s"] for r in report["reindex"]}
+    reindex_text = ", ".join(f"{run} {rate:.1f} seq/s" for run, rate in local.items())
+    out.append(
+        f"- torch threads: embedding one query walk takes p50 {e['stages']['embed']['p50_ms']:.1f} ms on torch's default "
+        f"{e['torch_threads']} threads and {one['stages']['embed']['p50_ms']:.1f} ms on one, so end to end is p50 "
+        f"{e['latency']['p50_ms']:.1f} ms as shipped and {one['latency']['p50_ms']:.1f} ms with "
+        f"`torch.set_num_threads(1)`. Re-index throughput: {reindex_text}. The small model's per-window work is too "
+        "fine-grained for two intra-op threads on a shared 2-core machine; nothing in the product sets torch threads.")
+    tuned = [r for r in rows if r["tuned_params"]]
+    if tuned:
+        pairs = "; ".join(f"{r['type']} at {r['size']:,} ({_params_text(r['tuned_params'])}): "
+                          f"{r['tuned_self_recall_at_10']:.3f} / {r['recall_at_10']:.3f}" for r in tuned)
+        out.append(f"- Tuning: recall@10 measured by the build's tuner on corpus vectors / on held-out queries at the "
+                   f"setting it chose - {pairs}. The tuner aims above the target (half the allowed miss) because "
+                   "corpus vectors are easier queries than new ones.")
+    return out
 
 
 def _miss_detail(recall: float, p50: float, target_recall: float) -> str:
@@ -919,6 +943,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     ]
     for t in report["targets"]:
         lines.append(f"| {t['name']} | {t['measured']} | {'yes' if t['met'] else '**no**'} | {t['detail']} |")
+    lines += ["", "## Findings", "", *_findings(report)]
     v = report["vectors"]
     lines += [
         "",
@@ -933,7 +958,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         "Build = `build_faiss_index` (what `IndexManager.build` runs; IVF trains on ~40 vectors per list), "
         "tune = `tune_search_params` (recall@10 target "
-        f"{cfg['recall_target']} on 100 corpus vectors, self excluded). Recall@10 is over the held-out queries at "
+        f"{cfg['recall_target']} plus headroom, measured on 100 corpus vectors, self excluded). Recall@10 is over "
+        "the held-out queries at "
         "the tuned setting. Memory: serialised index size, and the process RSS growth (and peak growth) over "
         "build + tune.",
         "",
@@ -1043,40 +1069,56 @@ def render_markdown(report: dict[str, Any]) -> str:
 _TYPE_STYLE = {"Flat": ("tab:gray", "s"), "HNSW": ("tab:blue", "o"), "IVF-PQ": ("tab:orange", "^")}
 
 
+def pareto_front(points: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Sweep points no other point beats on both p50 and recall, by increasing p50."""
+    front: list[dict[str, Any]] = []
+    for point in sorted(points, key=lambda p: (p["p50_ms"], -p["recall_at_10"])):
+        if not front or point["recall_at_10"] > front[-1]["recall_at_10"]:
+            front.append(point)
+    return front
+
+
 def render_plot(report: dict[str, Any]) -> bytes:
-    """PNG: recall@10 against single-query p50 per index type (one panel per corpus size)."""
+    """PNG: recall@10 against single-query p50, one panel per corpus size: every swept setting (faint),
+    the Pareto front per index type (line), the tuned setting (star) and the fastest meeting the target."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     sizes = sorted({r["size"] for r in report["indexes"]})
-    fig, axes = plt.subplots(1, len(sizes), figsize=(6.2 * len(sizes), 4.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(sizes), figsize=(6.2 * len(sizes), 4.8), squeeze=False)
     target = report["config"]["recall_target"]
     for ax, size in zip(axes[0], sizes):
-        for r in (r for r in report["indexes"] if r["size"] == size):
+        rows = [r for r in report["indexes"] if r["size"] == size]
+        for r in rows:
             colour, marker = _TYPE_STYLE.get(r["type"], ("tab:green", "x"))
-            runs: dict[Any, list[dict[str, Any]]] = {}
-            for p in r["sweep"]:
-                runs.setdefault(p["params"].get("k_factor"), []).append(p)
-            for k_factor, points in runs.items():
-                label = r["type"] + (f" (k_factor {k_factor})" if k_factor is not None and len(runs) > 1 else "")
-                alpha = 1.0 if len(runs) == 1 else 0.35 + 0.65 * (list(runs).index(k_factor) + 1) / len(runs)
-                ax.plot([p["p50_ms"] for p in points], [p["recall_at_10"] for p in points], marker=marker,
-                        color=colour, alpha=alpha, label=label, linewidth=1.2, markersize=4)
+            points = r["sweep"]
+            ax.scatter([p["p50_ms"] for p in points], [p["recall_at_10"] for p in points], color=colour,
+                       marker=marker, alpha=0.3, s=18)
+            front = pareto_front(points)
+            ax.plot([p["p50_ms"] for p in front], [p["recall_at_10"] for p in front], color=colour, marker=marker,
+                    markersize=5, linewidth=1.5, label=f"{r['type']} ({r['spec']})")
+            tuned = [p for p in points if p["tuned"]]
+            if tuned:
+                ax.scatter([tuned[0]["p50_ms"]], [tuned[0]["recall_at_10"]], marker="*", s=160, color=colour,
+                           edgecolors="black", linewidths=0.6, zorder=6)
             best = r["best_meeting_target"]
             if best:
-                ax.scatter([best["p50_ms"]], [best["recall_at_10"]], s=140, facecolors="none", edgecolors="red",
-                           linewidths=1.5, zorder=5)
+                ax.scatter([best["p50_ms"]], [best["recall_at_10"]], s=150, facecolors="none", edgecolors="red",
+                           linewidths=1.4, zorder=5)
+        lowest = min(p["recall_at_10"] for r in rows for p in r["sweep"])
+        ax.set_ylim(max(0.8, min(lowest, target) - 0.02), 1.005)
         ax.axhline(target, color="red", linestyle=":", linewidth=1)
         if size == TARGET_INDEX_SIZE:
             ax.axvline(TARGET_P50_MS_AT_1M, color="red", linestyle=":", linewidth=1)
         ax.set_xscale("log")
-        ax.set_xlabel("single-query p50 latency (ms, service path, log scale)")
-        ax.set_ylabel(f"recall@{K}")
-        ax.set_title(f"{size:,} vectors (red circle: fastest with recall >= {target})")
+        ax.set_xlabel("single-query p50 latency, ms (service path, log scale)")
+        ax.set_ylabel(f"recall@{K} (held-out queries)")
+        ax.set_title(f"{size:,} vectors")
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="lower right", title="line: Pareto front; star: tuned; circle: fastest >= target",
+                  title_fontsize=7)
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)

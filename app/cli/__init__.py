@@ -19,6 +19,7 @@ from app.cli import (  # noqa: E402,F401
     demo_commands,
     model_commands,
     retrieval_commands,
+    search_commands,
 )
 
 

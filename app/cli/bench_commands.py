@@ -159,7 +159,8 @@ def encoders_command(
                                 help="BVH folder to ingest (bandai-namco preset) when --data does not exist yet."),
     splits_dir: Path = typer.Option(Path("../shared/data/bandai-namco-motion-2/splits"), "--splits",
                                     help="Folder with random-*.txt and cross-content-*.txt."),
-    out: Path = typer.Option(Path("docs/benchmarks"), "--out", "-o", help="Folder for encoders.md/.json."),
+    out: Path = typer.Option(Path("docs/benchmarks"), "--out", "-o", help="Folder for the report."),
+    stem: str = typer.Option("encoders", "--stem", help="Report file names: <stem>.md and <stem>.json."),
     models: str = typer.Option(",".join(BENCH_MODELS_DEFAULT), "--models", help="Models, comma-separated."),
     splits: str = typer.Option("random,cross-content", "--split-names", help="Splits, comma-separated."),
     views: str = typer.Option("2d,3d", "--views", help="Views, comma-separated."),
@@ -198,6 +199,8 @@ def encoders_command(
         extra = dict(parse_override(o) for o in overrides or [])
     except (PoseDataError, yaml.YAMLError) as err:
         raise _fail(str(err)) from None
+    if not splits_dir.is_dir():
+        raise _fail(f"{splits_dir}: splits folder not found")
     if not data.exists():
         if not source.is_dir():
             raise _fail(f"{data}: dataset cache not found, and --source {source} is not a folder to ingest")
@@ -208,8 +211,6 @@ def encoders_command(
         report = ingest([source], data, preset_labels("bandai-namco", [source]), workers=workers, progress=progress)
         if report.version is None:
             raise _fail(f"{source}: nothing could be ingested")
-    if not splits_dir.is_dir():
-        raise _fail(f"{splits_dir}: splits folder not found")
     if fresh and runs_file.exists():
         runs_file.unlink()
     try:
@@ -225,7 +226,7 @@ def encoders_command(
     command = "posestyle " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["bench"] else \
         "posestyle bench encoders"
     try:
-        report = run_encoder_bench(bench_config, out, progress=progress, command=command)
+        report = run_encoder_bench(bench_config, out, progress=progress, command=command, stem=stem)
     except (ValueError, PoseDataError) as err:
         raise _fail(str(err)) from None
     print_encoder_summary(report, Console())

@@ -315,7 +315,7 @@ def run_job(job: BenchJob, keep_dir: Path | None = None) -> dict[str, Any]:
             "ablation": job.ablation, "settings": job.settings, "metrics": row_metrics(metrics),
             "n_test": len(test_names), "epochs_run": training["epochs_run"], "best_epoch": training["best_epoch"],
             "parameters": encoder.num_parameters(), "run_seconds": time.perf_counter() - start,
-            "checkpoint": kept, "dataset_version": state.dataset_version}
+            "finished_unix": time.time(), "checkpoint": kept, "dataset_version": state.dataset_version}
 
 
 def _run_job_star(args: tuple[BenchJob, Path | None]) -> dict[str, Any]:
@@ -515,6 +515,41 @@ def _per_class_table(rows: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def how_it_was_run(meta: Mapping[str, Any]) -> list[str]:
+    """Plain-language bullets: training settings, seeds per view, what a time budget cut."""
+    train = meta.get("train_settings", {})
+    seeds_by_view = meta.get("seeds_by_view") or {}
+    lines = [
+        f"- Every model, every run: {_describe_train(train)}; the best validation epoch (macro-F1, ties "
+        "broken by validation loss) is kept. Per-model overrides: "
+        f"{json.dumps(meta.get('model_train_settings') or {}, sort_keys=True) or 'none'} "
+        "(other settings: the `TrainConfig` and model defaults).",
+        f"- Seeds: {meta.get('seeds')} for every view"
+        + "".join(f", except `{v}`: {list(s)}" for v, s in seeds_by_view.items()) + ".",
+        f"- Runs: {meta.get('runs')} of {meta.get('runs_planned')} planned"
+        + (f"; {meta['runs_skipped_for_time_budget']} not started because the time budget "
+           f"({meta.get('time_budget_minutes')} min) ran out" if meta.get("runs_skipped_for_time_budget") else "")
+        + (f"; {meta['runs_resumed_from_file']} taken from the runs file of an earlier, interrupted invocation"
+           if meta.get("runs_resumed_from_file") else "") + ".",
+        f"- {meta.get('workers')} training processes with {meta.get('threads_per_worker')} torch thread(s) each, "
+        f"on {meta.get('machine')}; load average (1/5/15 min) {meta.get('load_average_1_5_15_at_start')} at "
+        f"the start and {meta.get('load_average_1_5_15_at_end')} at the end (other sessions' jobs ran "
+        "at the same time, so timings are pessimistic).",
+    ]
+    return lines
+
+
+def _describe_train(train: Mapping[str, Any]) -> str:
+    if not train:
+        return "the `TrainConfig` defaults"
+    parts = [f"`{k}={v}`" for k, v in sorted(train.items())]
+    text = ", ".join(parts)
+    if train.get("train_windows"):
+        text += (f" (each training step sees a random run of {train['train_windows']} consecutive windows of "
+                 "each take; validation, test and gallery always see every window)")
+    return text
+
+
 def render_markdown(report: Mapping[str, Any]) -> str:
     """``encoders.md``: main, cross-content, 3d, ablation, per-class, cost and target tables, and the run facts."""
     rows = report["rows"]
@@ -575,6 +610,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         parts += ["## Targets (measured, 2d / random unless stated)", "",
                   "`by how much`: measured minus threshold (for parameters: threshold minus measured); "
                   "negative means missed.", "", *lines, ""]
+    parts += ["## How this was run", "", *how_it_was_run(meta), ""]
     parts += ["## Run", "", "| item | value |", "|---|---|"]
     for key, value in meta.items():
         if isinstance(value, (dict, list)):
@@ -605,6 +641,13 @@ def write_encoder_report(report: Mapping[str, Any], out: str | Path, stem: str =
     _atomic_write_text(json_path, json.dumps(report["rows"], indent=1) + "\n")
     _atomic_write_text(md_path, render_markdown(report))
     return {"json": json_path, "markdown": md_path}
+
+
+def _load_average() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
 
 
 def cpu_model() -> str:
@@ -644,8 +687,8 @@ def _append_run(path: Path | None, record: Mapping[str, Any]) -> None:
 
 
 def run_encoder_bench(config: EncoderBenchConfig, out: str | Path | None = None, progress: bool = True,
-                      command: str = "posestyle bench encoders") -> dict[str, Any]:
-    """Run the grid, the floor and the cost, summarise, and write the report into ``out`` (if given)."""
+                      command: str = "posestyle bench encoders", stem: str = "encoders") -> dict[str, Any]:
+    """Run the grid, the floor and the cost, summarise, and write ``<stem>.md/.json`` into ``out`` (if given)."""
     from tqdm import tqdm
 
     from encoder.models import model_names
@@ -657,6 +700,7 @@ def run_encoder_bench(config: EncoderBenchConfig, out: str | Path | None = None,
         raise PoseDataError(config.data, "dataset cache not found (run `posestyle ingest` first)")
     wall_start = time.perf_counter()
     started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    load_start = _load_average()
     jobs = plan_jobs(config)
     done = _load_runs(config.runs_file)
     if config.runs_file is not None:          # kept next to the runs file, so a resumed bench finds them
@@ -729,9 +773,14 @@ def run_encoder_bench(config: EncoderBenchConfig, out: str | Path | None = None,
     targets = evaluate_targets(rows)
     total = time.perf_counter() - wall_start
     runs_seconds = [r["run_seconds"] for r in records if r["model"] != HANDCRAFTED]
+    stamped = [r for r in records if r.get("finished_unix")]
+    span = (max(r["finished_unix"] for r in stamped) - min(r["finished_unix"] - r["run_seconds"] for r in stamped)
+            if stamped else None)
     meta = {
         "command": command, "started": started, "total_wall_minutes": round(total / 60, 1),
         "training_wall_minutes": round(training_seconds / 60, 1),
+        "grid_wall_minutes_first_to_last_run": None if span is None else round(span / 60, 1),
+        "load_average_1_5_15_at_start": load_start, "load_average_1_5_15_at_end": _load_average(),
         "runs": len(runs_seconds), "runs_resumed_from_file": len(jobs) - len(todo),
         "runs_planned": len(jobs), "runs_skipped_for_time_budget": skipped_for_time,
         "time_budget_minutes": config.time_budget_minutes,
@@ -748,7 +797,7 @@ def run_encoder_bench(config: EncoderBenchConfig, out: str | Path | None = None,
     }
     report = {"rows": rows, "targets": targets, "meta": meta}
     if out is not None:
-        report["files"] = {k: str(v) for k, v in write_encoder_report(report, out).items()}
+        report["files"] = {k: str(v) for k, v in write_encoder_report(report, out, stem).items()}
     return report
 
 
