@@ -14,6 +14,8 @@ with ``encoder.data.camera.benchmark_2d_view``. A 2D sequence given to a 3D enco
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, Sequence
@@ -72,6 +74,25 @@ def frontal_2d_view(seq3d: PoseSequence) -> PoseSequence:
 def _preprocess_config(values: dict[str, Any]) -> PreprocessConfig:
     known = {f.name for f in fields(PreprocessConfig)}
     return PreprocessConfig(**{k: v for k, v in values.items() if k in known})
+
+
+# A query of a few sequences runs on one CPU thread: its tensors are too small to split well, and
+# on a busy machine a second thread mostly waits (measured: 703 ms -> 26 ms end to end per query in
+# docs/benchmarks/retrieval.md). Large batches keep torch's thread count.
+SERIAL_MAX_SEQUENCES = 8
+
+
+@contextmanager
+def _cpu_threads(n: int | None) -> Iterator[None]:
+    """Torch intra-op threads set to ``n`` inside (None: unchanged)."""
+    previous = torch.get_num_threads()
+    if n is not None and n != previous:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if n is not None and n != previous:
+            torch.set_num_threads(previous)
 
 
 class StyleEncoder:
@@ -139,12 +160,13 @@ class StyleEncoder:
         logits = np.zeros((n, len(self.labels)), np.float32)
         order = sorted(range(n), key=lambda i: items[i].num_segments)
         max_m = self.preprocess_config.max_segments
-        for start in range(0, n, batch_size):
-            idx = order[start:start + batch_size]
-            batch = collate_segments([items[i] for i in idx], max_segments=max_m).to(self.device)
-            out = self.model(batch)
-            emb[idx] = out.embedding.float().cpu().numpy()
-            logits[idx] = out.logits.float().cpu().numpy()
+        with _cpu_threads(1 if n <= SERIAL_MAX_SEQUENCES and self.device.type == "cpu" else None):
+            for start in range(0, n, batch_size):
+                idx = order[start:start + batch_size]
+                batch = collate_segments([items[i] for i in idx], max_segments=max_m).to(self.device)
+                out = self.model(batch)
+                emb[idx] = out.embedding.float().cpu().numpy()
+                logits[idx] = out.logits.float().cpu().numpy()
         return emb, logits
 
     def embed_prepared(self, items: Sequence[SegmentedSequence], batch_size: int = 64) -> np.ndarray:

@@ -22,6 +22,7 @@ from retrieval.index import (
     new_version_name,
 )
 from retrieval.search import Embedder, QueryError, SearchFilters, SearchHit, SearchService
+from retrieval.bench import BenchConfig, quick_config, run_retrieval_bench
 from retrieval.store import (
     EmbeddingRecord,
     EncoderRecord,
@@ -37,6 +38,7 @@ from retrieval.store import (
 )
 
 __all__ = [
+    "BenchConfig",
     "Embedder",
     "EmbeddingRecord",
     "EncoderRecord",
@@ -63,4 +65,6 @@ __all__ = [
     "choose_index_spec",
     "default_database_url",
     "new_version_name",
+    "quick_config",
+    "run_retrieval_bench",
 ]

@@ -25,7 +25,14 @@ from typing import Any, Iterable, Literal, Sequence
 import faiss
 import numpy as np
 
-from retrieval.index.spec import SearchParams, can_widen, index_kind, search_with
+from retrieval.index.spec import (
+    SERIAL_MAX_QUERIES,
+    SearchParams,
+    can_widen,
+    index_kind,
+    openmp_threads,
+    search_with,
+)
 from retrieval.index.storage import IndexFiles
 
 log = logging.getLogger(__name__)
@@ -253,7 +260,8 @@ def exact_search(queries: np.ndarray, vectors: np.ndarray, rows: np.ndarray,
                  k: int) -> tuple[np.ndarray, np.ndarray]:
     """Exact inner-product top-``k`` of ``queries`` over ``vectors`` (labelled ``rows``)."""
     k = min(k, vectors.shape[0])
-    scores, local = faiss.knn(np.ascontiguousarray(queries, dtype=np.float32),
-                              np.ascontiguousarray(vectors, dtype=np.float32), k,
-                              metric=faiss.METRIC_INNER_PRODUCT)
+    with openmp_threads(1 if queries.shape[0] <= SERIAL_MAX_QUERIES else None):
+        scores, local = faiss.knn(np.ascontiguousarray(queries, dtype=np.float32),
+                                  np.ascontiguousarray(vectors, dtype=np.float32), k,
+                                  metric=faiss.METRIC_INNER_PRODUCT)
     return scores, np.where(local >= 0, rows[np.clip(local, 0, None)], -1)

@@ -77,7 +77,7 @@ def spec_for_index_type(index_type: str, n: int, dim: int) -> str | None:
         bits = max(PQ_MIN_BITS, min(PQ_FULL_BITS, int(math.log2(max(n, 1) / 39)) if n >= 39 else 0))
         if n < 2 ** bits:
             raise JobError(f"an IVFPQ index needs at least {2 ** bits} vectors to train, got {n}; use Flat")
-        return f"IVF{nlist},PQ{pq_subquantizers(dim)}x{bits},RFlat"
+        return f"IVF{nlist},PQ{pq_subquantizers(dim)}x{bits}np,RFlat"
     raise JobError(f"unknown index type {index_type!r}; choose one of {', '.join(INDEX_TYPES)}")
 
 
