@@ -144,7 +144,7 @@ def print_encoder_summary(report: dict[str, Any], console: Console) -> None:
     for t in report["targets"]:
         measured = "n/a" if t["measured"] is None else f"{t['measured']:.4g}"
         gap = "n/a" if t["gap"] is None else f"{t['gap']:+.4g}"
-        targets.add_row(t["target"], measured, "yes" if t["met"] else "NO", gap)
+        targets.add_row(t["target"], measured, "n/a" if t["met"] is None else ("yes" if t["met"] else "NO"), gap)
     console.print(targets)
     meta = report["meta"]
     console.print(f"{meta['runs']} runs, {meta['total_wall_minutes']} min; reports: "

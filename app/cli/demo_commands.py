@@ -33,7 +33,9 @@ def demo_command(
     root: Path = typer.Option(Path("index_data"), "--root", help="Where the demo's artifacts go."),
     n: int = typer.Option(3000, "--n", min=60, help="Number of demo walks."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of the corpus and of training."),
-    epochs: int = typer.Option(25, "--epochs", min=1, help="Training epochs (early stopping may end sooner)."),
+    epochs: int = typer.Option(12, "--epochs", min=1, help="Training epochs (early stopping may end sooner)."),
+    train_windows: int = typer.Option(4, "--train-windows", min=0,
+                                      help="Windows per take per training step (0: all); fewer trains faster."),
     model: str = typer.Option("posestyle_net", "--model", "-m", help="Encoder to train."),
     app: bool = typer.Option(True, "--app/--no-app", help="Open the app at the end."),
     port: int = typer.Option(8501, "--port", "-p", min=1, max=65535, help="Port of the app."),
@@ -56,7 +58,8 @@ def demo_command(
     if not checkpoint.exists():
         _run_step("3/5 train the encoder",
                   ["train", "--model", model, "--data", str(dataset), "--split", "auto", "--seed", str(seed),
-                   "--epochs", str(epochs), "--out", str(checkpoint)], console)
+                   "--epochs", str(epochs), "--set", f"train_windows={train_windows}", "--out", str(checkpoint)],
+                  console)
     else:
         console.print(f"demo: checkpoint {checkpoint} exists, training skipped", markup=False)
 
