@@ -33,7 +33,7 @@ def demo_command(
     root: Path = typer.Option(Path("index_data"), "--root", help="Where the demo's artifacts go."),
     n: int = typer.Option(3000, "--n", min=60, help="Number of demo walks."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of the corpus and of training."),
-    epochs: int = typer.Option(12, "--epochs", min=1, help="Training epochs (early stopping may end sooner)."),
+    epochs: int = typer.Option(30, "--epochs", min=1, help="Training epochs (early stopping may end sooner)."),
     train_windows: int = typer.Option(4, "--train-windows", min=0,
                                       help="Windows per take per training step (0: all); fewer trains faster."),
     model: str = typer.Option("posestyle_net", "--model", "-m", help="Encoder to train."),

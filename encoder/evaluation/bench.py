@@ -25,7 +25,7 @@ import os
 import platform
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -611,7 +611,8 @@ def render_markdown(report: Mapping[str, Any]) -> str:
                          f"{c['single_query_latency_ms']:.1f} | {c['measured_on']} |")
         parts += ["## Cost (CPU, {} threads, batch {}, {} test takes; measured once per model after all "
                   "training)".format(meta["cost_threads"], meta["cost_batch_size"], meta["cost_sequences"]), "",
-                  "Throughput is the best of 5 timings in each of 2 passes over the models; end to end = preprocessing (eq. 1-3, windows) + model, "
+                  "Throughput is the best of 5 timings in each of 2 passes over the models; end to end = "
+                  "preprocessing (eq. 1-3, windows) + model, "
                   "from pose sequences already in the model's view. On this shared 2-core machine repeated "
                   "measurements of one model differ by up to about 30 %, so read differences below that as noise "
                   "(the `w/o structural constraint term` model has exactly the complete model's architecture).",
@@ -648,6 +649,7 @@ def _atomic_write_text(path: Path, text: str) -> None:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)                 # a report to read, not mkstemp's private 0600
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -820,7 +822,3 @@ def run_encoder_bench(config: EncoderBenchConfig, out: str | Path | None = None,
         report["files"] = {k: str(v) for k, v in write_encoder_report(report, out, stem).items()}
     return report
 
-
-def config_summary(config: EncoderBenchConfig) -> dict[str, Any]:
-    """The config as plain values (for logs)."""
-    return json.loads(json.dumps(asdict(config), default=str))
