@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import pickle
-import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save as safetensors_save
 
+from encoder.data.atomic import atomic_write_bytes
 from encoder.data.errors import PoseDataError
 from encoder.data.skeleton import CANONICAL_SKELETON
 
@@ -119,20 +118,6 @@ def compute_encoder_version(tensors: dict[str, torch.Tensor], meta: CheckpointMe
     return h.hexdigest()[:VERSION_DIGITS]
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_checkpoint(path: str | Path, model: torch.nn.Module | dict[str, torch.Tensor],
                     meta: CheckpointMeta) -> CheckpointMeta:
     """Write weights + metadata to ``path`` (.safetensors) atomically; returns meta with its version."""
@@ -141,7 +126,7 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module | dict[str, torch.T
         raise CheckpointError(path, f"checkpoints are written as {SAFETENSORS_SUFFIX} files")
     tensors = _plain_tensors(model)
     meta = replace(meta, encoder_version=compute_encoder_version(tensors, meta))
-    _atomic_write(path, safetensors_save(tensors, metadata=meta.to_metadata()))
+    atomic_write_bytes(path, safetensors_save(tensors, metadata=meta.to_metadata()))
     return meta
 
 

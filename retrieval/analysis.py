@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import re
 import tempfile
 import threading
@@ -25,6 +24,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from encoder.data.atomic import atomic_write_npz
 from encoder.data.errors import PoseDataError
 from encoder.data.preprocess import align_heading, body_centre, normalize_center_scale
 from encoder.data.sequence import PoseSequence
@@ -70,21 +70,6 @@ class NoIndexError(RuntimeError):
 
 
 # -- atomic cache files ---------------------------------------------------------------------------
-def _atomic_write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Write an ``.npz`` atomically: temp file in the same folder, fsync, ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, **arrays)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _read_npz(path: Path) -> dict[str, np.ndarray] | None:
     """The arrays of a cache file, or None when it is missing or unreadable (it is then recomputed)."""
     if not path.is_file():
@@ -461,7 +446,7 @@ class AppService:
             return EmbeddingMap(live.version, ids, cached["coords"].astype(np.float64), str(cached["method"]))
         _, vectors = self.embeddings(live)
         coords, method = embedding_map(vectors)
-        _atomic_write_npz(path, {"ids": _str_array(ids), "coords": np.asarray(coords, np.float64),
+        atomic_write_npz(path, {"ids": _str_array(ids), "coords": np.asarray(coords, np.float64),
                                  "method": np.asarray(method)})
         return EmbeddingMap(live.version, ids, np.asarray(coords, np.float64), method)
 
@@ -479,7 +464,7 @@ class AppService:
                 return StylePredictions(live.version, cached["ids"].tolist(), cached["logits"],
                                         cached["label_names"].tolist(), failures)
         predictions = self._predict(live, ids)
-        _atomic_write_npz(path, {"ids": _str_array(predictions.sequence_ids), "logits": predictions.logits,
+        atomic_write_npz(path, {"ids": _str_array(predictions.sequence_ids), "logits": predictions.logits,
                                  "label_names": _str_array(predictions.label_names),
                                  "failed_ids": _str_array(list(predictions.failures)),
                                  "failed_reasons": _str_array(list(predictions.failures.values()))})

@@ -15,7 +15,6 @@ import hashlib
 import json
 import multiprocessing
 import os
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -28,6 +27,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from encoder.data.atomic import atomic_write_bytes, atomic_write_npz
 from encoder.data.errors import PoseDataError
 from encoder.data.labels import LabelSource
 from encoder.data.readers import PERSON_SELECTIONS, SUPPORTED_SUFFIXES, read_pose_file
@@ -43,21 +43,6 @@ UNLABELLED = "(unlabelled)"
 
 
 # -- atomic writes ----------------------------------------------------------------------------
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same folder, fsync, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _json_default(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
@@ -75,20 +60,6 @@ def to_json_value(value: Any) -> Any:
 
 def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=1, default=_json_default) + "\n").encode("utf-8"))
-
-
-def _atomic_write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npz.tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # -- manifest items ---------------------------------------------------------------------------
@@ -464,7 +435,7 @@ def ingest(paths: Iterable[str | Path], out: str | Path, label_source: LabelSour
                 report.reused += 1
             else:
                 content_only = seq.with_(name="", source="", label=None, metadata={})
-                _atomic_write_npz(array_path, content_only.to_arrays())
+                atomic_write_npz(array_path, content_only.to_arrays())
                 report.written += 1
             items.append(DatasetItem(name=seq.name, source=str(path), content_hash=content_hash,
                                      label=seq.label, metadata=to_json_value(seq.metadata),

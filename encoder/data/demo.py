@@ -33,9 +33,7 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
 import sys
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -43,6 +41,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 from tqdm import tqdm
 
+from encoder.data.atomic import atomic_write_bytes
 from encoder.data.sequence import PoseSequence
 from encoder.data.skeleton import CANONICAL_SKELETON, JOINT_INDEX, NUM_JOINTS
 
@@ -549,19 +548,6 @@ class WrittenDemoCorpus:
     label_counts: dict[str, int]
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 LABELS_CSV_COLUMNS: tuple[str, ...] = ("name", "label", "collection", "season", "model_id", "tags")
 
 
@@ -583,7 +569,7 @@ def write_demo_corpus(out_dir: str | Path, n: int = 3000, seed: int = 0, views: 
         folder.mkdir(parents=True, exist_ok=True)
         buf = io.BytesIO()
         np.savez_compressed(buf, **seq.to_arrays())
-        _atomic_write_bytes(folder / f"{seq.name}.npz", buf.getvalue())
+        atomic_write_bytes(folder / f"{seq.name}.npz", buf.getvalue())
         m = seq.metadata
         rows.setdefault(view, []).append([seq.name, seq.label or "", m["collection"], m["season"],
                                           m["model_id"], ";".join(m["tags"])])
@@ -592,7 +578,7 @@ def write_demo_corpus(out_dir: str | Path, n: int = 3000, seed: int = 0, views: 
         writer = csv.writer(text, lineterminator="\n")
         writer.writerow(LABELS_CSV_COLUMNS)
         writer.writerows(rows[view])
-        _atomic_write_bytes(folder / "labels.csv", text.getvalue().encode("utf-8"))
+        atomic_write_bytes(folder / "labels.csv", text.getvalue().encode("utf-8"))
     counts: dict[str, int] = {}
     for i in range(n):
         style = STYLE_CLASSES[i % len(STYLE_CLASSES)]
