@@ -21,7 +21,7 @@ EXIT_USAGE = 2
 
 def streamlit_command(root: Path, port: int, address: str, store: str | None) -> list[str]:
     """The argv that serves the app (headless, no usage statistics, bounded uploads)."""
-    from retrieval.analysis import MAX_UPLOAD_MB
+    from app.services.analysis import MAX_UPLOAD_MB
 
     command = [sys.executable, "-m", "streamlit", "run", str(APP_MAIN),
                "--server.headless", "true", "--server.port", str(port), "--server.address", address,

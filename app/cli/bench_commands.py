@@ -14,7 +14,7 @@ from rich.table import Table
 from app.cli import cli
 
 EXIT_USAGE = 2
-# encoder.evaluation.bench.BENCH_MODELS (not imported here: the CLI starts without torch)
+# benchmarks.encoder_bench.BENCH_MODELS (not imported here: the CLI starts without torch)
 BENCH_MODELS_DEFAULT = ("posestyle_net", "st_mlp", "pose_transformer", "gait_relationnet", "stgcn", "temporal_cnn")
 
 bench_app = typer.Typer(name="bench", help="Measure the product: write reports under docs/benchmarks.",
@@ -79,7 +79,7 @@ def retrieval_command(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:
     """Index build/memory/recall/latency at each size, end-to-end query latency, re-index throughput."""
-    from retrieval.bench import BenchConfig, quick_config, run_retrieval_bench
+    from benchmarks.retrieval_bench import BenchConfig, quick_config, run_retrieval_bench
     from retrieval.jobs import BACKENDS
 
     chosen = tuple(b.strip() for b in backends.split(",") if b.strip())
@@ -169,7 +169,7 @@ def encoders_command(
     ablations: bool = typer.Option(True, "--ablations/--no-ablations", help="PoseStyle-Net ablations (Table 6)."),
     config: Path = typer.Option(None, "--config", "-c",
                                 help="YAML: {train: {...}, model_train: {model: {...}}} TrainConfig overrides "
-                                     "(default: BENCH_SETTINGS in encoder/evaluation/bench.py)."),
+                                     "(default: BENCH_SETTINGS in benchmarks/encoder_bench.py)."),
     overrides: list[str] = typer.Option(None, "--set", help="Extra TrainConfig override for every run, KEY=VALUE."),
     workers: int = typer.Option(2, "--workers", "-j", min=1, help="Training processes."),
     threads: int = typer.Option(1, "--threads", min=1, help="Torch threads per training process."),
@@ -184,8 +184,8 @@ def encoders_command(
     """Train and evaluate every encoder x split x view x seed; write docs/benchmarks/encoders.md/.json."""
     import yaml
 
-    from encoder.data.errors import PoseDataError
-    from encoder.evaluation.bench import SPLITS, VIEWS, EncoderBenchConfig, load_bench_settings, run_encoder_bench
+    from benchmarks.encoder_bench import SPLITS, VIEWS, EncoderBenchConfig, load_bench_settings, run_encoder_bench
+    from encoder.data.errors import InputError, PoseDataError
     from encoder.models import model_names
     from encoder.training.config import parse_override
 
@@ -197,7 +197,7 @@ def encoders_command(
     try:
         settings = load_bench_settings(config)
         extra = dict(parse_override(o) for o in overrides or [])
-    except (PoseDataError, yaml.YAMLError) as err:
+    except (InputError, yaml.YAMLError) as err:
         raise _fail(str(err)) from None
     if not splits_dir.is_dir():
         raise _fail(f"{splits_dir}: splits folder not found")

@@ -18,7 +18,7 @@ from rich.table import Table
 from tqdm import tqdm
 
 from app.cli import cli
-from encoder.data.errors import PoseDataError
+from encoder.data.errors import InputError, PoseDataError
 from encoder.data.sequence import PoseSequence
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -73,7 +73,7 @@ def train_command(
                  "patience": patience, "view": view, "device": device, "num_threads": threads}
         settings.update({k: v for k, v in flags.items() if v is not None})
         cfg = load_train_config(config, settings)
-    except PoseDataError as err:
+    except InputError as err:
         raise _fail(str(err), EXIT_USAGE) from None
     if cfg.model not in model_names():
         raise _fail(f"--model: unknown model {cfg.model!r}; known: {', '.join(model_names())}", EXIT_USAGE)
@@ -90,7 +90,7 @@ def train_command(
                              **{p: len(names) for p, names in parts.items()}}}
         result = fit(train, val, cfg, summary=summary)
         meta = result.save(out)
-    except PoseDataError as err:
+    except InputError as err:
         raise _fail(str(err)) from None
     best = meta.training.get("best_val", {})
     console.print(_table(f"Trained {cfg.model} -> {out}", [
@@ -168,7 +168,7 @@ def evaluate_command(
         }
         written = write_report(metrics, out, embeddings=result.embeddings, labels=result.labels,
                                title=f"{encoder.model_name} {encoder.version} on {Path(split).name}")
-    except PoseDataError as err:
+    except InputError as err:
         raise _fail(str(err)) from None
     rows = [(k, v) for k, v in headline_metrics(metrics).items() if v is not None]
     console.print(_table(f"Evaluation of {encoder.model_name} {encoder.version} ({len(result.labels)} queries)", rows))

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from app.cli import cli
 from encoder.data.errors import PoseDataError
-from retrieval.analysis import AppService, NoIndexError
+from app.services.analysis import AppService, NoIndexError
 from retrieval.search import QueryError, SearchHit
 from retrieval.store import StoreError
 

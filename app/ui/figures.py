@@ -1,5 +1,5 @@
 """Figures of the app: animated stick figures (GIF), joint trajectories, explanation bars, the style
-map, the confusion matrix. Pure presentation: every number comes from ``retrieval.analysis``."""
+map, the confusion matrix. Pure presentation: every number comes from ``app.services.analysis``."""
 from __future__ import annotations
 
 import io
@@ -12,7 +12,7 @@ from plotly.subplots import make_subplots
 from PIL import Image, ImageDraw
 
 from encoder.data.skeleton import COCO17_EDGES, COCO17_JOINTS, LEFT_RIGHT_PAIRS
-from retrieval.analysis import MotionView
+from app.services.analysis import MotionView
 
 GIF_SIZE = (160, 200)          # width, height in pixels
 GIF_MAX_FRAMES = 60

@@ -20,7 +20,7 @@ from typing import Any
 import streamlit as st
 
 from app.ui.figures import skeleton_gif
-from retrieval.analysis import (
+from app.services.analysis import (
     AppService,
     ClusterQuality,
     LiveIndex,

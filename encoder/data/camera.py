@@ -226,6 +226,20 @@ def benchmark_2d_view(seq3d: PoseSequence, take_name: str) -> PoseSequence:
     return drop_joints(view, rng, BENCHMARK_DROP_FRACTION)
 
 
+
+def training_view(seq: PoseSequence, view: str) -> PoseSequence:
+    """The un-augmented model input in ``view``: a 3D take seen in ``2d`` goes through its benchmark camera.
+
+    Training, evaluation and the benchmarks all call this, so a model sees one view the same way everywhere.
+    """
+    source = seq.source or seq.name or "<sequence>"
+    if view == "2d" and seq.dims == 3:
+        return benchmark_2d_view(seq, seq.name or source)
+    if view == "3d" and seq.dims == 2:
+        raise PoseDataError(source, "is 2D; the 3d view needs 3D sequences (use --view 2d)")
+    return seq
+
+
 # -- augmentation and robustness -------------------------------------------------------------
 def random_camera(rng: np.random.Generator, target: Sequence[float] = (0.0, 0.0, 0.0),
                   yaw_range: tuple[float, float] = BENCHMARK_YAW_RANGE_DEG,

@@ -11,11 +11,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from encoder.data.camera import training_view
 from encoder.data.errors import PoseDataError
 from encoder.data.sequence import PoseSequence
 from encoder.evaluation.cost import measure_cost
 from encoder.evaluation.metrics import compute_metrics
-from encoder.training.augment import training_view
 
 
 @dataclass

@@ -55,7 +55,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from encoder.data.batch import PoseBatch
-from encoder.data.skeleton import COCO17_EDGES, NUM_JOINTS, adjacency_matrix
+from encoder.data.skeleton import COCO17_EDGES, NUM_JOINTS, TORSO_JOINTS, adjacency_matrix
 from encoder.models.base import ModelConfig, StyleModel, StyleOutput
 from encoder.models.layers import (
     EVAL_WINDOW_CHUNK,
@@ -73,7 +73,6 @@ from encoder.models.layers import (
     uniform_weights,
 )
 from encoder.models.registry import register_model
-from encoder.models.stgcn import TORSO_JOINTS
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from encoder.data.batch import PoseBatch
-from encoder.data.skeleton import COCO17_EDGES, NUM_JOINTS, adjacency_matrix
+from encoder.data.skeleton import COCO17_EDGES, NUM_JOINTS, TORSO_JOINTS, adjacency_matrix
 from encoder.models.base import ModelConfig, StyleModel, StyleOutput
 from encoder.models.layers import (
     EVAL_WINDOW_CHUNK,
@@ -30,9 +30,6 @@ from encoder.models.layers import (
     pool_mask,
 )
 from encoder.models.registry import register_model
-
-TORSO_JOINTS = (5, 6, 11, 12)  # shoulders and hips: the centre of the spatial partitions
-
 
 @dataclass(frozen=True)
 class STGCNConfig(ModelConfig):

@@ -17,7 +17,7 @@ import hashlib
 
 import numpy as np
 
-from encoder.data.camera import add_keypoint_jitter, benchmark_2d_view, drop_joints, random_2d_view
+from encoder.data.camera import add_keypoint_jitter, drop_joints, random_2d_view, training_view
 from encoder.data.errors import PoseDataError
 from encoder.data.preprocess import resample_fps
 from encoder.data.sequence import PoseSequence
@@ -70,15 +70,6 @@ def variant_rng(name: str, seed: int) -> np.random.Generator:
     """Generator of a sequence's augmented copies: from the augmentation seed and its name only."""
     digest = hashlib.sha256(f"{seed}:{name}".encode("utf-8")).digest()
     return np.random.default_rng(int.from_bytes(digest[:16], "big"))
-
-
-def training_view(seq: PoseSequence, view: str) -> PoseSequence:
-    """The un-augmented training input: a 3D take in the ``2d`` view goes through its benchmark camera."""
-    if view == "2d" and seq.dims == 3:
-        return benchmark_2d_view(seq, seq.name or _source(seq))
-    if view == "3d" and seq.dims == 2:
-        raise PoseDataError(_source(seq), "is 2D; the 3d view needs 3D sequences (use --view 2d)")
-    return seq
 
 
 def augment_once(seq: PoseSequence, cfg: AugmentConfig, view: str, rng: np.random.Generator) -> PoseSequence:

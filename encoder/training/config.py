@@ -22,7 +22,7 @@ from typing import Any, Literal, Mapping
 
 import yaml
 
-from encoder.data.errors import PoseDataError
+from encoder.data.errors import ConfigError
 from encoder.data.preprocess import PreprocessConfig
 from encoder.models.losses import StyleLossConfig
 
@@ -150,7 +150,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "<config>") -> "TrainConfig":
-        """Build from a (possibly partial) nested mapping; unknown keys raise ``PoseDataError``."""
+        """Build from a (possibly partial) nested mapping; unknown keys raise ``ConfigError``."""
         return _build(cls, data, source, prefix="")
 
     def with_overrides(self, overrides: Mapping[str, Any], source: str = "<overrides>") -> "TrainConfig":
@@ -161,10 +161,10 @@ class TrainConfig:
             parts = dotted.split(".")
             for part in parts[:-1]:
                 if not isinstance(node.get(part), dict):
-                    raise PoseDataError(source, f"unknown setting {dotted!r}")
+                    raise ConfigError(source, f"unknown setting {dotted!r}")
                 node = node[part]
             if parts[-1] not in node and not (len(parts) > 1 and parts[0] == "model_config"):
-                raise PoseDataError(source, f"unknown setting {dotted!r}; valid: {', '.join(sorted(node))}")
+                raise ConfigError(source, f"unknown setting {dotted!r}; valid: {', '.join(sorted(node))}")
             node[parts[-1]] = value
         return TrainConfig.from_dict(data, source)
 
@@ -184,54 +184,54 @@ def _coerce(value: Any, hint: Any, where: str, source: str) -> Any:
         if isinstance(value, hint):
             return value
         if not isinstance(value, Mapping):
-            raise PoseDataError(source, f"{where} must be a mapping, got {type(value).__name__}")
+            raise ConfigError(source, f"{where} must be a mapping, got {type(value).__name__}")
         return _build(hint, value, source, prefix=f"{where}.")
     if origin is Literal:
         if value not in typing.get_args(hint):
-            raise PoseDataError(source, f"{where} must be one of {list(typing.get_args(hint))}, got {value!r}")
+            raise ConfigError(source, f"{where} must be one of {list(typing.get_args(hint))}, got {value!r}")
         return value
     if origin is tuple:
         args = typing.get_args(hint)
         if not isinstance(value, (list, tuple)) or len(value) != len(args):
-            raise PoseDataError(source, f"{where} must be a list of {len(args)} values, got {value!r}")
+            raise ConfigError(source, f"{where} must be a list of {len(args)} values, got {value!r}")
         return tuple(_coerce(v, a, where, source) for v, a in zip(value, args))
     if origin is dict or hint is dict:
         if not isinstance(value, Mapping):
-            raise PoseDataError(source, f"{where} must be a mapping, got {type(value).__name__}")
+            raise ConfigError(source, f"{where} must be a mapping, got {type(value).__name__}")
         return dict(value)
     if hint is bool:
         if not isinstance(value, bool):
-            raise PoseDataError(source, f"{where} must be true or false, got {value!r}")
+            raise ConfigError(source, f"{where} must be true or false, got {value!r}")
         return value
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise PoseDataError(source, f"{where} must be an integer, got {value!r}")
+            raise ConfigError(source, f"{where} must be an integer, got {value!r}")
         return value
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise PoseDataError(source, f"{where} must be a number, got {value!r}")
+            raise ConfigError(source, f"{where} must be a number, got {value!r}")
         return float(value)
     if hint is str:
         if not isinstance(value, str):
-            raise PoseDataError(source, f"{where} must be a string, got {value!r}")
+            raise ConfigError(source, f"{where} must be a string, got {value!r}")
         return value
     return value
 
 
 def _build(cls: type, data: Mapping[str, Any], source: str, prefix: str) -> Any:
     if not isinstance(data, Mapping):
-        raise PoseDataError(source, f"{prefix.rstrip('.') or 'config'} must be a mapping")
+        raise ConfigError(source, f"{prefix.rstrip('.') or 'config'} must be a mapping")
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     unknown = [k for k in data if k not in names]
     if unknown:
-        raise PoseDataError(source, f"unknown setting(s) {', '.join(prefix + str(k) for k in unknown)}; "
+        raise ConfigError(source, f"unknown setting(s) {', '.join(prefix + str(k) for k in unknown)}; "
                             f"valid: {', '.join(prefix + n for n in names)}")
     kwargs = {k: _coerce(v, hints[k], prefix + k, source) for k, v in data.items()}
     try:
         return cls(**kwargs)
     except (ValueError, TypeError) as err:
-        raise PoseDataError(source, str(err)) from None
+        raise ConfigError(source, str(err)) from None
 
 
 def load_train_config(path: str | Path | None, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
@@ -242,7 +242,7 @@ def load_train_config(path: str | Path | None, overrides: Mapping[str, Any] | No
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as err:
-            raise PoseDataError(path, f"cannot read config: {err.strerror or err}") from None
+            raise ConfigError(path, f"cannot read config: {err.strerror or err}") from None
         suffix = path.suffix.lower()
         try:
             if suffix in (".yaml", ".yml"):
@@ -250,9 +250,9 @@ def load_train_config(path: str | Path | None, overrides: Mapping[str, Any] | No
             elif suffix == ".toml":
                 data = tomllib.loads(text)
             else:
-                raise PoseDataError(path, f"config must be .yaml, .yml or .toml, got {suffix or '(none)'!r}")
+                raise ConfigError(path, f"config must be .yaml, .yml or .toml, got {suffix or '(none)'!r}")
         except (yaml.YAMLError, tomllib.TOMLDecodeError) as err:
-            raise PoseDataError(path, f"invalid {suffix[1:].upper()}: {err}") from None
+            raise ConfigError(path, f"invalid {suffix[1:].upper()}: {err}") from None
         config = TrainConfig.from_dict(data, str(path))
     if overrides:
         config = config.with_overrides(overrides)
@@ -263,7 +263,7 @@ def parse_override(text: str) -> tuple[str, Any]:
     """``"augment.mirror=false"`` -> ``("augment.mirror", False)`` (value parsed as a YAML scalar)."""
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
-        raise PoseDataError("--set", f"expected KEY=VALUE, got {text!r}")
+        raise ConfigError("--set", f"expected KEY=VALUE, got {text!r}")
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from app.cli import cli
 from app.cli.app_commands import APP_MAIN, streamlit_command
 from app.ui.state import DEFAULT_ROOT, parse_app_args
-from retrieval.analysis import MAX_UPLOAD_MB
+from app.services.analysis import MAX_UPLOAD_MB
 
 
 def _option(command: list[str], name: str) -> str:

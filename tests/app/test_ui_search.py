@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retrieval.analysis import MAX_UPLOAD_BYTES, AppService
+from app.services.analysis import MAX_UPLOAD_BYTES, AppService
 
 
 

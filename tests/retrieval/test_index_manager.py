@@ -19,7 +19,7 @@ from retrieval.index import (
 )
 from retrieval.index.storage import IDS_FILE, INDEX_FILE, MANIFEST_FILE, TEMP_PREFIX
 from retrieval.store import EmbeddingRecord, MetadataStore
-from retrieval_support import catalogue, clustered_unit_vectors, register_encoder
+from tests.retrieval.retrieval_support import catalogue, clustered_unit_vectors, register_encoder
 
 DIM = 16
 N = 300

@@ -10,7 +10,7 @@ import pytest
 
 from retrieval.index import FLAT_MAX, HNSW_MAX, IndexBuildError, build_faiss_index, choose_index_spec, tune_search_params
 from retrieval.index.spec import SearchParams, index_kind, ivf_pq_spec, pq_subquantizers, search_with
-from retrieval_support import clustered_unit_vectors
+from tests.retrieval.retrieval_support import clustered_unit_vectors
 
 
 @pytest.mark.parametrize("n, expected", [(1, "Flat"), (FLAT_MAX - 1, "Flat"), (FLAT_MAX, "HNSW32,Flat"),

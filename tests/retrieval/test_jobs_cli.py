@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from app.cli import cli
 from retrieval.store import MetadataStore
 
-from jobs_support import (  # noqa: F401 (single_torch_thread: autouse fixture)
+from tests.retrieval.jobs_support import (  # noqa: F401 (single_torch_thread: autouse fixture)
     demo_sequences, single_torch_thread, tiny_checkpoint, write_dataset)
 
 N_SEQUENCES = 12

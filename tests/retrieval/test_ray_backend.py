@@ -11,7 +11,7 @@ from retrieval.index import IndexManager
 from retrieval.jobs import ReindexJob, ReindexSummary, register_dataset
 from retrieval.store import MetadataStore
 
-from jobs_support import (  # noqa: F401 (single_torch_thread: autouse fixture)
+from tests.retrieval.jobs_support import (  # noqa: F401 (single_torch_thread: autouse fixture)
     demo_sequences, single_torch_thread, tiny_checkpoint, write_dataset)
 
 ray = pytest.importorskip("ray")

@@ -24,7 +24,7 @@ from app.ui.state import (
     service,
 )
 from encoder.data.skeleton import COCO17_JOINTS
-from retrieval.analysis import MAX_UPLOAD_MB, UPLOAD_SUFFIXES, motion_view, read_uploaded_pose
+from app.services.analysis import MAX_UPLOAD_MB, UPLOAD_SUFFIXES, motion_view, read_uploaded_pose
 from retrieval.search import SearchHit
 
 CARD_COLUMNS = 4

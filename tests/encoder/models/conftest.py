@@ -2,17 +2,9 @@
 threads mostly spin waiting for each other."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import pytest
 import torch
-
-# The helper module next to this file (models_support) is imported by plain name; under
-# --import-mode=importlib pytest does not put test dirs on sys.path, so do it here.
-if str(Path(__file__).resolve().parent) not in sys.path:
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 
 @pytest.fixture(autouse=True, scope="module")
 def _few_threads():

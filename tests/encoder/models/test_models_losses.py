@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from encoder.models import StyleLoss, StyleLossConfig, StyleOutput, build_model
 from encoder.models.losses import pair_terms, smoothness_term
-from models_support import make_batch, tiny_config
+from tests.encoder.models.models_support import make_batch, tiny_config
 
 
 def _unit(n: int, d: int, seed: int) -> torch.Tensor:

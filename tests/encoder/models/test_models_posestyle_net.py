@@ -9,7 +9,7 @@ import encoder.models.layers as layers
 from encoder.data.skeleton import BODY_REGIONS, COCO17_EDGES, NUM_JOINTS, adjacency_matrix
 from encoder.models import PoseStyleNet, PoseStyleNetConfig, build_model
 from encoder.models.posestyle_net import pose_graph
-from models_support import make_batch, tiny_config
+from tests.encoder.models.models_support import make_batch, tiny_config
 
 SWITCHES = ("use_velocity_graph", "use_multi_branch", "use_attention", "use_segment_fusion",
             "use_temporal_relation", "use_spatial_synergy", "use_stage_gating",

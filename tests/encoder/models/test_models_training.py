@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from encoder.models import StyleLoss, build_model
-from models_support import make_batch, tiny_config
+from tests.encoder.models.models_support import make_batch, tiny_config
 
 
 def test_posestyle_net_overfits_a_small_set():

@@ -14,8 +14,8 @@ import pytest
 from typer.testing import CliRunner
 
 from app.cli import cli
-from jobs_support import one_torch_thread
-from retrieval.bench import (
+from tests.retrieval.jobs_support import one_torch_thread
+from benchmarks.retrieval_bench import (
     INDEX_TYPES,
     REPORT_JSON,
     REPORT_MD,

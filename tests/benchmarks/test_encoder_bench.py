@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from encoder.data.dataset import ingest
-from encoder.evaluation.bench import (
+from benchmarks.encoder_bench import (
     METRICS,
     EncoderBenchConfig,
     aggregate,
