@@ -879,7 +879,8 @@ def _findings(report: dict[str, Any]) -> list[str]:
     sq = threaded["single_query"]
     out.append(
         f"- FAISS threads: one query on FAISS's default {threaded['omp_threads_default']} OpenMP threads is slower "
-        f"than on one (worst here: {threaded['type']} at {threaded['size']:,}, p50 {sq['faiss_all_threads']['p50_ms']:.3f} "
+        f"than on one (worst here: {threaded['type']} at {threaded['size']:,}, "
+        f"p50 {sq['faiss_all_threads']['p50_ms']:.3f} "
         f"vs {sq['faiss_1_thread']['p50_ms']:.3f} ms): FAISS splits work by query, and each parallel region waits for "
         f"both threads to be scheduled on a busy machine. The service therefore searches batches of up to "
         f"{SERIAL_MAX_QUERIES} queries on one thread (`retrieval.index.spec.search_with`).")
@@ -1032,7 +1033,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"measured. *As shipped*: torch's default {e['torch_threads']} intra-op threads (nothing in the product sets "
         f"them); *torch 1 thread*: the same after `torch.set_num_threads(1)`.",
         "",
-        f"| stage | as shipped p50 ms | p99 ms | mean ms | torch 1 thread p50 ms | p99 ms | mean ms |",
+        "| stage | as shipped p50 ms | p99 ms | mean ms | torch 1 thread p50 ms | p99 ms | mean ms |",
         "|---|---|---|---|---|---|---|",
         f"| **total (search_by_file)** | **{e['latency']['p50_ms']:.2f}** | **{e['latency']['p99_ms']:.2f}** | "
         f"**{e['latency']['mean_ms']:.2f}** | **{one['latency']['p50_ms']:.2f}** | "

@@ -25,8 +25,13 @@ import torch
 
 from encoder.checkpoint import CheckpointMeta, load_checkpoint
 from encoder.data.batch import SegmentedSequence, collate_segments
-from encoder.data.camera import (BENCHMARK_DISTANCE_FACTOR, BENCHMARK_MIN_DISTANCE_M, CameraParams,
-                                 project_points, visible_mask)
+from encoder.data.camera import (
+    BENCHMARK_DISTANCE_FACTOR,
+    BENCHMARK_MIN_DISTANCE_M,
+    CameraParams,
+    project_points,
+    visible_mask,
+)
 from encoder.data.errors import PoseDataError
 from encoder.data.preprocess import PreprocessConfig, preprocess_sequence
 from encoder.data.sequence import PoseSequence
@@ -228,7 +233,8 @@ class StyleEncoder:
         regions = None
         if out.region_weights is not None:
             weights = out.region_weights[0].float().cpu().numpy().reshape(-1)
-            names = list(BODY_REGIONS) if len(weights) == len(BODY_REGIONS) else [f"region_{i}" for i in range(len(weights))]
+            names = (list(BODY_REGIONS) if len(weights) == len(BODY_REGIONS)
+                     else [f"region_{i}" for i in range(len(weights))])
             regions = {name: float(w) for name, w in zip(names, weights)}
         return {"segment_weights": segment, "region_weights": regions,
                 "phases": item.phase[:m].astype(np.float32),

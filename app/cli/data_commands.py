@@ -64,14 +64,16 @@ def print_ingest_report(report: IngestReport, console: Console) -> None:
 
 @cli.command("ingest")
 def ingest_command(
-    paths: list[Path] = typer.Argument(..., metavar="PATH...", help="Pose files, folders (searched recursively) or .txt file lists."),
+    paths: list[Path] = typer.Argument(..., metavar="PATH...",
+                                       help="Pose files, folders (searched recursively) or .txt file lists."),
     out: Path = typer.Option(..., "--out", "-o", help="Dataset directory to create or update."),
     label_pattern: str = typer.Option(None, "--label-pattern",
                                       help="Regex over the name; named groups -> metadata, (?P<label>...) -> label."),
     labels_csv: Path = typer.Option(None, "--labels-csv", help="CSV with columns name,label (+ metadata columns)."),
     preset: str = typer.Option(None, "--preset", help=f"Built-in labelling: {', '.join(PRESETS)}."),
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="Reader processes."),
-    person: str = typer.Option("main", "--person", help="Which person per keypoint file: main (the tracked main person) or all."),
+    person: str = typer.Option("main", "--person",
+                               help="Which person per keypoint file: main (the tracked main person) or all."),
 ) -> None:
     """Read pose files into a versioned dataset cache; bad files are listed and skipped."""
     label_source = _label_source(paths, label_pattern, labels_csv, preset)

@@ -10,8 +10,8 @@ from rich.console import Console
 from rich.table import Table
 
 from app.cli import cli
-from encoder.data.errors import PoseDataError
 from app.services.analysis import AppService, NoIndexError
+from encoder.data.errors import PoseDataError
 from retrieval.search import QueryError, SearchHit
 from retrieval.store import StoreError
 

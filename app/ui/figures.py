@@ -8,11 +8,11 @@ from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 from PIL import Image, ImageDraw
+from plotly.subplots import make_subplots
 
-from encoder.data.skeleton import COCO17_EDGES, COCO17_JOINTS, LEFT_RIGHT_PAIRS
 from app.services.analysis import MotionView
+from encoder.data.skeleton import COCO17_EDGES, COCO17_JOINTS, LEFT_RIGHT_PAIRS
 
 GIF_SIZE = (160, 200)          # width, height in pixels
 GIF_MAX_FRAMES = 60

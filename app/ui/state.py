@@ -19,7 +19,6 @@ from typing import Any
 
 import streamlit as st
 
-from app.ui.figures import skeleton_gif
 from app.services.analysis import (
     AppService,
     ClusterQuality,
@@ -29,6 +28,7 @@ from app.services.analysis import (
     build_index_hint,
     motion_view,
 )
+from app.ui.figures import skeleton_gif
 
 log = logging.getLogger("posestyle.app")
 

@@ -1,4 +1,6 @@
 """Evaluation: every BENCHMARK.md metric, the report (JSON, Markdown, figures) and cost timing."""
+from encoder.evaluation.cost import measure_cost
+from encoder.evaluation.evaluate import Evaluation, embed_labelled, evaluate_encoder
 from encoder.evaluation.metrics import (
     average_precision,
     classification_metrics,
@@ -11,8 +13,6 @@ from encoder.evaluation.metrics import (
     retrieval_metrics,
     silhouette_cosine,
 )
-from encoder.evaluation.cost import measure_cost
-from encoder.evaluation.evaluate import Evaluation, embed_labelled, evaluate_encoder
 from encoder.evaluation.report import summary_markdown, write_report
 
 __all__ = [

@@ -8,8 +8,8 @@
   intra-class and inter-class cosine distance (1 - cos), averaged over all pairs i < j.
 - retrieval, ranked by cosine similarity (ties broken by gallery order): every query against
   the gallery (train+val) and leave-one-out inside the test split; a hit is the same style.
-  precision@k = hits in the top k / k (k capped at the gallery size); AP = mean of precision@rank over the ranks of all hits
-  in the gallery; mAP = mean AP over the queries that have at least one hit.
+  precision@k = hits in the top k / k (k capped at the gallery size); AP = mean of precision@rank
+  over the ranks of all hits in the gallery; mAP = mean AP over the queries that have at least one hit.
 """
 from __future__ import annotations
 

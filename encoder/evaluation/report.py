@@ -59,7 +59,8 @@ def summary_markdown(metrics: dict[str, Any], title: str = "Evaluation") -> str:
     if emb:
         keys = ["k", "restarts", "purity", "nmi", "silhouette_cosine", "intra_class_cosine_distance",
                 "inter_class_cosine_distance", "inter_minus_intra"]
-        parts += ["## Embedding space", "", _table(["metric", "value"], [[k, emb.get(k)] for k in keys if k in emb]), ""]
+        rows = [[k, emb.get(k)] for k in keys if k in emb]
+        parts += ["## Embedding space", "", _table(["metric", "value"], rows), ""]
 
     ret = metrics.get("retrieval", {})
     if ret:

@@ -110,6 +110,9 @@ class MaskedBatchNorm(nn.Module):
     padding never leaks into the statistics nor into later layers.
     """
 
+    running_mean: torch.Tensor
+    running_var: torch.Tensor
+
     def __init__(self, channels: int, momentum: float = 0.1, eps: float = 1e-5) -> None:
         super().__init__()
         self.momentum, self.eps = momentum, eps

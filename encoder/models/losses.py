@@ -12,6 +12,7 @@ A term switched off is still reported (detached, for monitoring) but not added t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -82,7 +83,7 @@ class StyleLoss(nn.Module):
     Built from a ``StyleLossConfig`` or its fields: ``StyleLoss(mu1=0.1, use_margin=False)``.
     """
 
-    def __init__(self, config: StyleLossConfig | None = None, **fields: float | bool) -> None:
+    def __init__(self, config: StyleLossConfig | None = None, **fields: Any) -> None:
         super().__init__()
         if config is not None and fields:
             raise TypeError("StyleLoss: pass a StyleLossConfig or its fields, not both")

@@ -4,8 +4,8 @@ Per window (all windows of the batch encoded together, (N, L, J, C)):
   input [positions, velocity, joint mask] per joint, ``frames_per_token`` (4) consecutive
   frames side by side form a token, batch-normalised per input channel -> velocity-weighted
   pose graph per token (eq. 3) -> three stacked graph + temporal convolution units, the
-  shallow / mid / deep branches with growing receptive fields (eq. 4) -> per branch, temporal and joint attention (eq. 5) pool
-  the branch into a window vector U_m and body-region vectors H_m,a.
+  shallow / mid / deep branches with growing receptive fields (eq. 4) -> per branch, temporal and
+  joint attention (eq. 5) pool the branch into a window vector U_m and body-region vectors H_m,a.
 Per sequence (over its M windows):
   gated segment fusion Z (eq. 6); ``num_relation_layers`` relation layers, each: temporal
   relation R^t (eq. 7), spatial synergy R^s (eq. 8), joint propagation (eq. 9), stage gating
@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
@@ -190,6 +191,8 @@ class GraphTemporalUnit(nn.Module):
     convolution (optionally strided), BN, the residual input added, ReLU.
     """
 
+    parts: torch.Tensor
+
     def __init__(self, c_in: int, c_out: int, kernel: int, dilation: int, stride: int) -> None:
         super().__init__()
         parts = graph_partitions()
@@ -284,6 +287,8 @@ class PoseStyleNet(StyleModel):
     """PoseStyle-Net: multi-branch pose-graph encoder + spatio-temporal relation encoding."""
 
     config: PoseStyleNetConfig
+    skeleton: torch.Tensor
+    membership: torch.Tensor
 
     def __init__(self, config: PoseStyleNetConfig) -> None:
         super().__init__(config)
@@ -328,9 +333,11 @@ class PoseStyleNet(StyleModel):
         member = self.membership.to(h.dtype)
         in_mask = (count > 0).to(h.dtype)
         h = self.input_norm(h, in_mask)
-        u_parts, region_parts, alphas = [], [], []
+        u_parts: list[torch.Tensor] = []
+        region_parts: list[torch.Tensor] = []
+        alphas: list[torch.Tensor] = []
         graph = None
-        for i, unit in enumerate(self.units):
+        for i, unit in enumerate(cast("list[GraphTemporalUnit]", self.units)):
             if graph is None:
                 # eq. (3) graph at this unit's token rate: token velocity = mean over its frames
                 graph = pose_graph(velocity_sum / count.clamp_min(1.0), count[..., 0] > 0,

@@ -31,6 +31,7 @@ from encoder.models.layers import (
 )
 from encoder.models.registry import register_model
 
+
 @dataclass(frozen=True)
 class STGCNConfig(ModelConfig):
     """Token grouping, then per block: output channels and temporal stride."""
@@ -101,6 +102,7 @@ class STGCN(StyleModel):
     """ST-GCN blocks over token-grouped joints; masked global pooling; mean over windows."""
 
     config: STGCNConfig
+    parts: torch.Tensor
 
     def __init__(self, config: STGCNConfig) -> None:
         super().__init__(config)

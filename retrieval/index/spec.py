@@ -195,6 +195,7 @@ def make_faiss_params(index: faiss.Index, params: SearchParams, *, selector: Any
     keep: list[Any] = [selector]
 
     def build(ix: faiss.Index) -> Any:
+        p: Any
         ix = faiss.downcast_index(ix)
         if isinstance(ix, faiss.IndexRefine):
             p = faiss.IndexRefineSearchParameters()
@@ -204,7 +205,7 @@ def make_faiss_params(index: faiss.Index, params: SearchParams, *, selector: Any
             keep.append(base)
             return p
         if isinstance(ix, faiss.IndexHNSW):
-            p = faiss.SearchParametersHNSW()
+            p = faiss.SearchParametersHNSW()  # type: ignore[attr-defined]  # missing from faiss's stubs
             p.efSearch = int(min(max((params.ef_search or ix.hnsw.efSearch) * widen, 1), max(ix.ntotal, 1)))
         elif isinstance(ix, faiss.IndexIVF):
             p = faiss.SearchParametersIVF()

@@ -9,8 +9,8 @@ from typer.testing import CliRunner
 
 from app.cli import cli
 from app.cli.app_commands import APP_MAIN, streamlit_command
-from app.ui.state import DEFAULT_ROOT, parse_app_args
 from app.services.analysis import MAX_UPLOAD_MB
+from app.ui.state import DEFAULT_ROOT, parse_app_args
 
 
 def _option(command: list[str], name: str) -> str:

@@ -12,7 +12,6 @@ import pytest
 from app.services.analysis import MAX_UPLOAD_BYTES, AppService
 
 
-
 def assert_no_traceback(at) -> None:
     """Nothing on screen is an exception (page bodies turn failures into one-line errors)."""
     assert not at.exception, [e.value for e in at.exception]

@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from encoder.data.dataset import ingest
 from benchmarks.encoder_bench import (
     METRICS,
     EncoderBenchConfig,
@@ -21,6 +20,7 @@ from benchmarks.encoder_bench import (
     plan_jobs,
     run_encoder_bench,
 )
+from encoder.data.dataset import ingest
 
 TINY_SETTINGS = {"epochs": 1, "batch_size": 6, "warmup_epochs": 0, "augment.variants": 1, "patience": 1}
 TINY_MODELS = {

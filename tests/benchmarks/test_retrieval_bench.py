@@ -14,7 +14,6 @@ import pytest
 from typer.testing import CliRunner
 
 from app.cli import cli
-from tests.retrieval.jobs_support import one_torch_thread
 from benchmarks.retrieval_bench import (
     INDEX_TYPES,
     REPORT_JSON,
@@ -27,6 +26,7 @@ from benchmarks.retrieval_bench import (
     run_retrieval_bench,
 )
 from retrieval.index.spec import openmp_threads
+from tests.retrieval.jobs_support import one_torch_thread
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from encoder.checkpoint import CheckpointMeta
 from encoder.data.errors import PoseDataError
 from encoder.data.preprocess import PreprocessConfig
 from encoder.data.skeleton import BODY_REGIONS
-from encoder.inference import StyleEncoder, frontal_camera, frontal_2d_view
+from encoder.inference import StyleEncoder, frontal_2d_view, frontal_camera
 from encoder.models import build_model, config_to_dict
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -8,7 +8,14 @@ import faiss
 import numpy as np
 import pytest
 
-from retrieval.index import FLAT_MAX, HNSW_MAX, IndexBuildError, build_faiss_index, choose_index_spec, tune_search_params
+from retrieval.index import (
+    FLAT_MAX,
+    HNSW_MAX,
+    IndexBuildError,
+    build_faiss_index,
+    choose_index_spec,
+    tune_search_params,
+)
 from retrieval.index.spec import SearchParams, index_kind, ivf_pq_spec, pq_subquantizers, search_with
 from tests.retrieval.retrieval_support import clustered_unit_vectors
 

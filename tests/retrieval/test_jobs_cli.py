@@ -8,9 +8,7 @@ from typer.testing import CliRunner
 
 from app.cli import cli
 from retrieval.store import MetadataStore
-
-from tests.retrieval.jobs_support import (  # noqa: F401 (single_torch_thread: autouse fixture)
-    demo_sequences, single_torch_thread, tiny_checkpoint, write_dataset)
+from tests.retrieval.jobs_support import demo_sequences, single_torch_thread, tiny_checkpoint, write_dataset  # noqa: F401 (single_torch_thread: autouse fixture)
 
 N_SEQUENCES = 12
 

@@ -22,9 +22,14 @@ from encoder.inference import StyleEncoder
 from retrieval.index import IndexManager
 from retrieval.jobs import JOB_KIND, ReindexJob, ShardStore, register_dataset
 from retrieval.store import MetadataStore
-
 from tests.retrieval.jobs_support import (  # noqa: F401 (single_torch_thread: autouse fixture)
-    EMBEDDING_DIM, demo_sequences, one_torch_thread, single_torch_thread, tiny_checkpoint, write_dataset)
+    EMBEDDING_DIM,
+    demo_sequences,
+    one_torch_thread,
+    single_torch_thread,
+    tiny_checkpoint,
+    write_dataset,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 N_SEQUENCES = 60

@@ -8,6 +8,7 @@ from typing import Any
 
 import streamlit as st
 
+from app.services.analysis import MAX_UPLOAD_MB, UPLOAD_SUFFIXES, motion_view, read_uploaded_pose
 from app.ui import figures
 from app.ui.state import (
     AUTO_SEARCH_KEY,
@@ -24,7 +25,6 @@ from app.ui.state import (
     service,
 )
 from encoder.data.skeleton import COCO17_JOINTS
-from app.services.analysis import MAX_UPLOAD_MB, UPLOAD_SUFFIXES, motion_view, read_uploaded_pose
 from retrieval.search import SearchHit
 
 CARD_COLUMNS = 4

@@ -17,7 +17,12 @@ import numpy as np
 
 from encoder.data.errors import PoseDataError
 from encoder.data.readers._common import (
-    DEFAULT_FPS, check_file, check_fps, check_frame_count, guard_errors, map_to_coco17,
+    DEFAULT_FPS,
+    check_file,
+    check_fps,
+    check_frame_count,
+    guard_errors,
+    map_to_coco17,
     skeleton_for_joint_count,
 )
 from encoder.data.sequence import PoseSequence

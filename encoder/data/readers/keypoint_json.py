@@ -26,8 +26,16 @@ import numpy as np
 
 from encoder.data.errors import PoseDataError
 from encoder.data.readers._common import (
-    DEFAULT_FPS, MAX_PEOPLE_PER_FRAME, check_fps, check_frame_count, guard_errors,
-    last_number, map_to_coco17, natural_key, read_text, skeleton_for_joint_count,
+    DEFAULT_FPS,
+    MAX_PEOPLE_PER_FRAME,
+    check_fps,
+    check_frame_count,
+    guard_errors,
+    last_number,
+    map_to_coco17,
+    natural_key,
+    read_text,
+    skeleton_for_joint_count,
 )
 from encoder.data.sequence import PoseSequence
 from encoder.data.skeleton import SOURCE_JOINT_COUNTS

@@ -14,11 +14,20 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from encoder.data.demo import (
-    GAIT_PARAMETER_NAMES, STYLE_CLASSES, STYLE_DISTRIBUTIONS, STYLE_TITLES, BodyProportions,
-    demo_cast, generate_demo_corpus, generate_walk, sample_gait_parameters, write_demo_corpus,
+    GAIT_PARAMETER_NAMES,
+    STYLE_CLASSES,
+    STYLE_DISTRIBUTIONS,
+    STYLE_TITLES,
+    BodyProportions,
+    demo_cast,
+    generate_demo_corpus,
+    generate_walk,
+    sample_gait_parameters,
+    write_demo_corpus,
 )
 from encoder.data.sequence import PoseSequence
-from encoder.data.skeleton import COCO17_EDGES, JOINT_INDEX as J
+from encoder.data.skeleton import COCO17_EDGES
+from encoder.data.skeleton import JOINT_INDEX as J
 
 PAPER_CLASSES = ("stable_stretching", "rhythmic_progression", "light_swing_linkage",
                  "integrated_variation", "strong_control", "rapid_transition")

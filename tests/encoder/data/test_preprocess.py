@@ -1,15 +1,27 @@
 """Tests of the preprocessing chain (paper section 3.1, eq. 1-3)."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from encoder.data.batch import SegmentedSequence, collate_segments
 from encoder.data.errors import PoseDataError
 from encoder.data.preprocess import (
-    FILLED_CONFIDENCE_FACTOR, PreprocessConfig, align_heading, body_centre, clean_low_confidence,
-    joint_velocities, normalize_center_scale, preprocess_many, preprocess_sequence, resample_fps,
-    segment_windows, velocity_weighted_adjacency, window_starts,
+    FILLED_CONFIDENCE_FACTOR,
+    PreprocessConfig,
+    align_heading,
+    body_centre,
+    clean_low_confidence,
+    joint_velocities,
+    normalize_center_scale,
+    preprocess_many,
+    preprocess_sequence,
+    resample_fps,
+    segment_windows,
+    velocity_weighted_adjacency,
+    window_starts,
 )
 from encoder.data.sequence import PoseSequence
 from encoder.data.skeleton import JOINT_INDEX, LEFT_HIP, NUM_JOINTS, RIGHT_HIP, adjacency_matrix
@@ -70,7 +82,7 @@ def test_config_defaults_and_validation():
         PreprocessConfig(graph_lambda=1.5)
     with pytest.raises(ValueError):
         PreprocessConfig(window_length=0)
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.window_length = 8  # frozen
 
 

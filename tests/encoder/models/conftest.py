@@ -2,9 +2,9 @@
 threads mostly spin waiting for each other."""
 from __future__ import annotations
 
-
 import pytest
 import torch
+
 
 @pytest.fixture(autouse=True, scope="module")
 def _few_threads():
