@@ -50,13 +50,12 @@ import math
 from dataclasses import dataclass
 from typing import cast
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from encoder.data.batch import PoseBatch
-from encoder.data.skeleton import COCO17_EDGES, NUM_JOINTS, TORSO_JOINTS, adjacency_matrix
+from encoder.data.skeleton import NUM_JOINTS
 from encoder.models.base import ModelConfig, StyleModel, StyleOutput
 from encoder.models.layers import (
     EVAL_WINDOW_CHUNK,
@@ -65,12 +64,12 @@ from encoder.models.layers import (
     encode_windows_in_chunks,
     gather_windows,
     group_frames,
-    hop_distance,
     joint_features,
     masked_softmax,
     region_membership,
     scatter_windows,
     skeleton_adjacency,
+    torso_partitions,
     uniform_weights,
 )
 from encoder.models.registry import register_model
@@ -168,25 +167,11 @@ def pool_tokens(velocity_sum: torch.Tensor, count: torch.Tensor,
             count.view(n, t // size, size, j, 1).sum(2))
 
 
-def graph_partitions() -> torch.Tensor:
-    """(3, J, J) 0/1 split of all joint pairs (i, j) by hop distance from the torso.
-
-    Part 0: j as far from the torso as i (includes i itself), part 1: j closer (centripetal),
-    part 2: j farther (centrifugal); ST-GCN's spatial configuration, over every pair because
-    the eq. (3) graph links every pair.
-    """
-    hops = hop_distance(adjacency_matrix(COCO17_EDGES, NUM_JOINTS, self_loops=True), TORSO_JOINTS)
-    closer = hops[None, :] < hops[:, None]
-    farther = hops[None, :] > hops[:, None]
-    parts = np.stack([~(closer | farther), closer, farther]).astype(np.float32)
-    return torch.from_numpy(parts)
-
-
 class GraphTemporalUnit(nn.Module):
     """Eq. (4) F_r = phi(BN(W_r * X_r + b_r)), then a temporal convolution with a residual.
 
     W_r * X_r: graph convolution over the eq. (3) graph of each token split into the
-    ``graph_partitions`` (each part a weighted mean over observed joints), one linear map of
+    ``torso_partitions`` over every pair (each part a weighted mean over observed joints), one linear map of
     the parts side by side; b_r a learned bias per joint and channel. Then a full temporal
     convolution (optionally strided), BN, the residual input added, ReLU.
     """
@@ -195,7 +180,7 @@ class GraphTemporalUnit(nn.Module):
 
     def __init__(self, c_in: int, c_out: int, kernel: int, dilation: int, stride: int) -> None:
         super().__init__()
-        parts = graph_partitions()
+        parts = torso_partitions(neighbours_only=False)
         self.register_buffer("parts", parts, persistent=False)
         self.spatial = nn.Linear(parts.shape[0] * c_in, c_out, bias=False)
         self.joint_bias = nn.Parameter(torch.zeros(NUM_JOINTS, c_out))
