@@ -287,18 +287,19 @@ def velocity_weighted_adjacency(velocity: np.ndarray, skeleton_adjacency: np.nda
     """Eq. (3): per-frame pose graph mixing the skeleton prior G with velocity similarity.
 
     ``velocity`` (..., J, C) -> (..., J, J). With ``joint_mask`` (..., J), a pair involving a
-    missing joint gets no dynamic term (no evidence that the two move alike): A = lam * G.
+    missing joint gets no edge (A = 0): a missing joint has nothing to pass on. This is the
+    reference of ``posestyle_net.pose_graph``, which row-normalises it over the observed joints.
     """
     if not 0.0 <= lam <= 1.0 or not sigma > 0:
         raise ValueError(f"need 0 <= lam <= 1 and sigma > 0, got lam={lam}, sigma={sigma}")
     v = np.asarray(velocity, dtype=np.float64)
     g = np.asarray(skeleton_adjacency, dtype=np.float64)
     diff_sq = ((v[..., :, None, :] - v[..., None, :, :]) ** 2).sum(axis=-1)
-    similarity = np.exp(-diff_sq / sigma ** 2)
+    graph = lam * g + (1.0 - lam) * np.exp(-diff_sq / sigma ** 2)               # eq. (3)
     if joint_mask is not None:
         m = np.asarray(joint_mask, bool)
-        similarity = similarity * (m[..., :, None] & m[..., None, :])
-    return (lam * g + (1.0 - lam) * similarity).astype(np.float32)            # eq. (3)
+        graph = graph * (m[..., :, None] & m[..., None, :])
+    return graph.astype(np.float32)
 
 
 # -- 6. eq. (2) ------------------------------------------------------------------------------

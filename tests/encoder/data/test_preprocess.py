@@ -351,13 +351,14 @@ def test_adjacency_symmetric_in_unit_range_and_limits():
     np.testing.assert_allclose(same, 0.3 * g + 0.7, rtol=1e-6)
 
 
-def test_adjacency_mask_removes_dynamic_term_and_rejects_bad_lambda():
+def test_adjacency_mask_removes_missing_joints_and_rejects_bad_lambda():
     g = adjacency_matrix()
     v = np.zeros((NUM_JOINTS, 2))
     mask = np.ones(NUM_JOINTS, bool)
     mask[2] = False
     a = velocity_weighted_adjacency(v, g, 0.4, 1.0, joint_mask=mask)
-    np.testing.assert_allclose(a[2], 0.4 * g[2], atol=1e-7)
+    np.testing.assert_allclose(a[2], 0.0)
+    np.testing.assert_allclose(a[:, 2], 0.0)
     np.testing.assert_allclose(a[0, 5], 0.4 * g[0, 5] + 0.6, rtol=1e-6)
     with pytest.raises(ValueError):
         velocity_weighted_adjacency(v, g, -0.1, 1.0)
