@@ -25,7 +25,7 @@ from tqdm import tqdm
 from encoder.data.batch import SegmentedSequence
 from encoder.data.errors import PoseDataError
 from encoder.data.sequence import PoseSequence
-from encoder.data.skeleton import JOINT_INDEX, LEFT_HIP, RIGHT_HIP
+from encoder.data.skeleton import JOINT_INDEX, LEFT_HIP, MIRROR_PERMUTATION, RIGHT_HIP
 
 LEFT_SHOULDER, RIGHT_SHOULDER = JOINT_INDEX["left_shoulder"], JOINT_INDEX["right_shoulder"]
 
@@ -369,6 +369,21 @@ def preprocess_sequence(seq: PoseSequence, cfg: PreprocessConfig = PreprocessCon
     mask_w, _, _ = segment_windows(joint_mask, length, stride, cap)
     return SegmentedSequence(positions=pos_w.astype(np.float32), velocity=vel_w.astype(np.float32),
                              joint_mask=mask_w.astype(bool), frame_mask=frame_mask, phase=phase)
+
+
+def mirror_segments(item: SegmentedSequence) -> SegmentedSequence:
+    """The left/right mirror of a preprocessed sequence (test-time mirror averaging).
+
+    After eq. (1) the joints are centred on the mid-hip, which a mirror maps onto itself, so
+    mirroring the input and preprocessing equals swapping joint sides and negating x here.
+    """
+    perm = np.asarray(MIRROR_PERMUTATION)
+    flip = np.ones(item.positions.shape[-1], np.float32)
+    flip[0] = -1.0
+    return SegmentedSequence(positions=item.positions[..., perm, :] * flip,
+                             velocity=item.velocity[..., perm, :] * flip,
+                             joint_mask=item.joint_mask[..., perm], frame_mask=item.frame_mask,
+                             phase=item.phase)
 
 
 def preprocess_many(seqs: Iterable[PoseSequence], cfg: PreprocessConfig = PreprocessConfig(),

@@ -45,26 +45,40 @@ class AugmentConfig:
     Each epoch every sequence contributes one of its K + 1 versions, picked at random.
 
     - ``random_view``: a 3D source trained in the ``2d`` view gets a random virtual camera
-      (yaw, pitch, distance) instead of its fixed benchmark camera.
+      instead of its fixed benchmark camera: any yaw, pitch uniform in ``pitch_range`` (runway
+      and show cameras sit above the walkers, so the range reaches well past the benchmark's
+      15 degrees), distance x focal scaled together by a factor log-uniform in
+      ``distance_scale_range`` (lenses from wide to long).
     - ``tempo``: playback speed changed by a factor drawn from ``tempo_range``.
     - ``mirror``: left/right mirror (joint swap and x reflected about the body centre), with
       probability ``mirror_prob``.
-    - ``jitter``: Gaussian keypoint noise, sigma = ``jitter_frac`` x bounding-box height (2D).
-    - ``joint_dropout``: each joint-frame dropped with probability ``dropout_rate``.
+    - ``jitter``: Gaussian keypoint noise, sigma = a fraction of the bounding-box height drawn
+      per copy uniformly from [``jitter_frac``, ``jitter_max_frac``].
+    - ``joint_dropout``: each joint-frame dropped with a probability drawn per copy uniformly
+      from [``dropout_rate``, ``dropout_max_rate``] (missing and low-confidence joints).
+    - ``crop``: with probability ``crop_prob`` the copy is a random clip of ``crop_min_seconds``
+      up to the whole take (short queries).
     """
 
     enabled: bool = True
     variants: int = 3
     seed: int = 0
     random_view: bool = True
+    pitch_range: tuple[float, float] = (-10.0, 50.0)
+    distance_scale_range: tuple[float, float] = (1.0, 3.0)
     tempo: bool = True
-    tempo_range: tuple[float, float] = (0.8, 1.2)
+    tempo_range: tuple[float, float] = (0.8, 1.25)
     mirror: bool = True
     mirror_prob: float = 0.5
     jitter: bool = True
-    jitter_frac: float = 0.01
+    jitter_frac: float = 0.005
+    jitter_max_frac: float = 0.04
     joint_dropout: bool = True
-    dropout_rate: float = 0.05
+    dropout_rate: float = 0.0
+    dropout_max_rate: float = 0.3
+    crop: bool = True
+    crop_prob: float = 0.2
+    crop_min_seconds: float = 1.0
 
     def __post_init__(self) -> None:
         if self.variants < 0:
@@ -72,11 +86,22 @@ class AugmentConfig:
         low, high = self.tempo_range
         if not 0.0 < low <= high:
             raise ValueError(f"augment.tempo_range must satisfy 0 < low <= high, got {self.tempo_range}")
-        for name in ("mirror_prob", "dropout_rate"):
+        for name in ("mirror_prob", "dropout_rate", "dropout_max_rate", "crop_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"augment.{name} must be in [0, 1], got {getattr(self, name)}")
-        if self.jitter_frac < 0:
-            raise ValueError(f"augment.jitter_frac must be >= 0, got {self.jitter_frac}")
+        if not 0 <= self.jitter_frac <= self.jitter_max_frac:
+            raise ValueError("augment needs 0 <= jitter_frac <= jitter_max_frac, "
+                             f"got {self.jitter_frac}, {self.jitter_max_frac}")
+        if self.dropout_rate > self.dropout_max_rate:
+            raise ValueError("augment needs dropout_rate <= dropout_max_rate, "
+                             f"got {self.dropout_rate}, {self.dropout_max_rate}")
+        if not -89.0 < self.pitch_range[0] <= self.pitch_range[1] < 89.0:
+            raise ValueError(f"augment.pitch_range must be within (-89, 89), low <= high, got {self.pitch_range}")
+        if not 0.0 < self.distance_scale_range[0] <= self.distance_scale_range[1]:
+            raise ValueError("augment.distance_scale_range must satisfy 0 < low <= high, "
+                             f"got {self.distance_scale_range}")
+        if not self.crop_min_seconds > 0:
+            raise ValueError(f"augment.crop_min_seconds must be > 0, got {self.crop_min_seconds}")
 
     @property
     def active(self) -> bool:

@@ -106,3 +106,15 @@ def test_bad_sequence_does_not_lose_the_others(saved_encoder, make_toy_corpus):
     np.testing.assert_allclose(emb[[0, 2]], enc.embed([seqs[0], seqs[2]]), atol=1e-5)
     with pytest.raises(PoseDataError, match="toy/broken"):
         enc.embed([bad])
+
+
+def test_mirror_segments_equals_preprocessing_the_mirrored_take(make_toy_corpus):
+    from encoder.data.preprocess import mirror_segments, preprocess_sequence
+    from encoder.training.augment import mirror_sequence
+
+    seq = make_toy_corpus(1, dims=2)[0]
+    direct = preprocess_sequence(mirror_sequence(seq))
+    fast = mirror_segments(preprocess_sequence(seq))
+    np.testing.assert_allclose(fast.positions, direct.positions, atol=1e-4)
+    np.testing.assert_allclose(fast.velocity, direct.velocity, atol=1e-2)
+    np.testing.assert_array_equal(fast.joint_mask, direct.joint_mask)
