@@ -119,6 +119,24 @@ def _run_reindex(checkpoint: Path, data: Path | None, backend: Backend, ray_addr
     except KeyboardInterrupt:
         raise fail("interrupted; run the same command again to resume", EXIT_FAILED) from None
     print_reindex_summary(summary, console)
+    _precompute_views(root, store_url, console)
+
+
+def _precompute_views(root: Path, store_url: str | None, console: Console) -> None:
+    """The live version's map, predictions and cluster quality, stored so the app's pages only load them."""
+    import time
+
+    from retrieval.analysis import AppService, NoIndexError
+
+    start = time.perf_counter()
+    try:
+        with console.status("computing the app's map and evaluation for the live version..."), \
+                AppService(root, store_url) as service:
+            live = service.open_live()
+            service.precompute_views(live)
+    except NoIndexError:
+        return
+    console.print(f"app views of version {live.version} stored in {time.perf_counter() - start:.1f} s", highlight=False)
 
 
 _CHECKPOINT = typer.Option(..., "--checkpoint", "-c", help="Encoder checkpoint (.safetensors).")
