@@ -11,12 +11,11 @@ import sys
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
 from app.cli import cli
+from app.cli.common import EXIT_CODES_HELP, EXIT_USAGE, fail
 
 APP_MAIN = Path(__file__).resolve().parents[1] / "ui" / "main.py"
-EXIT_USAGE = 2
 
 
 def streamlit_command(root: Path, port: int, address: str, store: str | None) -> list[str]:
@@ -33,9 +32,9 @@ def streamlit_command(root: Path, port: int, address: str, store: str | None) ->
     return command
 
 
-@cli.command("app")
+@cli.command("app", epilog=EXIT_CODES_HELP)
 def app_command(
-    root: Path = typer.Option(Path("index_data"), "--root",
+    root: Path = typer.Option(Path("index_data"), "--root", metavar="DIR",
                               help="Data folder holding the index (indexes/, metadata.db)."),
     store: str = typer.Option(None, "--store", help="Metadata store URL (default: sqlite:///<root>/metadata.db)."),
     port: int = typer.Option(8501, "--port", "-p", min=1, max=65535, help="Port to serve on."),
@@ -44,9 +43,8 @@ def app_command(
 ) -> None:
     """Open the Streamlit app (search, explore, evaluate, index) on http://ADDRESS:PORT."""
     if root.exists() and not root.is_dir():
-        Console(stderr=True).print(f"error: {root}: --root must be a folder", markup=False, highlight=False)
-        raise typer.Exit(EXIT_USAGE)
+        raise fail(f"{root}: --root must be a folder", EXIT_USAGE)
     command = streamlit_command(root.expanduser().resolve(), port, address, store)
     env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
-    Console(stderr=True).print(f"serving {root} on http://{address}:{port}", markup=False, highlight=False)
+    typer.echo(f"serving {root} on http://{address}:{port}", err=True)
     os.execve(sys.executable, command, env)

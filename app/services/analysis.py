@@ -13,18 +13,19 @@
 """
 from __future__ import annotations
 
+import json
 import logging
 import re
 import tempfile
 import threading
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from encoder.data.atomic import atomic_write_npz
+from encoder.data.atomic import atomic_write_bytes, atomic_write_npz
 from encoder.data.errors import PoseDataError
 from encoder.data.preprocess import align_heading, body_centre, normalize_center_scale
 from encoder.data.sequence import PoseSequence
@@ -80,6 +81,15 @@ def _read_npz(path: Path) -> dict[str, np.ndarray] | None:
     except (OSError, ValueError, KeyError) as exc:
         log.warning("ignoring unreadable cache file %s: %s", path, exc)
         return None
+
+
+def _json_number(value: Any) -> Any:
+    """numpy scalars and arrays in the metrics, as JSON numbers and lists."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 def _str_array(values: Sequence[str]) -> np.ndarray:
@@ -518,11 +528,36 @@ class AppService:
         ids, vectors = self.embeddings(live)
         return dict(zip(ids, kmeans_clusters(vectors, k, seed=seed).tolist()))
 
+    def precompute_views(self, live: LiveIndex) -> None:
+        """Compute what the Explore and Evaluate pages show for a version (the map, the style head's
+        predictions, the default cluster quality) and store it under ``cache/``, each file atomically;
+        run when a version is built, so the pages only load it. Already stored parts are kept."""
+        self.embedding_map(live)
+        self.style_predictions(live)
+        try:
+            self.cluster_quality(live)
+        except ValueError:    # fewer than 2 styles: the Evaluate page says why when it is opened
+            pass
+
+    def _cached_quality(self, live: LiveIndex, n_indexed: int) -> ClusterQuality | None:
+        path = self.cache_path("quality", live.version).with_suffix(".json")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            quality = ClusterQuality(**data)
+        except (OSError, ValueError, TypeError):
+            return None
+        fresh = quality.version == live.version and quality.n + quality.unlabelled == n_indexed
+        return quality if fresh else None
+
     def cluster_quality(self, live: LiveIndex, k: int | None = None, seed: int = 0) -> ClusterQuality:
         """Purity, NMI (k-means with ``k``, default the number of styles), silhouette, intra/inter-class
-        distances and the style head's confusion matrix, for the live index's labelled sequences."""
+        distances and the style head's confusion matrix, for the live index's labelled sequences.
+        The default (``k=None``, ``seed=0``) is stored per version and read back."""
         from sklearn.metrics import normalized_mutual_info_score
 
+        default = k is None and seed == 0
+        if default and (cached := self._cached_quality(live, len(live.searcher.sequence_ids))) is not None:
+            return cached
         ids, vectors = self.embeddings(live)
         records = self.store.get_sequences(ids)
         labelled = [i for i, s in enumerate(ids) if s in records and records[s].label is not None]
@@ -548,9 +583,13 @@ class AppService:
             if pairs:
                 classification = classification_metrics([t for t, _ in pairs], [p for _, p in pairs],
                                                          predictions.label_names)
-        return ClusterQuality(version=live.version, n=len(labelled), unlabelled=len(ids) - len(labelled),
-                              k=chosen, purity=purity, nmi=nmi, metrics=metrics, classification=classification,
-                              prediction_failures=failures)
+        quality = ClusterQuality(version=live.version, n=len(labelled), unlabelled=len(ids) - len(labelled),
+                                 k=chosen, purity=purity, nmi=nmi, metrics=metrics, classification=classification,
+                                 prediction_failures=failures)
+        if default:
+            text = json.dumps(asdict(quality), default=_json_number)
+            atomic_write_bytes(self.cache_path("quality", live.version).with_suffix(".json"), text.encode("utf-8"))
+        return quality
 
     # -- versions and jobs ----------------------------------------------------------------------
     def index_versions(self) -> list[IndexVersionRecord]:
@@ -608,6 +647,8 @@ class AppService:
                                      index_type=index_type, progress=False)
                     summary = job.run()
                     launch.job_id, launch.live_version = summary.job_id, summary.live_version
+                with AppService(self.root, self.store_url) as views:
+                    views.precompute_views(views.open_live())
             except Exception as exc:  # kept for the app to show; the job row records it too
                 log.exception("re-index started by the app failed")
                 launch.error = _one_line(exc)
