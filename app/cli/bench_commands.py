@@ -237,3 +237,34 @@ def encoders_command(
     except (ValueError, PoseDataError) as err:
         raise _fail(str(err)) from None
     print_encoder_summary(report, Console())
+
+
+@bench_app.command("robustness", epilog=EXIT_CODES_HELP)
+def robustness_command(
+    data: Path = typer.Option(Path("index_data/cache/bandai-dataset"), "--data", "-d",
+                              help="Dataset cache of the Bandai-Namco takes (as for `bench encoders`)."),
+    splits_dir: Path = typer.Option(Path("../shared/data/bandai-namco-motion-2/splits"), "--splits",
+                                    help="Folder with random-*.txt."),
+    runs_file: Path = typer.Option(Path("index_data/cache/encoder-bench-runs.jsonl"), "--runs-file",
+                                   help="The encoder bench's runs file; its kept 2d/random checkpoints are evaluated."),
+    models: str = typer.Option(None, "--models", help="Only these models, comma-separated (default: all kept)."),
+    out: Path = typer.Option(Path("docs/benchmarks"), "--out", "-o", help="Folder for robustness.md/.json."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+) -> None:
+    """Accuracy, macro-F1 and gallery P@5 under other cameras, noise, missing joints, tempo, clip length, fps."""
+    from benchmarks.robustness import run_robustness_bench
+    from encoder.data.errors import InputError
+
+    if not runs_file.is_file():
+        raise _fail(f"{runs_file}: runs file not found; run `posestyle bench encoders` first")
+    chosen = tuple(m.strip() for m in models.split(",") if m.strip()) if models else None
+    command = "posestyle " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["bench"] else \
+        "posestyle bench robustness"
+    try:
+        report = run_robustness_bench(runs_file, data, splits_dir, out, chosen, progress, command)
+    except (ValueError, InputError) as err:
+        raise _fail(str(err)) from None
+    checks = report["targets"]
+    met = sum(c["met"] for c in checks)
+    typer.echo(f"robustness: {report['meta']['checkpoints']} checkpoints, target checks met {met}/{len(checks)}; "
+               f"report in {out}/robustness.md")
