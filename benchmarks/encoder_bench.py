@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from encoder.data.atomic import atomic_write_bytes
+from encoder.data.atomic import atomic_write_text
 from encoder.data.errors import PoseDataError
 from encoder.data.sequence import PoseSequence
 
@@ -642,16 +642,12 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     return "\n".join(parts)
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
 def write_encoder_report(report: Mapping[str, Any], out: str | Path, stem: str = "encoders") -> dict[str, Path]:
     """``<stem>.json`` (the list of rows) and ``<stem>.md`` in ``out``, written atomically."""
     out = Path(out)
     json_path, md_path = out / f"{stem}.json", out / f"{stem}.md"
-    _atomic_write_text(json_path, json.dumps(report["rows"], indent=1) + "\n")
-    _atomic_write_text(md_path, render_markdown(report))
+    atomic_write_text(json_path, json.dumps(report["rows"], indent=1) + "\n")
+    atomic_write_text(md_path, render_markdown(report))
     return {"json": json_path, "markdown": md_path}
 
 

@@ -44,6 +44,7 @@ import faiss
 import numpy as np
 from tqdm.auto import tqdm
 
+from encoder.data.atomic import atomic_write_bytes, atomic_write_text, write_bytes_durably
 from encoder.inference import SERIAL_MAX_SEQUENCES
 from retrieval.index import IndexManager, VectorSearcher, new_version_name
 from retrieval.index.spec import (
@@ -60,7 +61,7 @@ from retrieval.index.spec import (
     openmp_threads,
     tune_search_params,
 )
-from retrieval.index.storage import IndexFiles, atomic_write_text, fsync_dir, write_bytes_durably
+from retrieval.index.storage import IndexFiles
 from retrieval.store import EncoderRecord, MetadataStore, SequenceRecord
 
 log = logging.getLogger(__name__)
@@ -1129,22 +1130,12 @@ def render_plot(report: dict[str, Any]) -> bytes:
     return buffer.getvalue()
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        write_bytes_durably(tmp, data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    fsync_dir(path.parent)
-
-
 def write_reports(report: dict[str, Any], out_dir: Path) -> dict[str, Path]:
     """``retrieval.md``, ``retrieval.json`` and the recall/latency PNG, each written atomically."""
     paths = {"markdown": out_dir / REPORT_MD, "json": out_dir / REPORT_JSON, "plot": out_dir / REPORT_PNG}
     atomic_write_text(paths["json"], json.dumps(report, indent=2, default=str) + "\n")
     atomic_write_text(paths["markdown"], render_markdown(report))
-    _atomic_write_bytes(paths["plot"], render_plot(report))
+    atomic_write_bytes(paths["plot"], render_plot(report))
     return paths
 
 
