@@ -250,6 +250,7 @@ def _gait_features(seq: PoseSequence) -> list[float]:
             ((x[:, J["nose"]] - mid_sh) @ fwd).std() / leg]
 
 
+@pytest.mark.slow   # 600 demo walks
 def test_linear_classifier_on_gait_features_beats_chance_but_is_not_perfect() -> None:
     corpus = generate_demo_corpus(600, seed=11, views=("3d",), progress=False)
     features = np.array([_gait_features(s) for s in corpus])
