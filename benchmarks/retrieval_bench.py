@@ -58,6 +58,7 @@ from retrieval.index.spec import (
     index_kind,
     ivf_pq_spec,
     make_faiss_params,
+    normalize_rows,
     openmp_threads,
     tune_search_params,
 )
@@ -179,12 +180,6 @@ def _reset_peak_rss() -> bool:
 
 
 # -- vectors ------------------------------------------------------------------------------------------
-def _unit_rows(a: np.ndarray) -> np.ndarray:
-    out = np.ascontiguousarray(a, dtype=np.float32)
-    faiss.normalize_L2(out)
-    return out
-
-
 @dataclass
 class ClusteredSphereMixture:
     """Unit vectors from a two-level mixture of Gaussians: ``groups`` directions on the sphere, each
@@ -207,9 +202,9 @@ class ClusteredSphereMixture:
     def __post_init__(self) -> None:
         rng = np.random.default_rng([self.seed, 17])
         n_clusters = self.groups * self.clusters_per_group
-        group_dirs = _unit_rows(rng.standard_normal((self.groups, self.dim)))
+        group_dirs = normalize_rows(rng.standard_normal((self.groups, self.dim)))
         offsets = rng.standard_normal((n_clusters, self.dim)) * (self.group_spread / math.sqrt(self.dim))
-        self.centres = _unit_rows(np.repeat(group_dirs, self.clusters_per_group, axis=0) + offsets)
+        self.centres = normalize_rows(np.repeat(group_dirs, self.clusters_per_group, axis=0) + offsets)
         self.weights = rng.dirichlet(np.full(n_clusters, 2.0))
         bases = rng.standard_normal((n_clusters, self.dim, self.cluster_rank)).astype(np.float32)
         bases /= np.linalg.norm(bases, axis=1, keepdims=True)
@@ -233,7 +228,7 @@ class ClusteredSphereMixture:
             z = rng.standard_normal((rows.size, self.cluster_rank)).astype(np.float32)
             noise = rng.standard_normal((rows.size, self.dim)).astype(np.float32)
             out[rows] = self.centres[cluster] + low_amp * (z @ self.bases[cluster].T) + iso_amp * noise
-        return _unit_rows(out)
+        return normalize_rows(out)
 
     def describe(self) -> str:
         return (f"synthetic: a two-level mixture of Gaussians on the unit sphere in {self.dim} dimensions - "
@@ -313,7 +308,7 @@ class FittedMixture:
             z = rng.standard_normal((rows.size, self.bases.shape[2])).astype(np.float32)
             noise = rng.standard_normal((rows.size, self.dim)).astype(np.float32)
             out[rows] = self.means[c] + z @ self.bases[c].T + self.residual_std[c] * noise
-        return _unit_rows(out)
+        return normalize_rows(out)
 
     def describe(self) -> str:
         return (f"fitted to {self.n_fitted} real embeddings of {self.source}: one Gaussian per style class "

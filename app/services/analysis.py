@@ -28,7 +28,7 @@ from encoder.data.atomic import atomic_write_npz
 from encoder.data.errors import PoseDataError
 from encoder.data.preprocess import align_heading, body_centre, normalize_center_scale
 from encoder.data.sequence import PoseSequence
-from encoder.evaluation.metrics import classification_metrics, cluster_purity, compute_metrics
+from encoder.evaluation.metrics import classification_metrics, cluster_purity, compute_metrics, kmeans_labels
 from retrieval.index import IndexManager, VectorSearcher
 from retrieval.index.errors import IndexCorruptError, NoLiveIndexError
 from retrieval.jobs import JOB_KIND, EmbedRequest, JobError, ReindexJob, SequenceLoader, dataset_for
@@ -183,21 +183,6 @@ def motion_view(seq: PoseSequence) -> MotionView:
 
 
 # -- clustering -------------------------------------------------------------------------------------
-def _l2_normalise(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-
-
-def kmeans_clusters(embeddings: np.ndarray, k: int, restarts: int = KMEANS_RESTARTS, seed: int = 0) -> np.ndarray:
-    """k-means cluster of each embedding (on the L2-normalised vectors, as the evaluation metrics do)."""
-    from sklearn.cluster import KMeans
-
-    x = _l2_normalise(embeddings)
-    if not 1 <= k <= len(x):
-        raise ValueError(f"k must be between 1 and the number of embeddings ({len(x)}), got {k}")
-    return KMeans(n_clusters=k, n_init=restarts, random_state=seed).fit(x).labels_.astype(np.int64)
-
-
 @dataclass(frozen=True)
 class EmbeddingMap:
     """2D layout of an index version's embeddings (row i is ``sequence_ids[i]``)."""
@@ -516,7 +501,7 @@ class AppService:
     def cluster_labels(self, live: LiveIndex, k: int, seed: int = 0) -> dict[str, int]:
         """k-means cluster of every indexed sequence."""
         ids, vectors = self.embeddings(live)
-        return dict(zip(ids, kmeans_clusters(vectors, k, seed=seed).tolist()))
+        return dict(zip(ids, kmeans_labels(vectors, k, KMEANS_RESTARTS, seed).tolist()))
 
     def cluster_quality(self, live: LiveIndex, k: int | None = None, seed: int = 0) -> ClusterQuality:
         """Purity, NMI (k-means with ``k``, default the number of styles), silhouette, intra/inter-class
@@ -536,7 +521,7 @@ class AppService:
         chosen = n_styles if k is None else int(k)
         purity, nmi = metrics["embedding"]["purity"], metrics["embedding"]["nmi"]
         if chosen != n_styles:
-            clusters = kmeans_clusters(emb, chosen, seed=seed)
+            clusters = kmeans_labels(emb, chosen, KMEANS_RESTARTS, seed)
             purity = float(cluster_purity(labels, clusters))
             nmi = float(normalized_mutual_info_score(labels, clusters))
         classification, failures = None, {}
