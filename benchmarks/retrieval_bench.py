@@ -45,7 +45,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from encoder.data.atomic import atomic_write_bytes, atomic_write_text, write_bytes_durably
-from encoder.inference import SERIAL_MAX_SEQUENCES
+from encoder.inference import SERIAL_MAX_SEQUENCES, torch_threads
 from retrieval.index import IndexManager, VectorSearcher, new_version_name
 from retrieval.index.spec import (
     EF_SEARCH_STEPS,
@@ -373,19 +373,6 @@ def time_each(fn: Callable[[int], Any], count: int, warmup: int = 3) -> np.ndarr
         fn(i)
         out[i] = time.perf_counter() - start
     return out
-
-
-@contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """torch intra-op threads set to ``n`` inside, restored after."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 class StageProgress:

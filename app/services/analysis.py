@@ -20,7 +20,7 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
@@ -40,6 +40,9 @@ from retrieval.store import (
     SequenceRecord,
     default_database_url,
 )
+
+if TYPE_CHECKING:                       # torch is loaded only when an encoder is
+    from encoder.inference import StyleEncoder
 
 log = logging.getLogger(__name__)
 
@@ -236,7 +239,7 @@ class LiveIndex:
     record: IndexVersionRecord
     searcher: VectorSearcher
     search: SearchService
-    encoder: Any | None
+    encoder: StyleEncoder | None
     encoder_problem: str | None = None
 
     @property
@@ -481,7 +484,7 @@ class AppService:
         return StylePredictions(live.version, done_ids, matrix, list(encoder.labels), failures)
 
     @staticmethod
-    def _batch_logits(encoder: Any, batch: list[tuple[str, PoseSequence]],
+    def _batch_logits(encoder: StyleEncoder, batch: list[tuple[str, PoseSequence]],
                       failures: dict[str, str]) -> list[tuple[str, np.ndarray]]:
         """Logits of a batch; when one sequence is refused, the others are done one by one."""
         if not batch:
