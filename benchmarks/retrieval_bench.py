@@ -55,11 +55,13 @@ from retrieval.index.spec import (
     SearchParams,
     build_faiss_index,
     choose_index_spec,
+    exact_search,
     index_kind,
     ivf_pq_spec,
     make_faiss_params,
     normalize_rows,
     openmp_threads,
+    recall_at_k,
     tune_search_params,
 )
 from retrieval.index.storage import IndexFiles
@@ -344,18 +346,6 @@ def fit_mixture_to_dataset(encoder: Any, dataset_path: Path, max_items: int, see
 
 
 # -- measurement helpers --------------------------------------------------------------------------------
-def exact_top_k(queries: np.ndarray, vectors: np.ndarray, k: int = K) -> np.ndarray:
-    """Exact inner-product top-``k`` rows (brute force, all threads)."""
-    _, rows = faiss.knn(np.ascontiguousarray(queries), vectors, k, metric=faiss.METRIC_INNER_PRODUCT)
-    return rows
-
-
-def recall_at_k(found: np.ndarray, truth: np.ndarray, k: int = K) -> float:
-    """Mean over queries of |found top-k  intersect  true top-k| / k."""
-    hits = sum(len(set(f[:k].tolist()) & set(t[:k].tolist())) for f, t in zip(found, truth))
-    return hits / (k * len(truth))
-
-
 def latency_stats(seconds: Sequence[float] | np.ndarray) -> dict[str, float]:
     """p50 / p99 / mean in milliseconds, and the sample count."""
     ms = np.asarray(seconds, dtype=np.float64) * 1e3
@@ -529,7 +519,7 @@ def bench_indexes_at_size(n: int, mixture: VectorMixture, config: BenchConfig,
         data = mixture.sample(n + config.queries, seed=n)
         vectors, queries = data[:n], np.ascontiguousarray(data[n:])
         del data
-        truth = exact_top_k(queries, vectors)
+        truth = exact_search(queries, vectors, np.arange(len(vectors)), K)[1]
         ids = [f"v{i}" for i in range(n)]
     results = []
     for index_type, spec in index_specs(n, mixture.dim).items():
@@ -1126,7 +1116,6 @@ __all__ = [
     "ClusteredSphereMixture",
     "FittedMixture",
     "evaluate_targets",
-    "exact_top_k",
     "index_specs",
     "latency_stats",
     "machine_info",

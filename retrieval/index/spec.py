@@ -36,7 +36,7 @@ import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 import faiss
 import numpy as np
@@ -247,23 +247,45 @@ def search_with(index: faiss.Index, queries: np.ndarray, k: int, params: SearchP
     return scores, labels
 
 
+def exact_search(queries: np.ndarray, vectors: np.ndarray, rows: np.ndarray,
+                 k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact inner-product top-``k`` of ``queries`` over ``vectors`` (labelled ``rows``; -1 past the end)."""
+    k = min(k, vectors.shape[0])
+    with openmp_threads(1 if queries.shape[0] <= SERIAL_MAX_QUERIES else None):
+        scores, local = faiss.knn(np.ascontiguousarray(queries, dtype=np.float32),
+                                  np.ascontiguousarray(vectors, dtype=np.float32), k,
+                                  metric=faiss.METRIC_INNER_PRODUCT)
+    return scores, np.where(local >= 0, rows[np.clip(local, 0, None)], -1)
+
+
+def recall_at_k(found: Sequence[Sequence[int]] | np.ndarray, truth: np.ndarray, k: int = TUNE_K) -> float:
+    """Mean over queries of |found top-k  intersect  true top-k| / k (ids are row positions)."""
+    hits = sum(len(set(np.asarray(f)[:k].tolist()) & set(np.asarray(t)[:k].tolist())) for f, t in zip(found, truth))
+    return hits / (k * len(truth))
+
+
+def _without_self(labels: np.ndarray, query_rows: np.ndarray, k: int) -> list[list[int]]:
+    """Each row's first ``k`` found positions other than the query's own row (and -1)."""
+    return [[int(p) for p in row if p >= 0 and p != q][:k] for row, q in zip(labels, query_rows)]
+
+
 def _exact_neighbours(vectors: np.ndarray, query_rows: np.ndarray, k: int) -> np.ndarray:
-    """Exact top-k positions (self excluded) for the sampled rows, by blocked brute force."""
-    _, labels = faiss.knn(np.ascontiguousarray(vectors[query_rows]), vectors, k + 1,
-                          metric=faiss.METRIC_INNER_PRODUCT)
-    return np.stack([np.array([p for p in row if p != q][:k]) for row, q in zip(labels, query_rows)])
+    """Exact top-k positions (self excluded) for the sampled rows."""
+    _, labels = exact_search(vectors[query_rows], vectors, np.arange(len(vectors)), k + 1)
+    return np.array(_without_self(labels, query_rows, k))
 
 
 def _recall(index: faiss.Index, vectors: np.ndarray, query_rows: np.ndarray, truth: np.ndarray,
             params: SearchParams, k: int) -> float:
     _, labels = search_with(index, vectors[query_rows], k + 1, params)
-    hits = 0
-    for row, got in enumerate(labels):
-        found = [p for p in got if p >= 0 and p != query_rows[row]][:k]
-        hits += len(set(found) & set(truth[row].tolist()))
-    return hits / (k * len(query_rows))
+    return recall_at_k(_without_self(labels, query_rows, k), truth, k)
 
 
+# Not faiss.ParameterSpace.explore / OperatingPoints: explore ranks settings by wall time measured
+# while it runs (noisy on a shared machine, so the choice would change run to run) and sets knobs on
+# the shared index, which concurrent searches would see. Each knob here costs more as it grows, so
+# walking the candidates in order finds the cheapest passing one deterministically, and the result
+# travels as per-query SearchParameters (make_faiss_params).
 def tune_search_params(index: faiss.Index, vectors: np.ndarray, recall_target: float, *,
                        seed: int = 0) -> tuple[SearchParams, float]:
     """Cheapest ``efSearch`` / (``nprobe``, ``k_factor``) whose recall@10 on sampled corpus queries
