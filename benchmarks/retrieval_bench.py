@@ -49,7 +49,7 @@ from encoder.inference import SERIAL_MAX_SEQUENCES, torch_threads
 from retrieval.index import IndexManager, VectorSearcher, new_version_name
 from retrieval.index.spec import (
     EF_SEARCH_STEPS,
-    HNSW_M,
+    INDEX_TYPES,
     K_FACTOR_STEPS,
     SERIAL_MAX_QUERIES,
     SearchParams,
@@ -57,7 +57,7 @@ from retrieval.index.spec import (
     choose_index_spec,
     exact_search,
     index_kind,
-    ivf_pq_spec,
+    index_type_spec,
     make_faiss_params,
     normalize_rows,
     openmp_threads,
@@ -80,7 +80,6 @@ SWEEP_MAX_NPROBE = 256
 FLAT_SINGLE_BUDGET = 20_000_000   # vectors scanned by Flat single-query timing: n_single x n capped here
 STORE_INSERT_CHUNK = 10_000
 REPORT_MD, REPORT_JSON, REPORT_PNG = "retrieval.md", "retrieval.json", "retrieval_recall_latency.png"
-INDEX_TYPES = ("Flat", "HNSW", "IVF-PQ")
 
 
 # -- configuration ------------------------------------------------------------------------------------
@@ -401,7 +400,7 @@ class StageProgress:
 # -- index benchmarks -----------------------------------------------------------------------------------
 def index_specs(n: int, dim: int) -> dict[str, str]:
     """Index type -> FAISS spec as the product builds them (``choose_index_spec`` picks one per size)."""
-    return {"Flat": "Flat", "HNSW": f"HNSW{HNSW_M},Flat", "IVF-PQ": ivf_pq_spec(n, dim)}
+    return {index_type: index_type_spec(index_type, n, dim) for index_type in INDEX_TYPES}
 
 
 def sweep_candidates(index: faiss.Index, tuned: SearchParams) -> list[list[SearchParams]]:
@@ -1042,7 +1041,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-_TYPE_STYLE = {"Flat": ("tab:gray", "s"), "HNSW": ("tab:blue", "o"), "IVF-PQ": ("tab:orange", "^")}
+_TYPE_STYLE = {"Flat": ("tab:gray", "s"), "HNSW": ("tab:blue", "o"), "IVFPQ": ("tab:orange", "^")}
 
 
 def pareto_front(points: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

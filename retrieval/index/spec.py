@@ -49,6 +49,9 @@ FLAT_MAX = 50_000
 HNSW_MAX = 1_000_000
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
+INDEX_TYPES: tuple[str, ...] = ("Flat", "HNSW", "IVFPQ")   # the index families a user can ask for
+PQ_FULL_BITS = 8          # 256 centroids per sub-quantiser once there are enough vectors to train them
+PQ_MIN_BITS = 4           # 16 centroids: the smallest code worth having
 TUNE_K = 10
 TUNE_QUERIES = 100
 TUNE_HEADROOM = 0.5           # tune to target + this share of (1 - target)
@@ -74,13 +77,28 @@ def choose_index_spec(n: int, dim: int, recall_target: float = 0.95) -> str:
 
 
 def ivf_pq_spec(n: int, dim: int) -> str:
-    """``IVF{nlist},PQ{m}np,RFlat`` for ``n`` vectors: ``nlist`` ~ 4 sqrt(n), a power of two of at most
-    65536 and at most ``n / 39`` (so every list can train; this bound only bites below ~25k vectors)."""
-    nlist = 2 ** round(math.log2(4.0 * math.sqrt(max(n, 1))))
+    """``IVF{nlist},PQ{m}x{bits}np,RFlat`` for ``n`` vectors: ``nlist`` ~ 4 sqrt(n), a power of two of at
+    most 65536 and at most ``n / 39`` (so every list can train; this bound only bites below ~25k vectors);
+    PQ codes of 4 to 8 bits (8 once there are 39 training vectors per centroid); exact re-ranking."""
+    nlist = 2 ** max(0, round(math.log2(4.0 * math.sqrt(max(n, 1)))))
     nlist = int(min(nlist, 65536))
     while nlist > 1 and nlist * 39 > n:
         nlist //= 2
-    return f"IVF{nlist},PQ{pq_subquantizers(dim)}np,RFlat"
+    bits = max(PQ_MIN_BITS, min(PQ_FULL_BITS, int(math.log2(max(n, 1) / 39)) if n >= 39 else 0))
+    if n < 2 ** bits:
+        raise IndexBuildError(f"an IVFPQ index needs at least {2 ** bits} vectors to train, got {n}; use Flat")
+    return f"IVF{nlist},PQ{pq_subquantizers(dim)}x{bits}np,RFlat"
+
+
+def index_type_spec(index_type: str, n: int, dim: int) -> str:
+    """FAISS factory string of one of ``INDEX_TYPES`` for ``n`` vectors of ``dim`` dimensions."""
+    if index_type == "Flat":
+        return "Flat"
+    if index_type == "HNSW":
+        return f"HNSW{HNSW_M},Flat"
+    if index_type == "IVFPQ":
+        return ivf_pq_spec(n, dim)
+    raise IndexBuildError(f"unknown index type {index_type!r}; choose one of {', '.join(INDEX_TYPES)}")
 
 
 def pq_subquantizers(dim: int, dims_per_subquantizer: int = 4) -> int:
