@@ -65,7 +65,7 @@ from retrieval.index.spec import (
     tune_search_params,
 )
 from retrieval.index.storage import IndexFiles
-from retrieval.store import EncoderRecord, MetadataStore, SequenceRecord
+from retrieval.store import MetadataStore, SequenceRecord
 
 log = logging.getLogger(__name__)
 
@@ -549,11 +549,9 @@ def make_untrained_checkpoint(path: Path, seed: int = 0) -> Path:
 
 
 def _register_encoder(store: MetadataStore, encoder: Any, checkpoint: Path) -> None:
-    from retrieval.jobs.reindex import file_sha256
+    from retrieval.jobs.reindex import encoder_record
 
-    store.register_encoder(EncoderRecord(
-        version=encoder.version, checkpoint_hash=file_sha256(checkpoint), checkpoint_path=str(checkpoint.resolve()),
-        model_name=encoder.model_name, embedding_dim=encoder.dim, config=encoder.meta.identity()))
+    store.register_encoder(encoder_record(encoder, checkpoint))
 
 
 def _bench_record(i: int, rng: np.random.Generator) -> SequenceRecord:

@@ -71,6 +71,13 @@ def spec_for_index_type(index_type: str, n: int, dim: int) -> str | None:
         raise JobError(str(err)) from None
 
 
+def encoder_record(encoder: StyleEncoder, checkpoint: Path) -> EncoderRecord:
+    """The store's record of a loaded encoder and the checkpoint file it came from."""
+    return EncoderRecord(version=encoder.version, checkpoint_hash=file_sha256(checkpoint),
+                         checkpoint_path=str(checkpoint.resolve()), model_name=encoder.model_name,
+                         embedding_dim=encoder.dim, config=encoder.meta.identity())
+
+
 def file_sha256(path: Path) -> str:
     """SHA-256 of a file's bytes."""
     digest = hashlib.sha256()
@@ -238,11 +245,7 @@ class ReindexJob:
                 raise JobError(f"encoder {self.encoder_version} is registered with dimension "
                                f"{existing.embedding_dim}, the checkpoint has {self.encoder.dim}")
             return existing
-        meta = self.encoder.meta
-        return self.store.register_encoder(EncoderRecord(
-            version=self.encoder_version, checkpoint_hash=file_sha256(self.checkpoint),
-            checkpoint_path=str(self.checkpoint.resolve()), model_name=meta.model_name,
-            embedding_dim=self.encoder.dim, config=meta.identity()))
+        return self.store.register_encoder(encoder_record(self.encoder, self.checkpoint))
 
     def _params(self) -> dict[str, object]:
         return {"checkpoint": str(self.checkpoint.resolve()),
