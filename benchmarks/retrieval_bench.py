@@ -44,6 +44,7 @@ import faiss
 import numpy as np
 from tqdm.auto import tqdm
 
+from benchmarks.machine import cpu_model, load_average, memory_total_gib, peak_rss_bytes, reset_peak_rss, rss_bytes
 from encoder.data.atomic import atomic_write_bytes, atomic_write_text, write_bytes_durably
 from encoder.inference import SERIAL_MAX_SEQUENCES, torch_threads
 from retrieval.index import IndexManager, VectorSearcher, new_version_name
@@ -115,26 +116,6 @@ def quick_config(**overrides: Any) -> BenchConfig:
 
 
 # -- machine ------------------------------------------------------------------------------------------
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def _memory_total_gib() -> float | None:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return round(int(line.split()[1]) / 2 ** 20, 1)
-    except (OSError, ValueError):
-        pass
-    return None
-
-
 def machine_info() -> dict[str, Any]:
     """CPU, cores, memory, load and library versions/threads: what the timings depend on."""
     import torch
@@ -144,40 +125,11 @@ def machine_info() -> dict[str, Any]:
         ray_version: str | None = ray.__version__
     except ImportError:
         ray_version = None
-    return {"cpu_model": _cpu_model(), "cpu_cores": os.cpu_count(), "memory_gib": _memory_total_gib(),
-            "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+    return {"cpu_model": cpu_model(), "cpu_cores": os.cpu_count(), "memory_gib": memory_total_gib(),
+            "load_average_at_start": load_average(),
             "python": platform.python_version(), "numpy": np.__version__, "faiss": faiss.__version__,
             "faiss_omp_threads": faiss.omp_get_max_threads(), "torch": torch.__version__,
             "torch_threads": torch.get_num_threads(), "ray": ray_version, "platform": platform.platform()}
-
-
-def _rss_bytes() -> int:
-    """Resident set size of this process (Linux ``/proc``; 0 elsewhere)."""
-    return _proc_status_kib("VmRSS") * 1024
-
-
-def _peak_rss_bytes() -> int:
-    return _proc_status_kib("VmHWM") * 1024
-
-
-def _proc_status_kib(key: str) -> int:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return 0
-
-
-def _reset_peak_rss() -> bool:
-    """Reset ``VmHWM`` to the current RSS (Linux ``clear_refs`` 5); False where not allowed."""
-    try:
-        with open("/proc/self/clear_refs", "w") as handle:
-            handle.write("5")
-        return True
-    except OSError:
-        return False
 
 
 # -- vectors ------------------------------------------------------------------------------------------
@@ -446,16 +398,16 @@ def bench_index(index_type: str, spec: str, vectors: np.ndarray, ids: list[str],
     """Build, tune and measure one index type on one corpus (see the module doc)."""
     n, dim = vectors.shape
     gc.collect()
-    rss_before = _rss_bytes()
-    peak_ok = _reset_peak_rss()
+    rss_before = rss_bytes()
+    peak_ok = reset_peak_rss()
     start = time.perf_counter()
     index = build_faiss_index(spec, vectors, seed=config.seed)
     build_s = time.perf_counter() - start
     start = time.perf_counter()
     tuned, tuned_self_recall = tune_search_params(index, vectors, config.recall_target, seed=config.seed)
     tune_s = time.perf_counter() - start
-    rss_after = _rss_bytes()
-    peak = _peak_rss_bytes() if peak_ok else 0
+    rss_after = rss_bytes()
+    peak = peak_rss_bytes() if peak_ok else 0
     index_bytes = int(faiss.serialize_index(index).size)
     searcher = _searcher_for(index, ids, spec, tuned)
     default_threads = faiss.omp_get_max_threads()
