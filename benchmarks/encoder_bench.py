@@ -22,7 +22,6 @@ import json
 import math
 import multiprocessing
 import os
-import platform
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -31,7 +30,8 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from encoder.data.atomic import atomic_write_bytes
+from benchmarks.machine import cpu_model, load_average
+from encoder.data.atomic import atomic_write_text
 from encoder.data.errors import PoseDataError
 from encoder.data.sequence import PoseSequence
 
@@ -784,35 +784,13 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     return "\n".join(parts)
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
 def write_encoder_report(report: Mapping[str, Any], out: str | Path, stem: str = "encoders") -> dict[str, Path]:
     """``<stem>.json`` (the list of rows) and ``<stem>.md`` in ``out``, written atomically."""
     out = Path(out)
     json_path, md_path = out / f"{stem}.json", out / f"{stem}.md"
-    _atomic_write_text(json_path, json.dumps(report["rows"], indent=1) + "\n")
-    _atomic_write_text(md_path, render_markdown(report))
+    atomic_write_text(json_path, json.dumps(report["rows"], indent=1) + "\n")
+    atomic_write_text(md_path, render_markdown(report))
     return {"json": json_path, "markdown": md_path}
-
-
-def _load_average() -> list[float] | None:
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return None
-
-
-def cpu_model() -> str:
-    """The CPU's model name (``/proc/cpuinfo``), or the platform's processor string."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 # -- the whole bench -----------------------------------------------------------------------------
@@ -854,7 +832,7 @@ def run_encoder_bench(config: EncoderBenchConfig, out: str | Path | None = None,
         raise PoseDataError(config.data, "dataset cache not found (run `posestyle ingest` first)")
     wall_start = time.perf_counter()
     started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
-    load_start = _load_average()
+    load_start = load_average()
     jobs = plan_jobs(config)
     done = _load_runs(config.runs_file)
     if config.runs_file is not None:          # kept next to the runs file, so a resumed bench finds them
@@ -935,7 +913,7 @@ def run_encoder_bench(config: EncoderBenchConfig, out: str | Path | None = None,
         "command": command, "started": started, "total_wall_minutes": round(total / 60, 1),
         "training_wall_minutes": round(training_seconds / 60, 1),
         "grid_wall_minutes_first_to_last_run": None if span is None else round(span / 60, 1),
-        "load_average_1_5_15_at_start": load_start, "load_average_1_5_15_at_end": _load_average(),
+        "load_average_1_5_15_at_start": load_start, "load_average_1_5_15_at_end": load_average(),
         "runs": len(runs_seconds), "runs_resumed_from_file": len(jobs) - len(todo),
         "runs_planned": len(jobs), "runs_skipped_for_time_budget": skipped_for_time,
         "time_budget_minutes": config.time_budget_minutes,

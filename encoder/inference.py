@@ -61,8 +61,8 @@ SERIAL_MAX_SEQUENCES = 8
 
 
 @contextmanager
-def _cpu_threads(n: int | None) -> Iterator[None]:
-    """Torch intra-op threads set to ``n`` inside (None: unchanged)."""
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Torch intra-op threads set to ``n`` inside, restored after (None: unchanged)."""
     previous = torch.get_num_threads()
     if n is not None and n != previous:
         torch.set_num_threads(n)
@@ -152,7 +152,7 @@ class StyleEncoder:
         logits = np.zeros((n, len(self.labels)), np.float32)
         order = sorted(range(n), key=lambda i: items[i].num_segments)
         max_m = self.preprocess_config.max_segments
-        with _cpu_threads(1 if n <= SERIAL_MAX_SEQUENCES and self.device.type == "cpu" else None):
+        with torch_threads(1 if n <= SERIAL_MAX_SEQUENCES and self.device.type == "cpu" else None):
             for start in range(0, n, batch_size):
                 idx = order[start:start + batch_size]
                 batch = collate_segments([items[i] for i in idx], max_segments=max_m).to(self.device)

@@ -37,12 +37,10 @@ def shared_data_dir() -> Path:
 @pytest.fixture()
 def one_torch_thread() -> Iterator[None]:
     """Run a test on one torch thread (tests share a small CPU; oversubscribed threads crawl)."""
-    import torch
+    from encoder.inference import torch_threads  # imported here: collecting the tests needs no torch
 
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ import threading
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
@@ -29,7 +29,7 @@ from encoder.data.atomic import atomic_write_bytes, atomic_write_npz
 from encoder.data.errors import PoseDataError
 from encoder.data.preprocess import align_heading, body_centre, normalize_center_scale
 from encoder.data.sequence import PoseSequence
-from encoder.evaluation.metrics import classification_metrics, cluster_purity, compute_metrics
+from encoder.evaluation.metrics import classification_metrics, cluster_purity, compute_metrics, kmeans_labels
 from retrieval.index import IndexManager, VectorSearcher
 from retrieval.index.errors import IndexCorruptError, NoLiveIndexError
 from retrieval.jobs import JOB_KIND, EmbedRequest, JobError, ReindexJob, SequenceLoader, dataset_for
@@ -41,6 +41,9 @@ from retrieval.store import (
     SequenceRecord,
     default_database_url,
 )
+
+if TYPE_CHECKING:                       # torch is loaded only when an encoder is
+    from encoder.inference import StyleEncoder
 
 log = logging.getLogger(__name__)
 
@@ -193,21 +196,6 @@ def motion_view(seq: PoseSequence) -> MotionView:
 
 
 # -- clustering -------------------------------------------------------------------------------------
-def _l2_normalise(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-
-
-def kmeans_clusters(embeddings: np.ndarray, k: int, restarts: int = KMEANS_RESTARTS, seed: int = 0) -> np.ndarray:
-    """k-means cluster of each embedding (on the L2-normalised vectors, as the evaluation metrics do)."""
-    from sklearn.cluster import KMeans
-
-    x = _l2_normalise(embeddings)
-    if not 1 <= k <= len(x):
-        raise ValueError(f"k must be between 1 and the number of embeddings ({len(x)}), got {k}")
-    return KMeans(n_clusters=k, n_init=restarts, random_state=seed).fit(x).labels_.astype(np.int64)
-
-
 @dataclass(frozen=True)
 class EmbeddingMap:
     """2D layout of an index version's embeddings (row i is ``sequence_ids[i]``)."""
@@ -261,7 +249,7 @@ class LiveIndex:
     record: IndexVersionRecord
     searcher: VectorSearcher
     search: SearchService
-    encoder: Any | None
+    encoder: StyleEncoder | None
     encoder_problem: str | None = None
 
     @property
@@ -506,7 +494,7 @@ class AppService:
         return StylePredictions(live.version, done_ids, matrix, list(encoder.labels), failures)
 
     @staticmethod
-    def _batch_logits(encoder: Any, batch: list[tuple[str, PoseSequence]],
+    def _batch_logits(encoder: StyleEncoder, batch: list[tuple[str, PoseSequence]],
                       failures: dict[str, str]) -> list[tuple[str, np.ndarray]]:
         """Logits of a batch; when one sequence is refused, the others are done one by one."""
         if not batch:
@@ -526,7 +514,7 @@ class AppService:
     def cluster_labels(self, live: LiveIndex, k: int, seed: int = 0) -> dict[str, int]:
         """k-means cluster of every indexed sequence."""
         ids, vectors = self.embeddings(live)
-        return dict(zip(ids, kmeans_clusters(vectors, k, seed=seed).tolist()))
+        return dict(zip(ids, kmeans_labels(vectors, k, KMEANS_RESTARTS, seed).tolist()))
 
     def precompute_views(self, live: LiveIndex) -> None:
         """Compute what the Explore and Evaluate pages show for a version (the map, the style head's
@@ -571,7 +559,7 @@ class AppService:
         chosen = n_styles if k is None else int(k)
         purity, nmi = metrics["embedding"]["purity"], metrics["embedding"]["nmi"]
         if chosen != n_styles:
-            clusters = kmeans_clusters(emb, chosen, seed=seed)
+            clusters = kmeans_labels(emb, chosen, KMEANS_RESTARTS, seed)
             purity = float(cluster_purity(labels, clusters))
             nmi = float(normalized_mutual_info_score(labels, clusters))
         classification, failures = None, {}

@@ -203,17 +203,24 @@ class DatasetCache:
         return DatasetCache(self.root, self.manifest, [self._by_name[n] for n in wanted])
 
     def split(self, names_file: str | Path) -> "DatasetCache":
-        """A view of the names listed in a split file (one per line; blank lines and # comments ignored)."""
+        """A view of the names listed in a split file (``read_split_file``)."""
         path = Path(names_file)
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except OSError as err:
-            raise PoseDataError(path, f"cannot read split file: {err.strerror or err}") from None
-        names = [ln.strip() for ln in lines if ln.strip() and not ln.strip().startswith("#")]
+        names = read_split_file(path)
         try:
             return self.select(names)
         except PoseDataError as err:
             raise PoseDataError(path, err.problem) from None
+
+
+def read_split_file(path: str | Path) -> list[str]:
+    """Names listed in a split file, in order, duplicates removed: one per line, blank lines and ``#``
+    comments ignored."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as err:
+        raise PoseDataError(path, f"cannot read split file: {err.strerror or err}") from None
+    return list(dict.fromkeys(ln.strip() for ln in lines if ln.strip() and not ln.strip().startswith("#")))
 
 
 # -- ingest -----------------------------------------------------------------------------------

@@ -24,6 +24,8 @@ from benchmarks.encoder_bench import (
 from benchmarks.open_set import open_set_metrics, seen_parts
 from encoder.data.dataset import ingest
 
+pytestmark = pytest.mark.slow   # trains and evaluates real (tiny) models end to end
+
 TINY_SETTINGS = {"epochs": 1, "batch_size": 6, "warmup_epochs": 0, "augment.variants": 1, "patience": 1}
 TINY_MODELS = {
     "posestyle_net": {"model_config": {"branch_channels": [8, 8, 8], "relation_dim": 16, "embedding_dim": 8,

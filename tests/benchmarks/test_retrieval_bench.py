@@ -28,6 +28,8 @@ from benchmarks.retrieval_bench import (
 from retrieval.index.spec import openmp_threads
 from tests.retrieval.jobs_support import one_torch_thread
 
+pytestmark = pytest.mark.slow   # runs the whole quick retrieval bench once
+
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, Any], Path]]:

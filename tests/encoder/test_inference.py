@@ -23,6 +23,7 @@ def saved_encoder(trained_toy, tmp_path_factory):
     return path, StyleEncoder.load(path)
 
 
+@pytest.mark.slow   # uses trained_toy: a 25-epoch training run
 def test_properties(saved_encoder, trained_toy):
     _, enc = saved_encoder
     assert enc.version == trained_toy.checkpoint.encoder_version and len(enc.version) == 12
@@ -31,6 +32,7 @@ def test_properties(saved_encoder, trained_toy):
     assert not enc.model.training
 
 
+@pytest.mark.slow   # uses trained_toy: a 25-epoch training run
 def test_embed_is_unit_norm_deterministic_and_survives_reload(saved_encoder, trained_toy, make_toy_corpus):
     path, enc = saved_encoder
     seqs = make_toy_corpus(3, dims=2, seed=11)

@@ -252,6 +252,7 @@ def _kill_and_resume(tmp_path: Path, setup: Setup, kill_at: str) -> None:
         store.close()
 
 
+@pytest.mark.slow   # a real subprocess killed mid-run, then resumed: about a minute
 def test_kill_9_mid_reindex_resumes_without_duplicates_while_old_version_serves(tmp_path, setup):
     _kill_and_resume(tmp_path, setup, "external")
 

@@ -254,6 +254,7 @@ TABLE5_PAIRS = {frozenset(p) for p in (("stable_stretching", "rhythmic_progressi
                                        ("strong_control", "rapid_transition"))}
 
 
+@pytest.mark.slow   # 600 demo walks
 def test_linear_classifier_on_gait_features_separates_the_styles() -> None:
     """Gait features read off the 3D joints separate the styles well, like the paper's corpus
     (its classifier reaches 0.946); what a linear model still confuses are Table 5 pairs."""

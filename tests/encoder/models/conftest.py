@@ -2,14 +2,15 @@
 threads mostly spin waiting for each other."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
-import torch
+
+from encoder.inference import torch_threads
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _few_threads():
+def _few_threads() -> Iterator[None]:
     """One torch thread in these tests; the previous setting is restored afterwards."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+    with torch_threads(1):
+        yield
