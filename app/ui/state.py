@@ -29,6 +29,7 @@ from app.services.analysis import (
     motion_view,
 )
 from app.ui.figures import skeleton_gif
+from encoder.data.errors import PoseDataError
 
 log = logging.getLogger("posestyle.app")
 
@@ -187,6 +188,9 @@ def page_guard() -> Iterator[None]:
         yield
     except NoIndexError as err:
         show_no_index(err.root)
+    except PoseDataError as err:     # bad user data: one line on screen and in the log, no traceback
+        log.info("refused: %s", one_line(err))
+        st.error(one_line(err))
     except Exception as err:  # noqa: BLE001 - nothing a user does may put a traceback on screen
         log.exception("page failed")
         st.error(one_line(err))

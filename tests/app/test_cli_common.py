@@ -60,9 +60,9 @@ def test_usage_errors_are_one_unwrapped_line_with_exit_2(tmp_path: Path) -> None
 
 
 def test_choice_enums_match_the_library() -> None:
+    from benchmarks.encoder_bench import SPLITS, VIEWS
     from encoder.data.labels import PRESETS
     from encoder.data.readers.keypoint_json import PERSON_SELECTIONS
-    from encoder.evaluation.bench import SPLITS, VIEWS
     from retrieval.jobs import BACKENDS, DEFAULT_BATCH_SIZE, INDEX_TYPES
     from retrieval.jobs.reindex import DEFAULT_STALE_AFTER_S
 
@@ -77,7 +77,7 @@ def test_choice_enums_match_the_library() -> None:
 
 
 def test_hits_table_keeps_ids_and_labels_whole_at_80_columns(small_index) -> None:
-    from retrieval.analysis import AppService
+    from app.services.analysis import AppService
 
     with AppService(small_index.root) as service:
         hits = service.open_live().search.search_by_id(small_index.sequence_ids[0], 5)

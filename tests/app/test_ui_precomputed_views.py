@@ -8,8 +8,8 @@ import json
 import pytest
 from typer.testing import CliRunner
 
+import app.services.analysis as analysis
 import encoder.evaluation.plots as plots
-import retrieval.analysis as analysis
 from app.cli import cli
 
 

@@ -30,6 +30,25 @@ from retrieval.search import SearchHit
 CARD_COLUMNS = 4
 RESULTS_KEY = "search_results"
 COMPARE_KEY = "compare-select"
+SCROLL_KEY = "scroll-to-comparison"
+COMPARISON_KEY = "comparison"
+# Cards of a row as tall as the tallest (captions wrap differently), the Compare button at the bottom.
+CARD_CSS = """<style>
+div[data-testid="stHorizontalBlock"]:has([class*="st-key-hit-card-"]) { align-items: stretch; }
+div[data-testid="stColumn"]:has([class*="st-key-hit-card-"]) > div { height: 100%; }
+div[class*="st-key-hit-card-"] { height: 100%; }
+div[class*="st-key-hit-card-"] > div:last-child { margin-top: auto; }
+</style>"""
+# Bring the comparison into view after "Compare with query" (retries while the page is still drawing).
+SCROLL_JS = """<script>
+(function (tries) {
+  const go = () => {
+    const el = document.querySelector(".st-key-%s");
+    if (el) { el.scrollIntoView({block: "start"}); } else if (tries-- > 0) { setTimeout(go, 100); }
+  };
+  setTimeout(go, 50);
+})(40);
+</script>""" % COMPARISON_KEY
 SOURCE_INDEXED, SOURCE_UPLOAD = "An indexed sequence", "Upload a pose file"
 
 
@@ -60,10 +79,11 @@ def _run_search(live: Any, live_key: str, source: str, query_id: str | None, upl
     if upload is None:
         st.error(f"Choose a file to upload ({', '.join(UPLOAD_SUFFIXES)}).")
         return None
+    # A bad file raises PoseDataError: page_guard shows its one line (and logs it without a traceback).
     query = read_uploaded_pose(upload.name, upload.getvalue())[0]   # keypoint JSON: the tracked main person
     hits = svc.search_by_sequence(live, query, k, filters)
-    return SearchResult(query.source.removeprefix("upload:"), motion_view(query),
-                        svc.explain(live, query), hits, live_key)
+    explanation = svc.explain(live, query)
+    return SearchResult(query.source.removeprefix("upload:"), motion_view(query), explanation, hits, live_key)
 
 
 def _hit_card(hit: SearchHit, root: str, store_url: str | None) -> None:
@@ -86,6 +106,7 @@ def _hit_card(hit: SearchHit, root: str, store_url: str | None) -> None:
 
 def _choose_hit(sequence_id: str) -> None:
     st.session_state[COMPARE_KEY] = sequence_id
+    st.session_state[SCROLL_KEY] = True
 
 
 def _explanation_panel(explanation: dict[str, Any] | None, title: str, key: str) -> None:
@@ -158,6 +179,7 @@ def render() -> None:
                                 format_func=lambda s: f"{s}  ({labels.get(s) or 'unlabelled'})")
     else:
         upload = st.file_uploader(f"Pose file: {', '.join(UPLOAD_SUFFIXES)} (up to {MAX_UPLOAD_MB} MB)",
+                                  type=[suffix.lstrip(".") for suffix in UPLOAD_SUFFIXES],
                                   key="query-upload", max_upload_size=MAX_UPLOAD_MB)
 
     options = filter_options(config.root, config.store_url, live_key)
@@ -188,13 +210,17 @@ def render() -> None:
         st.info(f"No sequence matches the filters for {result.query_name}.")
         return
     st.subheader(f"{len(result.hits)} closest in style to {result.query_name}")
+    st.html(CARD_CSS)
     for start in range(0, len(result.hits), CARD_COLUMNS):
         for column, hit in zip(st.columns(CARD_COLUMNS), result.hits[start:start + CARD_COLUMNS]):
             with column:
                 _hit_card(hit, config.root, config.store_url)
     st.divider()
-    st.subheader("Query and hit side by side")
-    _comparison(result, config.root, config.store_url)
+    with st.container(key=COMPARISON_KEY):
+        st.subheader("Query and hit side by side")
+        _comparison(result, config.root, config.store_url)
+    if st.session_state.pop(SCROLL_KEY, False):
+        st.html(SCROLL_JS, unsafe_allow_javascript=True)
 
 
 with page_guard():
