@@ -31,7 +31,7 @@ def test_index_command_stores_the_views_and_pages_only_load_them(app_test, index
     assert stored["version"] == version and stored["n"] == len(small_index.sequence_ids)
 
     monkeypatch.setattr(analysis, "compute_metrics", _forbid)
-    monkeypatch.setattr(analysis, "kmeans_clusters", _forbid)
+    monkeypatch.setattr(analysis, "kmeans_labels", _forbid)
     monkeypatch.setattr(plots, "embedding_map", _forbid)
     monkeypatch.setattr(analysis.AppService, "_predict", _forbid)
     at = app_test(index_copy)
