@@ -20,8 +20,10 @@ SUPPORTED_SUFFIXES: tuple[str, ...] = (".bvh", ".json", ".npy", ".npz")
 
 
 def read_pose_file(path: str | Path, *, person: str = "main", default_fps: float = DEFAULT_FPS,
-                   bvh_scale: float | None = None, limits: ReaderLimits = DEFAULT_LIMITS) -> list[PoseSequence]:
-    """Read any supported pose file (or OpenPose frame folder), dispatching on its suffix.
+                   bvh_scale: float | None = None, limits: ReaderLimits = DEFAULT_LIMITS,
+                   file_type: str | None = None) -> list[PoseSequence]:
+    """Read any supported pose file (or OpenPose frame folder), dispatching on its suffix (or on
+    ``file_type``, e.g. ``".json"``, for a path without one).
 
     Keypoint JSON may hold several people: ``person="main"`` keeps the tracked main person,
     ``"all"`` every track (main first). Single-person formats give a one-item list. ``limits``
@@ -34,13 +36,13 @@ def read_pose_file(path: str | Path, *, person: str = "main", default_fps: float
         return read_openpose_folder(path, person=person, default_fps=default_fps, limits=limits)
     if not path.exists():
         raise PoseDataError(path, "no such file or folder")
-    suffix = path.suffix.lower()
+    suffix = (file_type or path.suffix).lower()
     if suffix == ".bvh":
         return [read_bvh(path, scale=bvh_scale, limits=limits)]
     if suffix == ".json":
         return read_coco_json(path, person=person, default_fps=default_fps, limits=limits)
     if suffix in (".npy", ".npz"):
-        return [read_array(path, default_fps=default_fps, limits=limits)]
+        return [read_array(path, default_fps=default_fps, limits=limits, file_type=suffix)]
     raise PoseDataError(path, f"unsupported file type '{suffix or path.name}'; "
                               f"supported: {', '.join(SUPPORTED_SUFFIXES)} or an OpenPose folder")
 

@@ -159,9 +159,10 @@ def _sequence_from(source: Path, joints: np.ndarray, confidence: np.ndarray | No
 
 
 @guard_errors
-def read_array(path: str | Path, *, default_fps: float = DEFAULT_FPS,
-               limits: ReaderLimits = DEFAULT_LIMITS) -> PoseSequence:
-    """A ``.npy`` or ``.npz`` pose array file as a COCO-17 ``PoseSequence`` (layout in the module doc).
+def read_array(path: str | Path, *, default_fps: float = DEFAULT_FPS, limits: ReaderLimits = DEFAULT_LIMITS,
+               file_type: str | None = None) -> PoseSequence:
+    """A ``.npy`` or ``.npz`` pose array file as a COCO-17 ``PoseSequence`` (layout in the module doc);
+    ``file_type`` stands for the suffix of a path without one.
 
     Nothing is inflated before the zip and .npy headers pass ``limits`` (frames, joints, bytes)."""
     path = Path(path)
@@ -170,7 +171,7 @@ def read_array(path: str | Path, *, default_fps: float = DEFAULT_FPS,
         magic = handle.read(6)
     if magic != NPY_MAGIC and magic[:4] != ZIP_MAGIC:
         raise PoseDataError(path, "not a NumPy .npy/.npz file (pickled data is never loaded)")
-    suffix = path.suffix.lower()
+    suffix = (file_type or path.suffix).lower()
     budget = _Budget(path, limits)
     if suffix == ".npy":
         if magic != NPY_MAGIC:
