@@ -5,7 +5,6 @@ import io
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
