@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import tempfile
 import threading
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -117,10 +116,10 @@ def safe_upload_name(name: str) -> str:
 def read_uploaded_pose(name: str, data: bytes, max_bytes: int = MAX_UPLOAD_BYTES) -> list[PoseSequence]:
     """Read an uploaded pose file (BVH, keypoint JSON, NPZ/NPY) into sequences.
 
-    The bytes go to a fresh temporary folder under a sanitised name and are read by
-    ``read_pose_file``; every problem (type, size, content) is a one-line ``PoseDataError``
-    naming the upload, never the temporary path."""
-    from encoder.data.readers import read_pose_file
+    The bytes are read in a worker process with time and memory limits, from memory (no temporary
+    file: ``encoder.data.readers.sandbox``); every problem (type, size, content, a limit) is a
+    one-line ``PoseDataError`` naming the upload."""
+    from encoder.data.readers.sandbox import read_pose_bytes
 
     display = safe_upload_name(name)
     suffix = Path(display).suffix.lower()
@@ -132,13 +131,7 @@ def read_uploaded_pose(name: str, data: bytes, max_bytes: int = MAX_UPLOAD_BYTES
                             f"{max_bytes / (1024 * 1024):.0f} MB")
     if not data:
         raise PoseDataError(display, "file is empty")
-    with tempfile.TemporaryDirectory(prefix="posestyle-upload-") as folder:
-        path = Path(folder) / display
-        path.write_bytes(data)
-        try:
-            sequences = read_pose_file(path)
-        except PoseDataError as err:
-            raise PoseDataError(display, err.problem) from None
+    sequences = read_pose_bytes(display, data)
     if not sequences:
         raise PoseDataError(display, "no pose sequence found in the file")
     stem = Path(display).stem

@@ -42,19 +42,23 @@ SEARCH_PAGE = "views/search.py"
 
 @dataclass(frozen=True)
 class AppConfig:
-    """Where the app reads its data: the data root and the metadata store URL (None: the root's SQLite)."""
+    """Where the app reads its data: the data root and the metadata store URL (None: the root's SQLite);
+    ``read_only``: no re-index form (see ``app.services.server_paths``)."""
 
     root: str
     store_url: str | None
+    read_only: bool = False
 
 
 def parse_app_args(argv: list[str]) -> AppConfig:
-    """``--root DIR`` and ``--store URL`` from the arguments after ``streamlit run main.py --``."""
+    """``--root DIR``, ``--store URL`` and ``--read-only`` from the arguments after ``streamlit run main.py --``."""
     parser = argparse.ArgumentParser(prog="posestyle-app", add_help=False, allow_abbrev=False)
     parser.add_argument("--root", default=DEFAULT_ROOT)
     parser.add_argument("--store", default=None)
+    parser.add_argument("--read-only", action="store_true")
     known, _ = parser.parse_known_args(argv)
-    return AppConfig(root=str(Path(known.root).expanduser().resolve()), store_url=known.store or None)
+    return AppConfig(root=str(Path(known.root).expanduser().resolve()), store_url=known.store or None,
+                     read_only=known.read_only)
 
 
 def app_config() -> AppConfig:

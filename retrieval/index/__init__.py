@@ -1,6 +1,7 @@
 """Versioned FAISS indexes over L2-normalised embeddings: spec choice, atomic save/load, verify, promote, search."""
 from retrieval.index.errors import (
     IndexBuildError,
+    IndexBusyError,
     IndexCorruptError,
     IndexNotVerifiedError,
     NoLiveIndexError,
@@ -26,6 +27,7 @@ __all__ = [
     "HNSW_MAX",
     "FilterStrategy",
     "IndexBuildError",
+    "IndexBusyError",
     "IndexCorruptError",
     "IndexFiles",
     "IndexManager",

@@ -40,3 +40,7 @@ class IndexNotVerifiedError(VectorIndexError):
 
 class NoLiveIndexError(VectorIndexError):
     """No index version can serve: none is live, or the live one and every fallback fail to load."""
+
+
+class IndexBusyError(VectorIndexError):
+    """Another job holds the index root's job lock; ``str(err)`` names the holder."""

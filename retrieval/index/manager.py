@@ -1,9 +1,11 @@
 """``IndexManager``: build -> verify -> promote index versions under ``<root>/indexes/`` and open the live one.
 
-The ``LIVE`` file in ``<root>/indexes/`` names the version being served; it is replaced atomically
-(temp file + fsync + rename) inside the same store transaction that marks the version ``live``, so
-the file and the store move together. If the live version fails to load (corrupt, truncated,
-missing), ``open_live`` logs a warning and serves the newest earlier verified version instead.
+The store says which version is live (its transaction is the commit point of a promotion). The
+``LIVE`` file in ``<root>/indexes/`` mirrors it for people and tools: it is replaced atomically
+(temp file + fsync + rename) inside the store transaction that marks the version ``live``, and
+``recover`` (run by every job and when the app opens the root) rewrites it from the store after a
+kill between the two, and sweeps temp leftovers. If the live version fails to load (corrupt,
+truncated, missing), ``open_live`` logs a warning and serves the newest earlier verified version.
 """
 from __future__ import annotations
 
@@ -18,7 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
+from retrieval.index.crashpoints import crash_point
 from retrieval.index.errors import IndexBuildError, IndexCorruptError, IndexNotVerifiedError, NoLiveIndexError
+from retrieval.index.recovery import RECOVERY_HOLDER, RecoveryReport, RootLock, sweep_temp_leftovers
 from retrieval.index.searcher import VectorSearcher
 from retrieval.index.spec import build_faiss_index, choose_index_spec, index_kind, normalize_rows, tune_search_params
 from retrieval.index.storage import (
@@ -253,10 +257,12 @@ class IndexManager:
         self.indexes_dir.mkdir(parents=True, exist_ok=True)
         tmp = self.indexes_dir / f"{TEMP_PREFIX}{LIVE_FILE}-{uuid.uuid4().hex}"
         write_bytes_durably(tmp, f"{version}\n".encode("utf-8"))
+        crash_point("pointer-temp-written")
 
         def swap_pointer() -> None:
             os.replace(tmp, self.live_file)
             fsync_dir(self.indexes_dir)
+            crash_point("pointer-swapped")
 
         try:
             promoted = self.store.set_live(version, before_commit=swap_pointer)
@@ -266,11 +272,15 @@ class IndexManager:
         return promoted
 
     def live_version(self) -> str | None:
-        """The version the ``LIVE`` file names, else the store's live version, else None."""
+        """The store's live version (None when none is); the ``LIVE`` file only mirrors it."""
+        return self.store.live_version()
+
+    def pointer_file_version(self) -> str | None:
+        """What the ``LIVE`` file says (None when it is missing); ``IndexCorruptError`` when unreadable."""
         try:
             name = self.live_file.read_text(encoding="utf-8").strip()
         except FileNotFoundError:
-            return self.store.live_version()
+            return None
         except (OSError, UnicodeDecodeError) as exc:
             raise IndexCorruptError(self.live_file, f"live pointer cannot be read ({exc})") from None
         try:
@@ -278,13 +288,57 @@ class IndexManager:
         except IndexBuildError:
             raise IndexCorruptError(self.live_file, f"live pointer names no valid version ({name[:40]!r})") from None
 
+    # -- recovery -----------------------------------------------------------------------------
+    def root_lock(self) -> RootLock:
+        """The lock one job at a time holds on this root (whatever its encoder)."""
+        return RootLock(self.indexes_dir)
+
+    def recover(self) -> RecoveryReport:
+        """Sweep temp leftovers and rewrite a ``LIVE`` file that disagrees with the store.
+
+        Call only while holding ``root_lock()`` (a running job's temp files are not leftovers)."""
+        report = RecoveryReport(removed=sweep_temp_leftovers(self.indexes_dir))
+        live = self.store.live_version()
+        try:
+            report.live_file_was = self.pointer_file_version()
+        except IndexCorruptError:
+            report.live_file_was = "(unreadable)"
+        report.live_file_now = report.live_file_was
+        if report.live_file_was != live:
+            if live is None:
+                self.live_file.unlink(missing_ok=True)
+            else:
+                self._write_pointer(live)
+            report.live_file_now = live
+            log.warning("LIVE file said %s but the store has %s live; LIVE rewritten from the store",
+                        report.live_file_was, live)
+        return report
+
+    def recover_if_idle(self) -> RecoveryReport | None:
+        """``recover`` when no job holds the root (an app opening it); None when one does."""
+        if not self.indexes_dir.is_dir():
+            return None
+        lock = self.root_lock()
+        if not lock.try_acquire(RECOVERY_HOLDER):
+            return None
+        try:
+            return self.recover()
+        finally:
+            lock.release()
+
+    def _write_pointer(self, version: str) -> None:
+        tmp = self.indexes_dir / f"{TEMP_PREFIX}{LIVE_FILE}-{uuid.uuid4().hex}"
+        try:
+            write_bytes_durably(tmp, f"{version}\n".encode("utf-8"))
+            os.replace(tmp, self.live_file)
+        finally:
+            tmp.unlink(missing_ok=True)
+        fsync_dir(self.indexes_dir)
+
     def open_live(self) -> VectorSearcher:
         """A searcher over the live version; if that is corrupt or missing, the newest earlier verified
         version (with ``fallback_from`` / ``fallback_reason`` set and a warning logged)."""
-        try:
-            live = self.live_version()
-        except IndexCorruptError as exc:
-            return self._fallback(None, exc)
+        live = self.live_version()
         if live is None:
             raise NoLiveIndexError("no index version is live; build, verify and promote one")
         try:

@@ -21,6 +21,7 @@ import faiss
 import numpy as np
 
 from encoder.data.atomic import fsync_dir, write_bytes_durably
+from retrieval.index.crashpoints import crash_point
 from retrieval.index.errors import IndexBuildError, IndexCorruptError
 
 FORMAT_VERSION = 1
@@ -85,6 +86,7 @@ def save_index_version(directory: Path, index: faiss.Index, sequence_ids: list[s
             write_bytes_durably(tmp / name, data)
         write_bytes_durably(tmp / MANIFEST_FILE, json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8"))
         fsync_dir(tmp)
+        crash_point("save-temp-written")
         os.rename(tmp, directory)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

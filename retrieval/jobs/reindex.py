@@ -2,7 +2,10 @@
 
 One run:
 
-1. registers the encoder (its version comes from the checkpoint) and takes the encoder's shard lock;
+1. takes the index root's job lock (one job per root, whatever the encoder; a second one is refused
+   with a message naming the running job), sweeps what a killed save left and repairs the LIVE
+   file from the store (``IndexManager.recover``), registers the encoder (its version comes from
+   the checkpoint) and takes the encoder's shard lock;
 2. claims a job: a ``reindex`` job of the same encoder left ``running`` by a dead process (or
    silent for ``stale_after_s``) is marked ``interrupted``, and the newest interrupted one is
    resumed; otherwise a new job is created with one item per stored sequence;
@@ -39,6 +42,7 @@ from encoder.data.dataset import DatasetCache
 from encoder.inference import StyleEncoder
 from retrieval.index import IndexCorruptError, IndexManager, VectorIndexError, new_version_name
 from retrieval.index.errors import IndexBuildError
+from retrieval.index.recovery import RECOVERY_HOLDER
 from retrieval.index.spec import INDEX_TYPES as FAISS_INDEX_TYPES
 from retrieval.index.spec import index_type_spec
 from retrieval.jobs.backends import DEFAULT_BATCH_SIZE, EmbeddedBatch, EmbeddingBackend, LocalBackend
@@ -55,6 +59,7 @@ BACKENDS = ("local", "ray")
 INDEX_TYPES = ("auto", *FAISS_INDEX_TYPES)
 DEFAULT_STALE_AFTER_S = 120.0
 DEFAULT_HEARTBEAT_S = 10.0
+ROOT_LOCK_WAIT_S = 5.0    # for an app's recovery at open, which holds the root lock for milliseconds
 EMBEDDINGS_DIR = "embeddings"
 
 
@@ -190,17 +195,26 @@ class ReindexJob:
     def run(self) -> ReindexSummary:
         """Do (or finish) the job; see the module doc. Raises ``JobError`` when it cannot complete."""
         started = time.perf_counter()
+        root_lock = self.index_manager.root_lock()
         try:
+            holder = f"a reindex job for encoder {self.encoder_version} (starting)"
+            if not root_lock.try_acquire(holder) and not (
+                    RECOVERY_HOLDER in root_lock.holder() and root_lock.try_acquire(holder, ROOT_LOCK_WAIT_S)):
+                raise JobError(f"another re-index is running on {self.index_manager.root}: {root_lock.holder()}; "
+                               f"wait for it to finish or stop it")
+            self.index_manager.recover()
             self._register_encoder()
             shards = ShardStore(self.embeddings_dir, self.encoder_version)
             with shards.lock():
                 shards.remove_temp_files()
                 job, resumed = self._claim_job()
+                root_lock.describe(f"reindex job {job.id} for encoder {self.encoder_version}")
                 log.info("%s reindex job %s for encoder %s", "resuming" if resumed else "starting", job.id,
                          self.encoder_version)
                 with _Heartbeat(self.store, job.id, self.heartbeat_s):
                     return self._run_claimed(job, resumed, shards, started)
         finally:
+            root_lock.release()
             self.backend.close()
 
     def _run_claimed(self, job: JobRecord, resumed: bool, shards: ShardStore, started: float) -> ReindexSummary:
@@ -252,6 +266,7 @@ class ReindexJob:
                 "dataset": str(self.dataset.root.resolve()) if self.dataset is not None else None,
                 "backend": self.backend.name, "batch_size": self.batch_size, "index_type": self.index_type,
                 "embeddings_dir": str(self.embeddings_dir.resolve()), "host": socket.gethostname(),
+                "index_root": str(self.index_manager.root.resolve()),
                 "pid": os.getpid()}
 
     def _claim_job(self) -> tuple[JobRecord, bool]:
@@ -259,6 +274,8 @@ class ReindexJob:
         self.store.interrupt_stale_jobs(timedelta(seconds=self.stale_after_s))
         for job in self.store.list_jobs(kind=JOB_KIND, status="running", limit=None):
             if job.encoder_version != self.encoder_version:
+                if self._same_root_same_host(job):      # we hold the root lock: its worker is gone
+                    self.store.finish_job(job.id, "interrupted", message="its worker process is gone")
                 continue
             if not self._worker_is_dead(job):
                 raise JobError(f"reindex job {job.id} for encoder {self.encoder_version} is running on "
@@ -277,10 +294,17 @@ class ReindexJob:
                                     sequence_ids=self.store.sequence_ids())
         return job, False
 
+    def _same_root_same_host(self, job: JobRecord) -> bool:
+        return (job.params.get("host") == socket.gethostname()
+                and job.params.get("index_root") == str(self.index_manager.root.resolve()))
+
     def _worker_is_dead(self, job: JobRecord) -> bool:
-        """A running job of this encoder on this host is dead: we hold its shard lock, or its pid is gone."""
+        """A running job of this encoder on this host is dead: we hold its root or shard lock, or its
+        pid is gone."""
         if job.params.get("host") != socket.gethostname():
             return False
+        if self._same_root_same_host(job):
+            return True
         if job.params.get("embeddings_dir") == str(self.embeddings_dir.resolve()):
             return True
         try:

@@ -7,6 +7,7 @@ a re-indexing job is picked up by a running app without a restart).
 """
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -16,12 +17,14 @@ from typing import TYPE_CHECKING, Any, Protocol, overload, runtime_checkable
 import numpy as np
 
 from retrieval.index import FilterStrategy, IndexManager, VectorSearcher
-from retrieval.index.errors import IndexCorruptError
+from retrieval.index.errors import IndexCorruptError, VectorIndexError
 from retrieval.search.errors import QueryError
 from retrieval.store import MetadataStore, SequenceFilters
 
 if TYPE_CHECKING:
     from encoder.data.sequence import PoseSequence
+
+log = logging.getLogger(__name__)
 
 SearchFilters = SequenceFilters
 MAX_K = 10_000
@@ -71,9 +74,17 @@ class SearchService:
             pointer = None
         with self._lock:
             if self._searcher is None or pointer != self._loaded_pointer:
+                self._recover()
                 self._searcher = self.index_manager.open_live()
                 self._loaded_pointer = pointer
             return self._searcher
+
+    def _recover(self) -> None:
+        """Sweep leftovers and repair the LIVE file when no job runs (see ``IndexManager.recover``)."""
+        try:
+            self.index_manager.recover_if_idle()
+        except (OSError, VectorIndexError) as exc:   # a read-only root still serves
+            log.warning("index recovery skipped: %s", exc)
 
     def refresh(self) -> VectorSearcher:
         """Forget the cached index and open the live one again."""

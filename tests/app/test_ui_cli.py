@@ -42,3 +42,23 @@ def test_app_arguments(tmp_path: Path) -> None:
     default = parse_app_args([])
     assert default.root == str(Path(DEFAULT_ROOT).resolve()) and default.store_url is None
     assert parse_app_args(["--ro", "elsewhere"]).root == str(Path(DEFAULT_ROOT).resolve())   # no abbreviations
+
+
+def test_app_is_read_only_unless_it_listens_on_loopback(tmp_path: Path, monkeypatch) -> None:
+    import app.cli.app_commands as app_commands
+    from app.services.server_paths import is_loopback
+
+    served: list[list[str]] = []
+
+    def fake_execve(program: str, argv: list[str], env: dict[str, str]) -> None:
+        served.append(argv)
+
+    monkeypatch.setattr(app_commands.os, "execve", fake_execve)
+    for args, read_only in ((["--address", "127.0.0.1"], False), (["--address", "0.0.0.0"], True),
+                            (["--address", "192.168.1.4"], True), (["--address", "::1"], False),
+                            (["--read-only"], True), (["--address", "0.0.0.0", "--writable"], False)):
+        result = CliRunner().invoke(cli, ["app", "--root", str(tmp_path), *args])
+        assert result.exit_code == 0, result.output
+        assert ("--read-only" in served[-1]) is read_only, args
+        assert parse_app_args(served[-1][served[-1].index("--") + 1:]).read_only is read_only
+    assert is_loopback("localhost") and is_loopback("127.0.0.2") and not is_loopback("example.org")

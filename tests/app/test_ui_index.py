@@ -66,7 +66,8 @@ def test_versions_table_marks_the_live_version(app_test, small_index) -> None:
 
 def test_reindex_with_a_new_encoder_publishes_a_new_live_version(app_test, index_copy, make_checkpoint,
                                                                  tmp_path) -> None:
-    checkpoint = tmp_path / "other.safetensors"
+    checkpoint = index_copy / "models" / "other.safetensors"      # re-index paths lie under the root
+    checkpoint.parent.mkdir()
     encoder_version = make_checkpoint(checkpoint, seed=1)
     at = _index_page(app_test, index_copy)
     before = _versions(at)["version"].tolist()
@@ -86,10 +87,14 @@ def test_reindex_with_a_new_encoder_publishes_a_new_live_version(app_test, index
 
 
 def test_reindex_bootstraps_an_empty_root_from_a_dataset(app_test, small_index, tmp_path) -> None:
+    import shutil
+
     root = tmp_path / "fresh"
     at = _index_page(app_test, root)
     assert any("No index yet" in i.value for i in at.info)
-    _start(at, str(small_index.checkpoint), str(small_index.dataset))
+    shutil.copytree(small_index.dataset, root / "dataset")
+    shutil.copy(small_index.checkpoint, root / "encoder.safetensors")
+    _start(at, "encoder.safetensors", "dataset")                  # relative to the root
     _wait_for_launches(root)
     at.run()
     table = _versions(at)
@@ -102,10 +107,46 @@ def test_reindex_bootstraps_an_empty_root_from_a_dataset(app_test, small_index, 
 
 def test_bad_reindex_input_is_one_line(app_test, small_index, tmp_path) -> None:
     at = _index_page(app_test, small_index.root)
-    _start(at, str(tmp_path / "missing.safetensors"))
-    assert [e.value for e in at.error] == [f"{tmp_path / 'missing.safetensors'}: checkpoint file not found"]
-    _start(at, str(small_index.checkpoint), str(tmp_path / "no-dataset"))
+    root = small_index.root.resolve()
+    _start(at, str(root / "missing.safetensors"))
+    assert [e.value for e in at.error] == [f"{root / 'missing.safetensors'}: checkpoint file not found"]
+    _start(at, str(small_index.checkpoint), str(root / "no-dataset"))   # a registered encoder's checkpoint
     errors = [e.value for e in at.error]
     assert len(errors) == 1 and "not a dataset cache" in errors[0]
     _start(at, "")
     assert [e.value for e in at.error] == ["Give the encoder checkpoint to embed with."]
+
+
+def test_reindex_paths_outside_the_root_are_refused(app_test, small_index, tmp_path) -> None:
+    outside = tmp_path / "outside.safetensors"
+    outside.write_bytes(small_index.checkpoint.read_bytes())
+    link = tmp_path / "root-with-link"
+    link.mkdir()
+    (link / "escape").symlink_to(tmp_path)
+    at = _index_page(app_test, small_index.root)
+    root = small_index.root.resolve()
+    for typed in (str(outside), "../outside.safetensors", "../../../etc/passwd"):
+        _start(at, typed)
+        assert [e.value for e in at.error] == [f"{typed}: the checkpoint must lie under the index root {root}"]
+    _start(at, str(small_index.checkpoint), "/etc")
+    assert [e.value for e in at.error] == [f"/etc: the dataset must lie under the index root {root}"]
+    import pytest
+
+    from app.services.server_paths import PathNotAllowedError, allowed_server_path
+
+    with pytest.raises(PathNotAllowedError, match="must lie under"):
+        allowed_server_path("escape/outside.safetensors", link, "checkpoint")     # a symlink out of the root
+    assert not [launch for launch in get_service(str(root), None).launches()]
+
+
+def test_read_only_app_has_no_reindex_form(app_test, small_index, monkeypatch) -> None:
+    import sys
+
+    at = app_test(small_index.root)
+    monkeypatch.setattr(sys, "argv", [*sys.argv, "--read-only"])
+    at.run()
+    at.switch_page("views/index.py").run()
+    assert_no_traceback(at)
+    assert not at.text_input and not at.button
+    assert any("read-only" in i.value for i in at.info)
+    assert _versions(at)["live"].tolist() == ["live"]

@@ -1,11 +1,13 @@
 """Index page: index versions (encoder, type, count, status; the live one marked), starting a
-re-index in the background and watching its progress in the jobs table."""
+re-index in the background (paths under the data root only; no form when the app is read-only)
+and watching its progress in the jobs table."""
 from __future__ import annotations
 
 from typing import Any
 
 import streamlit as st
 
+from app.services.server_paths import allowed_server_path
 from app.ui.state import app_config, one_line, page_guard, service, show_no_index
 from retrieval.jobs import INDEX_TYPES
 
@@ -79,7 +81,10 @@ def _reindex_form() -> None:
             st.error("Give the encoder checkpoint to embed with.")
             return
         try:
-            launch = svc.start_reindex(checkpoint.strip(), dataset.strip() or None, index_type)
+            registered = [e.checkpoint_path for e in svc.store.list_encoders()] if svc.has_store() else []
+            checkpoint_path = allowed_server_path(checkpoint, svc.root, "checkpoint", registered)
+            dataset_path = allowed_server_path(dataset, svc.root, "dataset") if dataset.strip() else None
+            launch = svc.start_reindex(checkpoint_path, dataset_path, index_type)
         except Exception as err:  # noqa: BLE001 - shown as one line
             st.error(one_line(err))
         else:
@@ -102,7 +107,10 @@ def render() -> None:
     st.subheader("Versions")
     _versions_table()
     st.subheader("Re-index")
-    _reindex_form()
+    if app_config().read_only:
+        st.info("This app is read-only: re-indexing is off. Run `posestyle reindex` on the server.")
+    else:
+        _reindex_form()
     st.subheader("Jobs")
     svc = service()
     polling = any(j.status == "running" for j in svc.jobs()) or any(launch.running for launch in svc.launches())

@@ -9,12 +9,11 @@ from typing import Any, Callable, TypeVar
 import numpy as np
 
 from encoder.data.errors import PoseDataError
-from encoder.data.sequence import MAX_FRAMES
+from encoder.data.readers.limits import DEFAULT_LIMITS, ReaderLimits
 from encoder.data.skeleton import SKELETON_MAPPINGS, SOURCE_JOINT_COUNTS
 
-MAX_FILE_BYTES = 512 * 1024 * 1024   # a pose file above this is refused before reading
-MAX_SOURCE_JOINTS = 500              # more joints than this in one skeleton is absurd
-MAX_PEOPLE_PER_FRAME = 1000          # more detections than this in one frame is absurd
+MAX_FILE_BYTES = DEFAULT_LIMITS.max_file_bytes        # the defaults, for callers that only read them
+MAX_SOURCE_JOINTS = DEFAULT_LIMITS.max_source_joints
 DEFAULT_FPS = 30.0
 SOURCE_JOINT_COUNTS_BY_NAME: dict[str, int] = {name: n for n, name in SOURCE_JOINT_COUNTS.items()}
 
@@ -42,32 +41,41 @@ def guard_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def check_file(path: Path) -> int:
-    """Refuse a missing path, a non-file or a file over ``MAX_FILE_BYTES``; return its size."""
+def format_bytes(n: int) -> str:
+    """``n`` bytes for a message: whole MiB from 1 MiB up, else bytes."""
+    return f"{n / 2**20:.0f} MiB" if n >= 2**20 else f"{n} bytes"
+
+
+def check_file(path: Path, limits: ReaderLimits = DEFAULT_LIMITS, max_bytes: int | None = None) -> int:
+    """Refuse a missing path, a non-file or a file over ``max_bytes`` (default
+    ``limits.max_file_bytes``); return its size."""
     if not path.exists():
         raise PoseDataError(path, "no such file")
     if not path.is_file():
         raise PoseDataError(path, "not a regular file")
     size = path.stat().st_size
-    if size > MAX_FILE_BYTES:
-        raise PoseDataError(path, f"file is {size / 2**20:.0f} MiB, over the {MAX_FILE_BYTES // 2**20} MiB limit")
+    limit = min(limits.max_file_bytes, max_bytes or limits.max_file_bytes)
+    if size > limit:
+        raise PoseDataError(path, f"file is {format_bytes(size)}, over the {format_bytes(limit)} limit")
     if size == 0:
         raise PoseDataError(path, "empty file")
     return size
 
 
-def read_text(path: Path) -> str:
-    """Read a text file after the size check; undecodable bytes become U+FFFD (then fail parsing)."""
-    check_file(path)
+def read_text(path: Path, limits: ReaderLimits = DEFAULT_LIMITS) -> str:
+    """Read a text file after the size check (``limits.max_text_bytes``); undecodable bytes become
+    U+FFFD (then fail parsing)."""
+    check_file(path, limits, limits.max_text_bytes)
     return path.read_bytes().decode("utf-8", errors="replace").lstrip("\ufeff")
 
 
-def check_frame_count(source: str | Path, frames: int) -> None:
-    """Refuse zero frames and frame counts over ``MAX_FRAMES``."""
+def check_frame_count(source: str | Path, frames: int, limits: ReaderLimits = DEFAULT_LIMITS,
+                      what: str = "frames") -> None:
+    """Refuse zero frames and frame counts over ``limits.max_frames``."""
     if frames <= 0:
         raise PoseDataError(source, "zero frames")
-    if frames > MAX_FRAMES:
-        raise PoseDataError(source, f"{frames} frames is over the limit of {MAX_FRAMES}")
+    if frames > limits.max_frames:
+        raise PoseDataError(source, f"{frames} {what} is over the limit of {limits.max_frames} frames")
 
 
 def check_fps(source: str | Path, fps: Any) -> float:

@@ -8,6 +8,7 @@ Output is Y up, as the BVH files themselves are.
 """
 from __future__ import annotations
 
+import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,12 +18,12 @@ import numpy as np
 
 from encoder.data.errors import PoseDataError
 from encoder.data.readers._common import (
-    MAX_SOURCE_JOINTS,
     check_fps,
     check_frame_count,
     guard_errors,
     read_text,
 )
+from encoder.data.readers.limits import DEFAULT_LIMITS, ReaderLimits
 from encoder.data.sequence import PoseSequence
 from encoder.data.skeleton import (
     BVH_DERIVED,
@@ -35,7 +36,7 @@ from encoder.data.skeleton import (
 
 CHANNEL_NAMES = ("Xposition", "Yposition", "Zposition", "Xrotation", "Yrotation", "Zrotation")
 _CHANNEL_BY_LOWER = {c.lower(): c for c in CHANNEL_NAMES}
-MAX_JOINT_FRAMES = 10_000_000       # frames x joints above this is refused (FK memory)
+MAX_VALUE_CHARS = 64                # written characters per MOTION value, whitespace included, at most
 CENTIMETRE_EXTENT = 3.0             # a skeleton extent above this (in file units) means centimetres
 REQUIRED_BODY_JOINTS = ("left_shoulder", "right_shoulder", "left_hip", "right_hip")
 _AXIS = {"X": 0, "Y": 1, "Z": 2}
@@ -118,7 +119,7 @@ class _Tokens:
         return " ".join(parts)
 
 
-def parse_hierarchy(text: str, source: Path) -> BvhSkeleton:
+def parse_hierarchy(text: str, source: Path, limits: ReaderLimits = DEFAULT_LIMITS) -> BvhSkeleton:
     """Parse the HIERARCHY text (without the MOTION part) into a ``BvhSkeleton``."""
     tokens = _Tokens(text, source)
     first = tokens.peek()
@@ -133,8 +134,8 @@ def parse_hierarchy(text: str, source: Path) -> BvhSkeleton:
     stack: list[int] = []
 
     def add(name: str, parent: int, offset: list[float], chans: tuple[str, ...], is_end: bool) -> int:
-        if len(names) >= MAX_SOURCE_JOINTS:
-            raise PoseDataError(source, f"more than {MAX_SOURCE_JOINTS} joints in HIERARCHY")
+        if len(names) >= limits.max_source_joints:
+            raise PoseDataError(source, f"more than {limits.max_source_joints} joints in HIERARCHY, the limit")
         names.append(name)
         parents.append(parent)
         offsets.append(offset)
@@ -212,8 +213,12 @@ _FRAME_TIME_LINE = re.compile(r"^\s*Frame\s*Time\s*:\s*(\S+)\s*$", re.IGNORECASE
 _MOTION_LINE = re.compile(r"^[ \t]*MOTION[ \t]*\r?$", re.MULTILINE)
 
 
-def parse_motion(text: str, num_channels: int, source: Path) -> tuple[np.ndarray, float, float]:
-    """Parse the MOTION section (starting after the MOTION line): (T, channels) values, fps, frame time."""
+def parse_motion(text: str, num_channels: int, source: Path, limits: ReaderLimits = DEFAULT_LIMITS,
+                 num_joints: int = 1) -> tuple[np.ndarray, float, float]:
+    """Parse the MOTION section (starting after the MOTION line): (T, channels) values, fps, frame time.
+
+    The declared frame count is checked against ``limits`` (frames, frames x joints) and the text
+    length against it before any value is parsed."""
     header: list[str] = []
     pos = 0
     while len(header) < 2 and pos < len(text):
@@ -232,21 +237,26 @@ def parse_motion(text: str, num_channels: int, source: Path) -> tuple[np.ndarray
     if not _is_whole_number(frames_match.group(1)):
         raise PoseDataError(source, f"frame count '{frames_match.group(1)[:40]}' is not a whole number")
     num_frames = int(frames_match.group(1))
-    check_frame_count(source, num_frames)
+    check_frame_count(source, num_frames, limits)
+    if num_frames * num_joints > limits.max_joint_frames:
+        raise PoseDataError(source, f"{num_frames} frames x {num_joints} joints is over the limit of "
+                                    f"{limits.max_joint_frames} joint-frames")
     fps, frame_time = _fps_from_frame_time(time_match.group(1), source)
     if num_channels == 0:
         raise PoseDataError(source, "HIERARCHY declares no channels, so there is no motion")
 
     body = text[pos:]
-    tokens = body.split()
-    if len(tokens) != num_frames * num_channels:
-        _explain_value_count(body, num_frames, num_channels, source)
+    if len(body) > MAX_VALUE_CHARS * num_frames * num_channels + 4096:
+        raise PoseDataError(source, f"MOTION text is {len(body)} characters, far more than {num_frames} frames of "
+                                    f"{num_channels} values need (over {MAX_VALUE_CHARS} per value)")
     try:
-        values = np.array(tokens, dtype=np.float64)
+        values = np.loadtxt(io.StringIO(body), dtype=np.float64, comments=None, ndmin=2, max_rows=num_frames + 1)
     except ValueError:
-        bad = next(tok for tok in tokens if not _is_float(tok))
-        raise PoseDataError(source, f"MOTION has non-numeric value '{bad[:40]}'") from None
-    values = values.reshape(num_frames, num_channels)
+        values = None
+    if values is None or values.shape != (num_frames, num_channels):
+        _explain_value_count(body, num_frames, num_channels, source)
+        bad = next(tok for line in io.StringIO(body) for tok in line.split() if not _is_float(tok))
+        raise PoseDataError(source, f"MOTION has non-numeric value '{bad[:40]}'")
     finite = np.isfinite(values)
     if not finite.all():
         bad_frame = int(np.argwhere(~finite.all(axis=1))[0, 0])
@@ -255,14 +265,20 @@ def parse_motion(text: str, num_channels: int, source: Path) -> tuple[np.ndarray
 
 
 def _explain_value_count(body: str, num_frames: int, num_channels: int, source: Path) -> None:
-    """Raise the one-line reason why the MOTION value count is not frames x channels."""
-    counts = [len(ln.split()) for ln in body.splitlines() if ln.strip()]
-    for k, n in enumerate(counts[:num_frames]):
-        if n != num_channels:
-            raise PoseDataError(source, f"frame {k} has {n} values, expected {num_channels}")
-    if len(counts) < num_frames:
-        raise PoseDataError(source, f"truncated: Frames says {num_frames}, found {len(counts)} frames")
-    raise PoseDataError(source, f"Frames says {num_frames} but there are {len(counts)} lines of values")
+    """Raise the one-line reason why the MOTION value count is not frames x channels (returns when
+    the counts are right, so the problem is a value)."""
+    lines = 0
+    for line in io.StringIO(body):
+        n = len(line.split())
+        if not n:
+            continue
+        if lines < num_frames and n != num_channels:
+            raise PoseDataError(source, f"frame {lines} has {n} values, expected {num_channels}")
+        lines += 1
+    if lines < num_frames:
+        raise PoseDataError(source, f"truncated: Frames says {num_frames}, found {lines} frames")
+    if lines > num_frames:
+        raise PoseDataError(source, f"Frames says {num_frames} but there are {lines} lines of values")
 
 
 def _is_whole_number(tok: str) -> bool:
@@ -370,19 +386,18 @@ def skeleton_extent(skeleton: BvhSkeleton) -> float:
     return float(max(reach[j] for j in range(n) if skeleton.parents[j] < 0))
 
 
-def _load(path: Path, scale: float | None) -> tuple[BvhSkeleton, np.ndarray, float, float, float]:
+def _load(path: Path, scale: float | None,
+          limits: ReaderLimits) -> tuple[BvhSkeleton, np.ndarray, float, float, float]:
     """Parse and run FK: (skeleton, positions (T,N,3) metres, fps, units_scale, frame_time)."""
-    text = read_text(path)
+    text = read_text(path, limits)
     motion_at = _MOTION_LINE.search(text)
     if motion_at is None:
         if text.lstrip()[:9].upper() != "HIERARCHY":
             raise PoseDataError(path, "not a BVH file: it does not start with HIERARCHY")
         raise PoseDataError(path, "missing MOTION section (truncated file?)")
-    skeleton = parse_hierarchy(text[:motion_at.start()], path)
-    motion, fps, frame_time = parse_motion(text[motion_at.end():], skeleton.num_channels, path)
-    if motion.shape[0] * len(skeleton.names) > MAX_JOINT_FRAMES:
-        raise PoseDataError(path, f"{motion.shape[0]} frames x {len(skeleton.names)} joints "
-                                  f"is over the limit of {MAX_JOINT_FRAMES} joint-frames")
+    skeleton = parse_hierarchy(text[:motion_at.start()], path, limits)
+    motion, fps, frame_time = parse_motion(text[motion_at.end():], skeleton.num_channels, path, limits,
+                                           len(skeleton.names))
     if scale is None:
         units_scale = 0.01 if skeleton_extent(skeleton) > CENTIMETRE_EXTENT else 1.0
     else:
@@ -394,19 +409,21 @@ def _load(path: Path, scale: float | None) -> tuple[BvhSkeleton, np.ndarray, flo
 
 
 @guard_errors
-def read_bvh_full(path: str | Path, *, scale: float | None = None) -> BvhMotion:
+def read_bvh_full(path: str | Path, *, scale: float | None = None,
+                  limits: ReaderLimits = DEFAULT_LIMITS) -> BvhMotion:
     """Every joint of a BVH file (End Sites as ``<parent>_End``) in world metres, with its fps.
 
     ``scale`` multiplies file units into metres; None picks 0.01 (centimetres) or 1 from the
     skeleton's size (see ``read_bvh``).
     """
     path = Path(path)
-    skeleton, positions, fps, _, _ = _load(path, scale)
+    skeleton, positions, fps, _, _ = _load(path, scale, limits)
     return BvhMotion(list(skeleton.names), list(skeleton.parents), positions, fps)
 
 
 @guard_errors
-def read_bvh(path: str | Path, *, scale: float | None = None) -> PoseSequence:
+def read_bvh(path: str | Path, *, scale: float | None = None,
+             limits: ReaderLimits = DEFAULT_LIMITS) -> PoseSequence:
     """A BVH take as a 3D COCO-17 ``PoseSequence`` in metres (Y up), fps = 1 / Frame Time.
 
     ``scale=None``: if the skeleton extent from the offsets (longest leaf-to-leaf bone path, about
@@ -415,7 +432,7 @@ def read_bvh(path: str | Path, *, scale: float | None = None) -> PoseSequence:
     (confidence 0, metadata ``missing_joints``).
     """
     path = Path(path)
-    skeleton, positions, fps, units_scale, frame_time = _load(path, scale)
+    skeleton, positions, fps, units_scale, frame_time = _load(path, scale, limits)
     lookup = bvh_joint_lookup(skeleton.names)
     absent = [j for j in REQUIRED_BODY_JOINTS if j not in lookup]
     if absent:

@@ -13,7 +13,10 @@ Integer frame ids keep the timeline: a frame id with no file entry is a frame wi
 Main person: with track ids in the file ("track_id", "person_id", per-frame "id"), the id seen in
 most frames, ties going to the larger mean box (the extent of the confident keypoints, since tools
 disagree on xywh vs xyxy "bbox") and then the higher mean score; without them, people are linked
-frame to frame by nearest centre first. Frames without the main person have confidence 0.
+frame to frame by nearest centre first (each person against its ``link_candidates`` nearest live
+tracks, found with a KD-tree: O(people log people) per frame). Frames without the main person have
+confidence 0. Counts (people per frame, detections, frame-id span) are checked against
+``ReaderLimits`` before any person is parsed or any timeline is allocated.
 """
 from __future__ import annotations
 
@@ -23,11 +26,11 @@ from pathlib import Path
 from typing import Any, Hashable
 
 import numpy as np
+from scipy.spatial import cKDTree
 
 from encoder.data.errors import PoseDataError
 from encoder.data.readers._common import (
     DEFAULT_FPS,
-    MAX_PEOPLE_PER_FRAME,
     check_fps,
     check_frame_count,
     guard_errors,
@@ -37,6 +40,7 @@ from encoder.data.readers._common import (
     read_text,
     skeleton_for_joint_count,
 )
+from encoder.data.readers.limits import DEFAULT_LIMITS, ReaderLimits
 from encoder.data.sequence import PoseSequence
 from encoder.data.skeleton import SOURCE_JOINT_COUNTS
 
@@ -192,11 +196,12 @@ def _keypoint_array(raw: list[Any], scores_raw: list[Any] | None, where: str,
 
 # --- document layouts ---------------------------------------------------------------------------
 
-def _persons(value: Any, where: str, source: Path) -> list[Detection]:
+def _persons(value: Any, where: str, source: Path, limits: ReaderLimits = DEFAULT_LIMITS) -> list[Detection]:
     if not isinstance(value, list):
         raise PoseDataError(source, f"{where}: the people list must be a JSON list")
-    if len(value) > MAX_PEOPLE_PER_FRAME:
-        raise PoseDataError(source, f"{where}: {len(value)} people is over the limit of {MAX_PEOPLE_PER_FRAME}")
+    if len(value) > limits.max_people_per_frame:
+        raise PoseDataError(source, f"{where}: {len(value)} people is over the limit of "
+                                    f"{limits.max_people_per_frame} per frame")
     found = (parse_person(p, f"{where} person {i}", source, TRACK_KEYS_IN_FRAME) for i, p in enumerate(value))
     return [d for d in found if d is not None]
 
@@ -210,7 +215,34 @@ def _frame_key(obj: dict[str, Any], default: int) -> Any:
     return key
 
 
-def frame_table_from_document(doc: Any, source: Path) -> FrameTable:
+def _check_counts(items: list[Any], source: Path, limits: ReaderLimits) -> None:
+    """Refuse, before any person is parsed, a document whose people per frame, detections in all or
+    frame-id span (integer ids keep their spacing on the timeline) is over ``limits``."""
+    per_frame: dict[Any, int] = {}
+    for i, item in enumerate(items):
+        if isinstance(item, list):
+            key, people = i, len(item)
+        elif isinstance(item, dict) and any(k in item for k in PERSONS_KEYS):
+            persons = _first(item, PERSONS_KEYS)
+            key, people = _frame_key(item, i), len(persons) if isinstance(persons, list) else 0
+        else:
+            key, people = (_frame_key(item, i), 1) if isinstance(item, dict) else (i, 0)
+        count = per_frame[key] = per_frame.get(key, 0) + people
+        if count > limits.max_people_per_frame:
+            raise PoseDataError(source, f"frame {str(key)[:40]}: {count} people is over the limit of "
+                                        f"{limits.max_people_per_frame} per frame")
+    total = sum(per_frame.values())
+    if total > limits.max_detections:
+        raise PoseDataError(source, f"{total} detections is over the limit of {limits.max_detections}")
+    ints = [k for k in per_frame if isinstance(k, int)]
+    if ints and len(ints) == len(per_frame):
+        check_frame_count(source, max(ints) - min(ints) + 1, limits,
+                          what=f"frames (frame ids {min(ints)} to {max(ints)})")
+    else:
+        check_frame_count(source, len(per_frame), limits)
+
+
+def frame_table_from_document(doc: Any, source: Path, limits: ReaderLimits = DEFAULT_LIMITS) -> FrameTable:
     """Group a parsed JSON document's people by frame, whatever the layout."""
     fps: float | None = None
     layout = "coco_json"
@@ -222,7 +254,7 @@ def frame_table_from_document(doc: Any, source: Path) -> FrameTable:
         if fps_value is not None:
             fps = check_fps(source, fps_value)
         if "people" in doc and not any(isinstance(doc.get(k), list) for k in FRAME_LIST_KEYS):
-            return FrameTable([_persons(doc["people"], "frame 0", source)], fps, "openpose_json", [0])
+            return FrameTable([_persons(doc["people"], "frame 0", source, limits)], fps, "openpose_json", [0])
         items = next((doc[k] for k in FRAME_LIST_KEYS if isinstance(doc.get(k), list)), None)
         if items is None:
             raise PoseDataError(source, "JSON object has no frame list (expected one of: "
@@ -231,37 +263,37 @@ def frame_table_from_document(doc: Any, source: Path) -> FrameTable:
         items = doc
     else:
         raise PoseDataError(source, f"expected a JSON list or object, got {type(doc).__name__}")
+    _check_counts(items, source, limits)
 
     grouped: dict[Any, list[Detection]] = {}
     for i, item in enumerate(items):
         if isinstance(item, list):
-            grouped.setdefault(i, []).extend(_persons(item, f"frame {i}", source))
+            grouped.setdefault(i, []).extend(_persons(item, f"frame {i}", source, limits))
         elif isinstance(item, dict) and any(k in item for k in PERSONS_KEYS):
             key = _frame_key(item, i)
             persons = _first(item, PERSONS_KEYS)
-            grouped.setdefault(key, []).extend(_persons(persons, f"frame {key}", source))
+            grouped.setdefault(key, []).extend(_persons(persons, f"frame {key}", source, limits))
         elif isinstance(item, dict) and any(k in item for k in KEYPOINT_KEYS):
             key = _frame_key(item, i)
             det = parse_person(item, f"entry {i} (frame {key})", source, TRACK_KEYS_IN_RECORD)
             bucket = grouped.setdefault(key, [])
             if det is not None:
                 bucket.append(det)
-            if len(bucket) > MAX_PEOPLE_PER_FRAME:
-                raise PoseDataError(source, f"frame {key}: over {MAX_PEOPLE_PER_FRAME} people")
         else:
             raise PoseDataError(source, f"entry {i} is neither a frame (with 'instances'/'people') "
                                         "nor a person (with 'keypoints')")
-    return _timeline(grouped, fps, layout, source)
+    return _timeline(grouped, fps, layout, source, limits)
 
 
-def _timeline(grouped: dict[Any, list[Detection]], fps: float | None, layout: str, source: Path) -> FrameTable:
+def _timeline(grouped: dict[Any, list[Detection]], fps: float | None, layout: str, source: Path,
+              limits: ReaderLimits = DEFAULT_LIMITS) -> FrameTable:
     """Order frames: integer ids keep their spacing; other ids are sorted naturally, one frame each."""
     if not grouped:
         raise PoseDataError(source, "zero frames")
     keys = list(grouped)
     if all(isinstance(k, int) for k in keys):
         first, last = min(keys), max(keys)
-        check_frame_count(source, last - first + 1)
+        check_frame_count(source, last - first + 1, limits, what=f"frames (frame ids {first} to {last})")
         frames: list[list[Detection]] = [[] for _ in range(last - first + 1)]
         for k, dets in grouped.items():
             frames[k - first] = dets
@@ -270,13 +302,14 @@ def _timeline(grouped: dict[Any, list[Detection]], fps: float | None, layout: st
     for k, dets in grouped.items():
         merged.setdefault(str(k), []).extend(dets)
     ordered = sorted(merged, key=natural_key)
-    check_frame_count(source, len(ordered))
+    check_frame_count(source, len(ordered), limits)
     return FrameTable([merged[k] for k in ordered], fps, layout, ordered)
 
 
 # --- tracking and the main person --------------------------------------------------------------
 
-def assign_tracks(frames: list[list[Detection]]) -> tuple[list[list[Hashable | None]], str]:
+def assign_tracks(frames: list[list[Detection]],
+                  link_candidates: int = DEFAULT_LIMITS.link_candidates) -> tuple[list[list[Hashable | None]], str]:
     """A track key per detection: the file's track ids when it has usable ones, else centre linking.
 
     Track ids that each appear in one frame only (annotation ids, not tracks) are ignored.
@@ -289,11 +322,12 @@ def assign_tracks(frames: list[list[Detection]]) -> tuple[list[list[Hashable | N
     frames_with_people = sum(1 for dets in frames if dets)
     if frames_per_id and (frames_with_people <= 1 or max(frames_per_id.values()) > 1):
         return [[("file", t) if t is not None else None for t in fi] for fi in ids], "file"
-    return _link_by_centre(frames), "nearest_centre"
+    return _link_by_centre(frames, link_candidates), "nearest_centre"
 
 
-def _link_by_centre(frames: list[list[Detection]]) -> list[list[Hashable | None]]:
-    """Greedy frame-to-frame linking: each person joins the track whose last centre is nearest.
+def _link_by_centre(frames: list[list[Detection]], candidates: int) -> list[list[Hashable | None]]:
+    """Greedy frame-to-frame linking, nearest pair first: each person joins the track whose last
+    centre is nearest, among its ``candidates`` nearest live tracks (a KD-tree query).
 
     A track links only within ``LINK_DISTANCE`` person diagonals and ``MAX_LINK_GAP`` frames.
     """
@@ -303,62 +337,85 @@ def _link_by_centre(frames: list[list[Detection]]) -> list[list[Hashable | None]
     active: list[int] = []
     out: list[list[Hashable | None]] = []
     for t, dets in enumerate(frames):
-        active = [k for k in active if t - last_frame[k] <= MAX_LINK_GAP]
         keys: list[Hashable | None] = [None] * len(dets)
-        pairs = []
-        for di, det in enumerate(dets):
-            if det.centre is None:
-                continue
-            for k in active:
-                dist = float(np.linalg.norm(det.centre - last_centre[k]))
-                if dist <= LINK_DISTANCE * max(det.diagonal, last_diag[k], 1e-9):
-                    pairs.append((dist, di, k))
+        if not dets:
+            out.append(keys)
+            continue
+        active = [k for k in active if t - last_frame[k] <= MAX_LINK_GAP]
+        seen = [di for di, det in enumerate(dets) if det.centre is not None]
         used_tracks: set[int] = set()
-        for _, di, k in sorted(pairs, key=lambda p: p[0]):
-            if keys[di] is None and k not in used_tracks:
-                keys[di] = ("linked", k)
-                used_tracks.add(k)
-        for di, det in enumerate(dets):
-            if det.centre is None:
-                continue
+        if active and seen:
+            for _, di, k in _candidate_pairs(dets, seen, active, last_centre, last_diag, candidates):
+                if keys[di] is None and k not in used_tracks:
+                    keys[di] = ("linked", k)
+                    used_tracks.add(k)
+        for di in seen:
+            det = dets[di]
             if keys[di] is None:
                 k = len(last_centre)
-                last_centre.append(det.centre)
+                last_centre.append(det.centre)  # type: ignore[arg-type]
                 last_frame.append(t)
                 last_diag.append(det.diagonal)
                 active.append(k)
                 keys[di] = ("linked", k)
             else:
                 k = keys[di][1]  # type: ignore[index]
-                last_centre[k], last_frame[k], last_diag[k] = det.centre, t, det.diagonal
+                last_centre[k], last_frame[k], last_diag[k] = det.centre, t, det.diagonal  # type: ignore[call-overload]
         out.append(keys)
     return out
 
 
-def _track_detection(dets: list[Detection], frame_keys: list[Hashable | None], track: Hashable) -> Detection | None:
-    """The track's detection in one frame (the most confident if the file repeats an id)."""
-    mine = [d for d, k in zip(dets, frame_keys) if k == track]
-    return max(mine, key=lambda d: d.mean_score) if mine else None
+def _candidate_pairs(dets: list[Detection], seen: list[int], active: list[int], last_centre: list[np.ndarray],
+                     last_diag: list[float], candidates: int) -> list[tuple[float, int, int]]:
+    """(distance, detection, track) pairs close enough to link, nearest first (ties: detection, then
+    track order): each detection against its ``candidates`` nearest active tracks."""
+    tree = cKDTree(np.array([last_centre[k] for k in active]))
+    centres = np.array([dets[di].centre for di in seen])
+    diags = np.array([dets[di].diagonal for di in seen])
+    track_diags = np.array([last_diag[k] for k in active])
+    bound = LINK_DISTANCE * max(float(diags.max()), float(track_diags.max()), 1e-9)
+    n = min(candidates, len(active))
+    dist, pos = tree.query(centres, k=n, distance_upper_bound=bound * (1 + 1e-9))
+    dist, pos = dist.reshape(len(seen), n), pos.reshape(len(seen), n)
+    pairs = []
+    for row, col in zip(*np.nonzero(np.isfinite(dist))):
+        d, a = float(dist[row, col]), int(pos[row, col])
+        if d <= LINK_DISTANCE * max(float(diags[row]), float(track_diags[a]), 1e-9):
+            pairs.append((d, seen[row], a))
+    pairs.sort()
+    return [(d, di, active[a]) for d, di, a in pairs]
+
+
+def _best_per_track(dets: list[Detection], frame_keys: list[Hashable | None]) -> dict[Hashable, Detection]:
+    """Each track's detection in one frame (the most confident if the file repeats an id), in
+    order of first appearance."""
+    best: dict[Hashable, Detection] = {}
+    for det, key in zip(dets, frame_keys):
+        if key is not None and (key not in best or det.mean_score > best[key].mean_score):
+            best[key] = det
+    return best
 
 
 def rank_tracks(frames: list[list[Detection]], keys: list[list[Hashable | None]]) -> list[Hashable]:
     """Track keys, main person first: most frames, then larger mean box area, then mean score."""
     stats: dict[Hashable, list[float]] = {}
     for dets, frame_keys in zip(frames, keys):
-        for key in dict.fromkeys(k for k in frame_keys if k is not None):
-            det = _track_detection(dets, frame_keys, key)
+        for key, det in _best_per_track(dets, frame_keys).items():
             s = stats.setdefault(key, [0.0, 0.0, 0.0, float(len(stats))])
             s[0] += 1
-            s[1] += det.area        # type: ignore[union-attr]
-            s[2] += det.mean_score  # type: ignore[union-attr]
+            s[1] += det.area
+            s[2] += det.mean_score
     return sorted(stats, key=lambda k: (-stats[k][0], -stats[k][1] / stats[k][0],
                                         -stats[k][2] / stats[k][0], stats[k][3]))
 
 
 def build_sequences(table: FrameTable, source: Path, name: str, default_fps: float,
-                    person: str) -> list[PoseSequence]:
+                    person: str, limits: ReaderLimits = DEFAULT_LIMITS) -> list[PoseSequence]:
     """One COCO-17 ``PoseSequence`` for the main person, or with ``person="all"`` one per track
-    (main first; the others are named ``<name>_person<rank>``), each spanning the whole timeline."""
+    (main first; the others are named ``<name>_person<rank>``), each spanning the whole timeline.
+
+    ``person="all"`` returns at most ``limits.max_track_frames // frames`` tracks (the top-ranked);
+    metadata ``num_tracks`` still counts every track."""
     if person not in PERSON_SELECTIONS:
         raise PoseDataError(source, f"person must be one of {PERSON_SELECTIONS}, got {person!r}")
     counts = {len(d.scores) for dets in table.frames for d in dets}
@@ -368,21 +425,23 @@ def build_sequences(table: FrameTable, source: Path, name: str, default_fps: flo
         raise PoseDataError(source, f"people have different keypoint counts ({sorted(counts)})")
     num_source_joints = counts.pop()
     skeleton = skeleton_for_joint_count(source, num_source_joints)
-    keys, tracked_by = assign_tracks(table.frames)
+    keys, tracked_by = assign_tracks(table.frames, limits.link_candidates)
     ranked = rank_tracks(table.frames, keys)
     if not ranked:
         raise PoseDataError(source, "no person with any confident keypoint")
     fps = table.fps if table.fps is not None else check_fps(source, default_fps)
-    chosen = ranked[:1] if person == "main" else ranked
     num_frames = len(table.frames)
+    chosen = ranked[:1] if person == "main" else ranked[:max(1, limits.max_track_frames // num_frames)]
+    slot = {track: i for i, track in enumerate(chosen)}
+    joints_all = np.zeros((len(chosen), num_frames, num_source_joints, 2), dtype=np.float64)
+    conf_all = np.zeros((len(chosen), num_frames, num_source_joints), dtype=np.float64)
+    for t, (dets, frame_keys) in enumerate(zip(table.frames, keys)):
+        for key, det in _best_per_track(dets, frame_keys).items():
+            if key in slot:
+                joints_all[slot[key], t], conf_all[slot[key], t] = det.keypoints, det.scores
     sequences = []
     for rank, track in enumerate(chosen):
-        joints = np.zeros((num_frames, num_source_joints, 2), dtype=np.float64)
-        conf = np.zeros((num_frames, num_source_joints), dtype=np.float64)
-        for t, (dets, frame_keys) in enumerate(zip(table.frames, keys)):
-            det = _track_detection(dets, frame_keys, track)
-            if det is not None:
-                joints[t], conf[t] = det.keypoints, det.scores
+        joints, conf = joints_all[rank], conf_all[rank]
         mapped, mapped_conf = map_to_coco17(source, joints, conf, skeleton)
         track_id = track[1] if track[0] == "file" else None  # type: ignore[index]
         metadata = {
@@ -404,25 +463,26 @@ def build_sequences(table: FrameTable, source: Path, name: str, default_fps: flo
 # --- public readers -----------------------------------------------------------------------------
 
 @guard_errors
-def read_coco_json(path: str | Path, *, person: str = "main", default_fps: float = DEFAULT_FPS) -> list[PoseSequence]:
+def read_coco_json(path: str | Path, *, person: str = "main", default_fps: float = DEFAULT_FPS,
+                   limits: ReaderLimits = DEFAULT_LIMITS) -> list[PoseSequence]:
     """Keypoint JSON (MMPose, RTMPose, YOLO-pose, OpenPose, COCO results) as 2D COCO-17 sequences.
 
     ``person="main"``: the tracked main person only (frames without them have confidence 0);
     ``"all"``: every track, main first. fps comes from the file, else ``default_fps``.
     """
     path = Path(path)
-    text = read_text(path)
+    text = read_text(path, limits)
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise PoseDataError(path, f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
-    table = frame_table_from_document(doc, path)
-    return build_sequences(table, path, path.stem, default_fps, person)
+    table = frame_table_from_document(doc, path, limits)
+    return build_sequences(table, path, path.stem, default_fps, person, limits)
 
 
 @guard_errors
-def read_openpose_folder(path: str | Path, *, person: str = "main",
-                         default_fps: float = DEFAULT_FPS) -> list[PoseSequence]:
+def read_openpose_folder(path: str | Path, *, person: str = "main", default_fps: float = DEFAULT_FPS,
+                         limits: ReaderLimits = DEFAULT_LIMITS) -> list[PoseSequence]:
     """A folder of OpenPose ``*_keypoints.json`` (one per frame) as 2D COCO-17 sequences.
 
     Frames are ordered by the last number in each file name; a missing number is an empty frame.
@@ -433,7 +493,13 @@ def read_openpose_folder(path: str | Path, *, person: str = "main",
     files = sorted(p for p in path.iterdir() if p.name.endswith("_keypoints.json") and p.is_file())
     if not files:
         raise PoseDataError(path, "folder has no OpenPose *_keypoints.json files")
-    check_frame_count(path, len(files))
+    check_frame_count(path, len(files), limits)
+    numbers = [last_number(file.name[: -len("_keypoints.json")]) for file in files]
+    known = [n for n in numbers if n is not None]
+    if known:
+        check_frame_count(path, max(known) - min(known) + 1, limits,
+                          what=f"frames (frame numbers {min(known)} to {max(known)})")
+    detections = 0
     grouped: dict[Any, list[Detection]] = {}
     for file in files:
         number = last_number(file.name[: -len("_keypoints.json")])
@@ -442,12 +508,15 @@ def read_openpose_folder(path: str | Path, *, person: str = "main",
         if number in grouped:
             raise PoseDataError(file, f"frame number {number} appears in two files")
         try:
-            doc = json.loads(read_text(file))
+            doc = json.loads(read_text(file, limits))
         except json.JSONDecodeError as exc:
             raise PoseDataError(file, f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
         if not isinstance(doc, dict) or not isinstance(doc.get("people"), list):
             raise PoseDataError(file, "expected an OpenPose object with a 'people' list")
-        grouped[number] = _persons(doc["people"], f"{file.name}", file)
-    table = _timeline(grouped, None, "openpose_folder", path)
-    return build_sequences(table, path, path.name, default_fps, person)
+        grouped[number] = _persons(doc["people"], f"{file.name}", file, limits)
+        detections += len(grouped[number])
+        if detections > limits.max_detections:
+            raise PoseDataError(path, f"over {limits.max_detections} detections, the limit")
+    table = _timeline(grouped, None, "openpose_folder", path, limits)
+    return build_sequences(table, path, path.name, default_fps, person, limits)
 

@@ -330,11 +330,10 @@ def test_bad_bytes_and_empty_file(tmp_path):
             read_bvh(path)
 
 
-def test_oversized_file_refused_before_reading(tmp_path, monkeypatch):
-    import encoder.data.readers._common as common
-    monkeypatch.setattr(common, "MAX_FILE_BYTES", 100)
-    with pytest.raises(PoseDataError, match="limit"):
-        read_bvh(write(tmp_path, GOOD, "big.bvh"))
+def test_oversized_file_refused_before_reading(tmp_path):
+    from encoder.data.readers import ReaderLimits
+    with pytest.raises(PoseDataError, match="over the 100 bytes limit"):
+        read_bvh(write(tmp_path, GOOD, "big.bvh"), limits=ReaderLimits(max_text_bytes=100))
 
 
 def test_too_many_joints_refused(tmp_path):
