@@ -28,6 +28,7 @@ from encoder.data.atomic import atomic_write_npz
 from encoder.data.errors import PoseDataError
 from encoder.data.preprocess import align_heading, body_centre, normalize_center_scale
 from encoder.data.sequence import PoseSequence
+from encoder.data.video import VIDEO_SUFFIXES
 from encoder.evaluation.metrics import classification_metrics, cluster_purity, compute_metrics
 from retrieval.index import IndexManager, VectorSearcher
 from retrieval.index.errors import IndexCorruptError, NoLiveIndexError
@@ -44,7 +45,7 @@ from retrieval.store import (
 log = logging.getLogger(__name__)
 
 CACHE_DIR = "cache"
-UPLOAD_SUFFIXES: tuple[str, ...] = (".bvh", ".json", ".npy", ".npz")
+UPLOAD_SUFFIXES: tuple[str, ...] = (".bvh", ".json", ".npy", ".npz", *VIDEO_SUFFIXES)
 MAX_UPLOAD_MB = 50
 MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024 * 1024
 FILTER_FIELDS: tuple[str, ...] = ("label", "collection", "season", "tags")
@@ -102,7 +103,7 @@ def safe_upload_name(name: str) -> str:
 
 
 def read_uploaded_pose(name: str, data: bytes, max_bytes: int = MAX_UPLOAD_BYTES) -> list[PoseSequence]:
-    """Read an uploaded pose file (BVH, keypoint JSON, NPZ/NPY) into sequences.
+    """Read an uploaded pose file (BVH, keypoint JSON, NPZ/NPY) or video clip into sequences.
 
     The bytes go to a fresh temporary folder under a sanitised name and are read by
     ``read_pose_file``; every problem (type, size, content) is a one-line ``PoseDataError``

@@ -13,6 +13,7 @@ from encoder.data.dataset import IngestReport, check_output_dir, check_person, i
 from encoder.data.demo import write_demo_corpus
 from encoder.data.errors import PoseDataError
 from encoder.data.labels import PRESETS, CsvLabels, LabelSource, PatternLabels, preset_labels
+from encoder.data.video import VideoOptions
 
 EXIT_FAILED, EXIT_USAGE = 1, 2    # 0: something was ingested / written
 
@@ -64,7 +65,7 @@ def print_ingest_report(report: IngestReport, console: Console) -> None:
 
 @cli.command("ingest")
 def ingest_command(
-    paths: list[Path] = typer.Argument(..., metavar="PATH...", help="Pose files, folders (searched recursively) or .txt file lists."),
+    paths: list[Path] = typer.Argument(..., metavar="PATH...", help="Pose files, videos (video extra), folders (searched recursively) or .txt file lists."),
     out: Path = typer.Option(..., "--out", "-o", help="Dataset directory to create or update."),
     label_pattern: str = typer.Option(None, "--label-pattern",
                                       help="Regex over the name; named groups -> metadata, (?P<label>...) -> label."),
@@ -72,6 +73,7 @@ def ingest_command(
     preset: str = typer.Option(None, "--preset", help=f"Built-in labelling: {', '.join(PRESETS)}."),
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="Reader processes."),
     person: str = typer.Option("main", "--person", help="Which person per keypoint file: main (the tracked main person) or all."),
+    stride: int = typer.Option(1, "--stride", min=1, help="Videos: estimate pose on every n-th frame, interpolate the rest."),
 ) -> None:
     """Read pose files into a versioned dataset cache; bad files are listed and skipped."""
     label_source = _label_source(paths, label_pattern, labels_csv, preset)
@@ -82,7 +84,8 @@ def ingest_command(
         raise _usage_error(str(err)) from None
     console = Console()
     try:
-        report = ingest(paths, out, label_source, person=person, workers=workers, progress=True)
+        report = ingest(paths, out, label_source, person=person, workers=workers, progress=True,
+                        video=VideoOptions(stride=stride))
     except (PoseDataError, OSError) as err:
         message = str(err) if isinstance(err, PoseDataError) else f"{out}: {err.strerror or err}"
         Console(stderr=True).print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)

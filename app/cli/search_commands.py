@@ -11,6 +11,7 @@ from rich.table import Table
 
 from app.cli import cli
 from encoder.data.errors import PoseDataError
+from encoder.data.video import VideoOptions
 from retrieval.analysis import AppService, NoIndexError
 from retrieval.search import QueryError, SearchHit
 from retrieval.store import StoreError
@@ -44,7 +45,7 @@ def _hit_json(hit: SearchHit) -> dict:
 @cli.command("search")
 def search_command(
     sequence_id: str = typer.Option(None, "--id", help="Query by an indexed sequence id."),
-    file: Path = typer.Option(None, "--file", "-f", help="Query by a pose file (BVH, keypoint JSON, NPY/NPZ)."),
+    file: Path = typer.Option(None, "--file", "-f", help="Query by a pose file (BVH, keypoint JSON, NPY/NPZ) or a video (video extra)."),
     vector: Path = typer.Option(None, "--vector", help="Query by embedding vectors: a .npy of shape (D,) or (N, D)."),
     k: int = typer.Option(10, "-k", "--top", min=1, help="Number of hits per query."),
     label: list[str] = typer.Option(None, "--label", help="Only these labels (repeatable)."),
@@ -54,6 +55,7 @@ def search_command(
     root: Path = typer.Option(Path("index_data"), "--root", help="Data folder holding the live index."),
     store: str = typer.Option(None, "--store", help="Metadata store URL (default: sqlite:///<root>/metadata.db)."),
     as_json: bool = typer.Option(False, "--json", help="Print hits as JSON (one list per query)."),
+    stride: int = typer.Option(1, "--stride", min=1, help="Video query: estimate pose on every n-th frame, interpolate the rest."),
 ) -> None:
     """Top-k sequences closest in style to the query, with their metadata, from the live index."""
     if sum(x is not None for x in (sequence_id, file, vector)) != 1:
@@ -67,7 +69,7 @@ def search_command(
             elif file is not None:
                 if live.encoder is None:
                     raise _fail(f"cannot embed {file}: {live.encoder_problem}", EXIT_NO_INDEX)
-                results = live.search.search_by_file(file, k, filters)
+                results = live.search.search_by_file(file, k, filters, video=VideoOptions(stride=stride))
                 titles = [f"closest to {file} (sequence {i + 1})" for i in range(len(results))]
             else:
                 queries = np.atleast_2d(np.load(vector, allow_pickle=False))

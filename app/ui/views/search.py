@@ -9,6 +9,7 @@ from typing import Any
 import streamlit as st
 
 from app.ui import figures
+from app.ui.video_panels import QueryVideo, query_video, show_hit_clip, show_query_video
 from app.ui.state import (
     AUTO_SEARCH_KEY,
     QUERY_ID_KEY,
@@ -42,6 +43,7 @@ class SearchResult:
     query_explanation: dict[str, Any] | None
     hits: list[SearchHit]
     live_key: str
+    query_video: QueryVideo | None = None    # the uploaded clip, when the query was a video
 
 
 def _run_search(live: Any, live_key: str, source: str, query_id: str | None, upload: Any, k: int,
@@ -60,10 +62,10 @@ def _run_search(live: Any, live_key: str, source: str, query_id: str | None, upl
     if upload is None:
         st.error(f"Choose a file to upload ({', '.join(UPLOAD_SUFFIXES)}).")
         return None
-    query = read_uploaded_pose(upload.name, upload.getvalue())[0]   # keypoint JSON: the tracked main person
+    query = read_uploaded_pose(upload.name, upload.getvalue())[0]   # keypoint JSON, video: the main person
     hits = svc.search_by_sequence(live, query, k, filters)
     return SearchResult(query.source.removeprefix("upload:"), motion_view(query),
-                        svc.explain(live, query), hits, live_key)
+                        svc.explain(live, query), hits, live_key, query_video(upload.name, upload.getvalue(), query))
 
 
 def _hit_card(hit: SearchHit, root: str, store_url: str | None) -> None:
@@ -74,6 +76,7 @@ def _hit_card(hit: SearchHit, root: str, store_url: str | None) -> None:
                      width="stretch")
         except Exception as err:  # noqa: BLE001 - one unreadable hit must not hide the others
             st.warning(f"cannot draw: {one_line(err)}")
+        show_hit_clip(meta)
         st.markdown(f"**#{hit.rank} {hit.sequence_id}**")
         st.markdown(f"similarity **{hit.score:.3f}**")
         st.caption(" | ".join(str(x) for x in (
@@ -187,6 +190,8 @@ def render() -> None:
     if not result.hits:
         st.info(f"No sequence matches the filters for {result.query_name}.")
         return
+    if result.query_video is not None:
+        show_query_video(result.query_video)
     st.subheader(f"{len(result.hits)} closest in style to {result.query_name}")
     for start in range(0, len(result.hits), CARD_COLUMNS):
         for column, hit in zip(st.columns(CARD_COLUMNS), result.hits[start:start + CARD_COLUMNS]):
