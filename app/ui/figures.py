@@ -40,6 +40,8 @@ def skeleton_gif(motion: MotionView, size: tuple[int, int] = GIF_SIZE, max_frame
     drawing = motion.drawing
     step = max(1, int(np.ceil(motion.num_frames / max_frames)))
     frames = np.arange(0, motion.num_frames, step)
+    drawn = np.isfinite(drawing[frames]).all(axis=-1).any(axis=-1)
+    frames = frames[drawn] if drawn.any() else frames          # no blank frames (a clip's person may come later)
     finite = drawing[np.isfinite(drawing).all(axis=-1)]
     if finite.size == 0:
         lo, hi = np.array([-1.0, -1.0]), np.array([1.0, 1.0])

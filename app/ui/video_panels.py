@@ -92,7 +92,7 @@ def show_query_video(query: QueryVideo) -> None:
     with skeleton:
         st.image(query.skeleton_gif, caption="skeleton extracted from the clip", width="stretch")
     if query.overlays:
-        st.image(query.overlays, caption=[f"frame {i}" for i in query.overlay_frames], width=OVERLAY_WIDTH // 2)
+        st.image(query.overlays, caption=[f"frame {i}: pose as read" for i in query.overlay_frames], width=200)
 
 
 def show_hit_clip(metadata: dict[str, Any]) -> None:

@@ -33,8 +33,9 @@ def person_frames(frames: int, step: int) -> list[np.ndarray]:
     return out
 
 
-def write_clip(path: Path, frames: list[np.ndarray], fps: int, codec: str = "mpeg4") -> Path:
-    """Encode RGB frames into ``path`` (the container follows the suffix)."""
+def write_clip(path: Path, frames: list[np.ndarray], fps: int, codec: str = "libx264") -> Path:
+    """Encode RGB frames into ``path`` (the container follows the suffix); H.264 by default, which
+    browsers play."""
     import av
 
     with av.open(str(path), mode="w") as container:
@@ -59,7 +60,7 @@ def empty_clip(path: Path, frames: int = 8, fps: int = 24) -> Path:
 
 def unknown_codec_clip(path: Path) -> Path:
     """An AVI whose codec tag no decoder knows (an MPEG-4 AVI with its tag rewritten)."""
-    good = write_clip(path.with_name(path.stem + "-src.avi"), [np.zeros((48, 64, 3), np.uint8)] * 4, 24)
+    good = write_clip(path.with_name(path.stem + "-src.avi"), [np.zeros((48, 64, 3), np.uint8)] * 4, 24, "mpeg4")
     data = good.read_bytes()
     assert b"FMP4" in data
     path.write_bytes(data.replace(b"FMP4", b"QQQQ"))
