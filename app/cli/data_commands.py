@@ -69,7 +69,8 @@ def print_ingest_report(report: IngestReport, console: Console) -> None:
 @cli.command("ingest", epilog=EXIT_CODES_HELP + " Exit 1 also when nothing could be ingested.")
 def ingest_command(
     paths: list[Path] = typer.Argument(..., metavar="PATH",
-                                       help="Pose files, folders (searched recursively) or .txt file lists."),
+                                       help="Pose files, videos (video extra), folders (searched recursively) "
+                                            "or .txt file lists."),
     out: Path = typer.Option(..., "--out", "-o", help="Dataset directory to create or update."),
     label_pattern: str = typer.Option(None, "--label-pattern",
                                       help="Regex over the name; named groups -> metadata, (?P<label>...) -> label."),
@@ -78,12 +79,15 @@ def ingest_command(
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="Reader processes."),
     person: Person = typer.Option(Person.main, "--person",
                                   help="Which person per keypoint file: main (the tracked main person) or all."),
+    stride: int = typer.Option(1, "--stride", min=1,
+                               help="Videos: estimate pose on every n-th frame, interpolate the rest."),
 ) -> None:
     """Read pose files into a versioned dataset cache; bad files are listed and skipped."""
     from rich.console import Console
 
     from encoder.data.dataset import check_output_dir, check_person, ingest
     from encoder.data.errors import PoseDataError
+    from encoder.data.video import VideoOptions
 
     person_name = Person(person).value
     label_source = _label_source(paths, label_pattern, labels_csv, Preset(preset).value if preset else None)
@@ -94,7 +98,8 @@ def ingest_command(
         raise _usage_error(str(err)) from None
     console = Console()
     try:
-        report = ingest(paths, out, label_source, person=person_name, workers=workers, progress=True)
+        report = ingest(paths, out, label_source, person=person_name, workers=workers, progress=True,
+                        video=VideoOptions(stride=stride))
     except (PoseDataError, OSError) as err:
         message = str(err) if isinstance(err, PoseDataError) else f"{out}: {err.strerror or err}"
         raise fail(message, EXIT_FAILED) from None

@@ -54,7 +54,7 @@ def _filters_text(label: list[str], collection: list[str], season: list[str], ta
 def search_command(
     sequence_id: str = typer.Option(None, "--id", metavar="ID", help="Query by an indexed sequence id."),
     file: Path = typer.Option(None, "--file", "-f", metavar="FILE",
-                              help="Query by a pose file (BVH, keypoint JSON, NPY/NPZ)."),
+                              help="Query by a pose file (BVH, keypoint JSON, NPY/NPZ) or a video (video extra)."),
     vector: Path = typer.Option(None, "--vector", metavar="NPY",
                                 help="Query by embedding vectors: a .npy of shape (D,) or (N, D)."),
     k: int = typer.Option(10, "-k", "--top", min=1, metavar="K", help="Number of hits per query."),
@@ -68,6 +68,8 @@ def search_command(
     store: str = typer.Option(None, "--store", metavar="URL",
                               help="Metadata store URL (default: sqlite:///<root>/metadata.db)."),
     as_json: bool = typer.Option(False, "--json", help="Print hits as JSON (one list per query)."),
+    stride: int = typer.Option(1, "--stride", min=1, metavar="N",
+                               help="Video query: estimate pose on every n-th frame, interpolate the rest."),
 ) -> None:
     """Top-k sequences closest in style to the query, with their metadata, from the live index."""
     if sum(x is not None for x in (sequence_id, file, vector)) != 1:
@@ -76,6 +78,7 @@ def search_command(
 
     from app.services.analysis import AppService, NoIndexError
     from encoder.data.errors import PoseDataError
+    from encoder.data.video import VideoOptions
     from retrieval.search import QueryError
     from retrieval.store import StoreError
 
@@ -89,7 +92,7 @@ def search_command(
             elif file is not None:
                 if live.encoder is None:
                     raise fail(f"cannot embed {file}: {live.encoder_problem}", EXIT_FAILED)
-                results = live.search.search_by_file(file, k, filters)
+                results = live.search.search_by_file(file, k, filters, video=VideoOptions(stride=stride))
                 titles = [f"closest to {file} (sequence {i + 1})" for i in range(len(results))]
             else:
                 queries = np.atleast_2d(np.load(vector, allow_pickle=False))

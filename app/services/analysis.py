@@ -28,6 +28,7 @@ from encoder.data.atomic import atomic_write_bytes, atomic_write_npz
 from encoder.data.errors import PoseDataError
 from encoder.data.preprocess import align_heading, body_centre, normalize_center_scale
 from encoder.data.sequence import PoseSequence
+from encoder.data.video import VIDEO_SUFFIXES
 from encoder.evaluation.metrics import classification_metrics, cluster_purity, compute_metrics, kmeans_labels
 from retrieval.index import IndexManager, VectorSearcher
 from retrieval.index.errors import IndexCorruptError, NoLiveIndexError
@@ -47,7 +48,7 @@ if TYPE_CHECKING:                       # torch is loaded only when an encoder i
 log = logging.getLogger(__name__)
 
 CACHE_DIR = "cache"
-UPLOAD_SUFFIXES: tuple[str, ...] = (".bvh", ".json", ".npy", ".npz")
+UPLOAD_SUFFIXES: tuple[str, ...] = (".bvh", ".json", ".npy", ".npz", *VIDEO_SUFFIXES)
 MAX_UPLOAD_MB = 50
 MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024 * 1024
 FILTER_FIELDS: tuple[str, ...] = ("label", "collection", "season", "tags")
@@ -114,7 +115,7 @@ def safe_upload_name(name: str) -> str:
 
 
 def read_uploaded_pose(name: str, data: bytes, max_bytes: int = MAX_UPLOAD_BYTES) -> list[PoseSequence]:
-    """Read an uploaded pose file (BVH, keypoint JSON, NPZ/NPY) into sequences.
+    """Read an uploaded pose file (BVH, keypoint JSON, NPZ/NPY) or video clip into sequences.
 
     The bytes are read in a worker process with time and memory limits, from memory (no temporary
     file: ``encoder.data.readers.sandbox``); every problem (type, size, content, a limit) is a

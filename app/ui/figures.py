@@ -102,6 +102,8 @@ def skeleton_gif(motion: MotionView, size: tuple[int, int] = GIF_SIZE, max_frame
     step = max(1, int(np.ceil(motion.num_frames / max_frames)))
     frames = np.arange(0, motion.num_frames, step)
     ground = GROUND_FRACTION * height
+    drawn = np.isfinite(pixels[frames]).all(axis=-1).any(axis=-1)
+    frames = frames[drawn] if drawn.any() else frames          # no blank frames (a clip's person may come later)
     images = []
     for t in frames:
         image = Image.new("RGB", (width, height), (255, 255, 255))

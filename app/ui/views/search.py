@@ -10,6 +10,7 @@ import streamlit as st
 
 from app.services.analysis import MAX_UPLOAD_MB, UPLOAD_SUFFIXES, motion_view, read_uploaded_pose
 from app.ui import figures
+from app.ui.video_panels import QueryVideo, query_video, show_hit_clip, show_query_video
 from app.ui.state import (
     AUTO_SEARCH_KEY,
     QUERY_ID_KEY,
@@ -61,6 +62,7 @@ class SearchResult:
     query_explanation: dict[str, Any] | None
     hits: list[SearchHit]
     live_key: str
+    query_video: QueryVideo | None = None    # the uploaded clip, when the query was a video
 
 
 def _run_search(live: Any, live_key: str, source: str, query_id: str | None, upload: Any, k: int,
@@ -80,10 +82,11 @@ def _run_search(live: Any, live_key: str, source: str, query_id: str | None, upl
         st.error(f"Choose a file to upload ({', '.join(UPLOAD_SUFFIXES)}).")
         return None
     # A bad file raises PoseDataError: page_guard shows its one line (and logs it without a traceback).
-    query = read_uploaded_pose(upload.name, upload.getvalue())[0]   # keypoint JSON: the tracked main person
+    query = read_uploaded_pose(upload.name, upload.getvalue())[0]   # keypoint JSON, video: the main person
     hits = svc.search_by_sequence(live, query, k, filters)
     explanation = svc.explain(live, query)
-    return SearchResult(query.source.removeprefix("upload:"), motion_view(query), explanation, hits, live_key)
+    return SearchResult(query.source.removeprefix("upload:"), motion_view(query), explanation, hits, live_key,
+                        query_video(upload.name, upload.getvalue(), query))
 
 
 def _hit_card(hit: SearchHit, root: str, store_url: str | None) -> None:
@@ -94,6 +97,7 @@ def _hit_card(hit: SearchHit, root: str, store_url: str | None) -> None:
                      width="stretch")
         except Exception as err:  # noqa: BLE001 - one unreadable hit must not hide the others
             st.warning(f"cannot draw: {one_line(err)}")
+        show_hit_clip(meta)
         st.markdown(f"**#{hit.rank} {hit.sequence_id}**")
         st.markdown(f"similarity **{hit.score:.3f}**")
         st.caption(" | ".join(str(x) for x in (
@@ -209,6 +213,8 @@ def render() -> None:
     if not result.hits:
         st.info(f"No sequence matches the filters for {result.query_name}.")
         return
+    if result.query_video is not None:
+        show_query_video(result.query_video)
     st.subheader(f"{len(result.hits)} closest in style to {result.query_name}")
     st.html(CARD_CSS)
     for start in range(0, len(result.hits), CARD_COLUMNS):
