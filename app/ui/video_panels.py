@@ -13,11 +13,11 @@ import numpy as np
 import streamlit as st
 from PIL import Image, ImageDraw
 
+from app.services.analysis import motion_view, safe_upload_name
 from app.ui.figures import skeleton_gif
 from encoder.data.sequence import PoseSequence
 from encoder.data.skeleton import COCO17_EDGES, LEFT_RIGHT_PAIRS
 from encoder.data.video import is_video
-from retrieval.analysis import motion_view, safe_upload_name
 
 OVERLAY_FRAMES = 4
 OVERLAY_WIDTH = 320

@@ -96,7 +96,9 @@ def app_test(app_argv):
 
     def make(root: Path, store_url: str | None = None) -> AppTest:
         app_argv(root, store_url)
-        return AppTest.from_file(str(APP_MAIN), default_timeout=APP_TIMEOUT_S)
+        # open on the Search page itself: the hidden home page only redirects there, and a redirect
+        # on every run would drop the widget events a test sends (Streamlit 1.60's AppTest)
+        return AppTest.from_file(str(APP_MAIN), default_timeout=APP_TIMEOUT_S).switch_page("views/search.py")
     return make
 
 

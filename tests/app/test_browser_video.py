@@ -13,14 +13,19 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_browser import (  # noqa: E402,F401 (browser: a fixture)
-    ARTIFACTS, CARD, SERVER_START_S, _cards_with_images, _free_port, _healthy, _require_browser, _wait, browser,
+from tests.app.test_browser import (  # noqa: F401 (browser: a fixture)
+    ARTIFACTS,
+    CARD,
+    SERVER_START_S,
+    _cards_with_images,
+    _free_port,
+    _healthy,
+    _require_browser,
+    _wait,
+    browser,
 )
-from test_video_search import CLIP_NAME, VideoIndex, build_video_index  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
-from video_requirements import require_video  # noqa: E402
+from tests.app.test_video_search import CLIP_NAME, VideoIndex, build_video_index
+from tests.support.video_requirements import require_video
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -58,7 +63,7 @@ def served_video_app(tmp_path: Path, make_checkpoint) -> Iterator[tuple[str, Vid
             process.wait()
 
 
-def test_video_query_in_a_real_browser(served_video_app, browser) -> None:
+def test_video_query_in_a_real_browser(served_video_app, browser) -> None:  # noqa: F811 (fixture)
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as EC
 

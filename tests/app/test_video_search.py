@@ -4,7 +4,6 @@ search page with an uploaded clip (query clip beside its skeleton, the hit's sou
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,16 +11,14 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
-from video_clips import person_clip  # noqa: E402
-from video_requirements import require_video  # noqa: E402
-
 from app.cli import cli
 from encoder.data.dataset import DatasetCache, ingest
 from encoder.data.demo import generate_demo_corpus
 from retrieval.index import IndexManager
 from retrieval.jobs import ReindexJob, register_dataset
 from retrieval.store import MetadataStore, default_database_url
+from tests.support.video_clips import person_clip
+from tests.support.video_requirements import require_video
 
 WALKS, WALK_FRAMES = 12, 75
 CLIP_FRAMES, CLIP_FPS, CLIP_STEP = 48, 24, 4

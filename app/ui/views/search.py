@@ -10,7 +10,6 @@ import streamlit as st
 
 from app.services.analysis import MAX_UPLOAD_MB, UPLOAD_SUFFIXES, motion_view, read_uploaded_pose
 from app.ui import figures
-from app.ui.video_panels import QueryVideo, query_video, show_hit_clip, show_query_video
 from app.ui.state import (
     AUTO_SEARCH_KEY,
     QUERY_ID_KEY,
@@ -25,6 +24,7 @@ from app.ui.state import (
     sequence_motion,
     service,
 )
+from app.ui.video_panels import QueryVideo, query_video, show_hit_clip, show_query_video
 from encoder.data.skeleton import COCO17_JOINTS
 from retrieval.search import SearchHit
 

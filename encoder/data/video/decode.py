@@ -17,7 +17,6 @@ from encoder.data.readers._common import check_file, check_fps
 from encoder.data.video.options import MAX_VIDEO_PIXELS, MAX_VIDEO_SECONDS
 
 
-
 @dataclass(frozen=True)
 class VideoInfo:
     """What the container says about a clip's video stream (``frames`` 0 when it does not say)."""
@@ -43,7 +42,8 @@ def _open(path: Path) -> Any:
     try:
         return av.open(str(path), mode="r")
     except av.error.FFmpegError as err:
-        raise PoseDataError(path, f"not a readable video (corrupt or not a video file: {err.strerror or err})") from None
+        raise PoseDataError(path, "not a readable video (corrupt or not a video file: "
+                                  f"{err.strerror or err})") from None
 
 
 def _info(path: Path, container: Any, stream: Any, max_seconds: float) -> VideoInfo:

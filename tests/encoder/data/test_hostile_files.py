@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import sys
 import tracemalloc
 import zipfile
 from pathlib import Path
@@ -15,9 +14,7 @@ import pytest
 
 from encoder.data.errors import PoseDataError
 from encoder.data.readers import ReaderLimits, read_pose_file
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "support"))
-from hostile_files import (  # noqa: E402
+from tests.support.hostile_files import (
     CROWD_150,
     CROWD_1000,
     SPAN_BOMB,

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import io
-import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -13,9 +12,7 @@ import pytest
 from encoder.data.errors import PoseDataError
 from encoder.data.readers import read_pose_file
 from encoder.data.readers.sandbox import SandboxLimits, read_pose_bytes
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "support"))
-from hostile_files import write_crowd, write_span_bomb, write_zip_bomb  # noqa: E402
+from tests.support.hostile_files import write_crowd, write_span_bomb, write_zip_bomb
 
 
 def _temp_entries() -> set[str]:

@@ -9,12 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "support"))
-from video_clips import (  # noqa: E402
-    CANVAS_HW, PHOTO_LEFT, empty_clip, person_clip, unknown_codec_clip, write_clip,
-)
-from video_requirements import require_video  # noqa: E402
-
 from encoder.data.dataset import DatasetCache, ingest
 from encoder.data.errors import PoseDataError
 from encoder.data.readers import SUPPORTED_SUFFIXES, read_pose_file
@@ -22,6 +16,15 @@ from encoder.data.skeleton import JOINT_INDEX
 from encoder.data.video import VideoOptions
 from encoder.data.video.estimators import PoseEstimator, register_estimator
 from encoder.data.video.reader import interpolate_frames
+from tests.support.video_clips import (
+    CANVAS_HW,
+    PHOTO_LEFT,
+    empty_clip,
+    person_clip,
+    unknown_codec_clip,
+    write_clip,
+)
+from tests.support.video_requirements import require_video
 
 FRAMES, FPS, STEP = 24, 24, 6
 PHOTO_WIDTH = 512
