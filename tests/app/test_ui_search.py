@@ -112,7 +112,7 @@ def test_uploader_offers_only_pose_file_types(app_test, small_index) -> None:
     at.radio(key="query-source").set_value("Upload a pose file").run()
     uploader = at.file_uploader(key="query-upload")
     offered = set(uploader.proto.type)
-    assert set(UPLOAD_SUFFIXES) <= offered and offered - set(UPLOAD_SUFFIXES) <= {".mpeg4"}   # Streamlit's alias of .mp4
+    assert set(UPLOAD_SUFFIXES) <= offered and offered - set(UPLOAD_SUFFIXES) <= {".mpeg4"}   # alias of .mp4
     uploader.set_value(("notes.txt", b"hello", "text/plain")).run()   # what the browser's picker prevents
     assert any("Invalid file extension: `.txt`" in e.value for e in at.exception)
 
