@@ -58,8 +58,9 @@ def train_command(
     device: str = typer.Option(None, "--device", help="auto, cpu or cuda[:n]."),
     threads: int = typer.Option(None, "--threads", min=0, help="Torch CPU threads (0: torch default)."),
     overrides: list[str] = typer.Option(None, "--set", help="Any setting as KEY=VALUE, e.g. augment.mirror=false."),
+    teacher: Path = typer.Option(None, "--teacher", help="Distil from this trained checkpoint (GaitKD-style)."),
 ) -> None:
-    """Train a style encoder on a dataset split and write its checkpoint."""
+    """Train a style encoder on a dataset split and write its checkpoint (a student with --teacher)."""
     from encoder.data.dataset import DatasetCache
     from encoder.models import model_names
     from encoder.training import fit, load_train_config, parse_override
@@ -88,7 +89,11 @@ def train_command(
         summary = {"dataset": str(data), "dataset_version": cache.dataset_version,
                    "split": {"spec": split, "seed": cfg.seed,
                              **{p: len(names) for p, names in parts.items()}}}
-        result = fit(train, val, cfg, summary=summary)
+        if teacher is not None:
+            from encoder.training.distill import distill
+            result = distill(train, val, cfg, teacher, summary=summary)
+        else:
+            result = fit(train, val, cfg, summary=summary)
         meta = result.save(out)
     except PoseDataError as err:
         raise _fail(str(err)) from None
