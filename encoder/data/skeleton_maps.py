@@ -111,7 +111,10 @@ def align_keypoints(xy: torch.Tensor, weight: torch.Tensor, config: SkeletonMapC
     mid = (neck + hip) / 2
     cos, sin = torch.cos(-theta), torch.sin(-theta)
     rot = torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], -2)   # (N, 2, 2)
-    rotate = lambda p: torch.einsum("nij,nkj->nki", rot, p - mid[:, None]) + mid[:, None]  # eq. (2)
+
+    def rotate(points: torch.Tensor) -> torch.Tensor:                      # eq. (2): M_R about P_mid
+        return torch.einsum("nij,nkj->nki", rot, points - mid[:, None]) + mid[:, None]
+
     neck_rot = rotate(neck[:, None])[:, 0]
     p_align = xy.new_tensor([c.neck_col * (c.width - 1), c.neck_row * (c.height - 1)])
     bias = p_align - neck_rot                                                        # eq. (3)

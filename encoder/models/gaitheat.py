@@ -75,7 +75,7 @@ class GaitHeatConfig(ModelConfig):
             raise ValueError(f"frame_step must be >= 1, got {self.frame_step}")
         if not self.partitions or any(r not in BODY_REGIONS for p in self.partitions for r in p):
             raise ValueError(f"partitions must name regions of {sorted(BODY_REGIONS)}, got {self.partitions}")
-        rows = -(-(-(-self.map_height // 2)) // 2)            # two stride-2 stages
+        rows = (self.map_height + 3) // 4                     # after two stride-2 stages
         if not self.hpm_bins or any(b < 1 or rows % b for b in self.hpm_bins):
             raise ValueError(f"hpm_bins must divide the final feature height {rows}, got {self.hpm_bins}")
         if self.embedding_dim % sum(self.hpm_bins):

@@ -75,7 +75,7 @@ class HSTLConfig(ModelConfig):
             raise ValueError("levels and channels need one entry per hierarchy level")
         if min(self.levels + self.channels) < 1 or self.frame_step < 1:
             raise ValueError("levels, channels and frame_step must be >= 1")
-        rows = -(-self.map_height // 2)
+        rows = (self.map_height + 1) // 2                     # after the 2x2 pool
         if self.map_height % self.levels[0] or any(rows % r for r in self.levels[1:]):
             raise ValueError(f"every level's region count must divide the map rows ({self.map_height}, "
                              f"then {rows}), got {self.levels}")
