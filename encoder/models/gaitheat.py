@@ -34,6 +34,7 @@ from encoder.data.skeleton import BODY_REGIONS
 from encoder.data.skeleton_maps import SkeletonMapConfig, group_max, limb_groups
 from encoder.models.base import ModelConfig, StyleModel, StyleOutput
 from encoder.models.gait_layers import (
+    RUNNING_MOMENTUM,
     PartHead,
     horizontal_bins,
     part_ce_loss,
@@ -95,11 +96,11 @@ class BasicBlock(nn.Module):
     def __init__(self, c_in: int, c_out: int, stride: int) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(c_out)
+        self.bn1 = nn.BatchNorm2d(c_out, momentum=RUNNING_MOMENTUM)
         self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(c_out)
+        self.bn2 = nn.BatchNorm2d(c_out, momentum=RUNNING_MOMENTUM)
         self.shortcut = (nn.Identity() if stride == 1 and c_in == c_out else
-                         nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out)))
+                         nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out, momentum=RUNNING_MOMENTUM)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = torch.relu(self.bn1(self.conv1(x)))
@@ -110,7 +111,7 @@ def _stages(channels: tuple[int, ...], c_in: int) -> nn.ModuleList:
     """Stem conv, then two residual stages of stride 2: GaitBase's ResNet9, scaled down."""
     c0, c1, c2 = channels
     return nn.ModuleList([
-        nn.Sequential(nn.Conv2d(c_in, c0, 3, 1, 1, bias=False), nn.BatchNorm2d(c0), nn.ReLU()),
+        nn.Sequential(nn.Conv2d(c_in, c0, 3, 1, 1, bias=False), nn.BatchNorm2d(c0, momentum=RUNNING_MOMENTUM), nn.ReLU()),
         BasicBlock(c0, c1, 2),
         BasicBlock(c1, c2, 2),
     ])
