@@ -122,6 +122,7 @@ def align_keypoints(xy: torch.Tensor, weight: torch.Tensor, config: SkeletonMapC
     return torch.where(observed[..., None], out, torch.zeros_like(out))
 
 
+EXP_FLOOR = -30.0
 LIMB_SAMPLES = 8   # points per limb: spacing <= 2 sigma (ripple < 2 %) for limbs up to 16 sigma long
 
 
@@ -132,10 +133,15 @@ def _grids(config: SkeletonMapConfig, like: torch.Tensor) -> tuple[torch.Tensor,
 
 
 def _profiles(points: torch.Tensor, config: SkeletonMapConfig, sigma: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Separable Gaussian profiles of (..., 2) points: rows (..., H) and columns (..., W)."""
+    """Separable Gaussian profiles of (..., 2) points: rows (..., H) and columns (..., W).
+
+    The exponent is floored at ``EXP_FLOOR`` (exp = 1e-13): far-off pixels would otherwise send
+    exp into its slow underflow path (20x slower on CPU), for values that are 0 anyway.
+    """
     cols, rows = _grids(config, points)
     inv = -0.5 / sigma ** 2
-    return torch.exp(inv * (rows - points[..., 1:2]) ** 2), torch.exp(inv * (cols - points[..., 0:1]) ** 2)
+    return (torch.exp((rows - points[..., 1:2]).square_().mul_(inv).clamp_(min=EXP_FLOOR)),
+            torch.exp((cols - points[..., 0:1]).square_().mul_(inv).clamp_(min=EXP_FLOOR)))
 
 
 def _limb_samples(pix: torch.Tensor, weight: torch.Tensor, config: SkeletonMapConfig,
