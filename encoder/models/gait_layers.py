@@ -1,10 +1,13 @@
 """Pieces shared by the skeleton-map gait models (GaitHeat, GaitMM, HSTL).
 
-- ``window_frames``: the batch's real windows, every ``frame_step``-th frame, rendered as
-  skeleton maps (encoder/data/skeleton_maps.py) with the observed/missing mask as confidence;
+- ``window_frames`` / ``render_frames``: the batch's real windows, every ``frame_step``-th
+  frame, rendered as skeleton maps (encoder/data/skeleton_maps.py) with the observed/missing
+  mask as confidence;
+- ``StripConv3d``: 3D convolutions with separate weights per horizontal strip (body part);
+- ``masked_temporal_pool`` / ``masked_temporal_max``: temporal pooling over valid frames only;
 - ``horizontal_bins`` / ``GeM``: horizontal pyramid pooling of a feature map;
-- ``PartHead``: per-part FC (HPM's mapping) + BNNeck + per-part classifier;
-- ``part_triplet_loss``: batch-all triplet loss per part (the gait papers' metric term).
+- ``PartHead`` (with ``NeckNorm``): per-part FC (HPM's mapping) + BNNeck + per-part classifier;
+- ``part_triplet_loss`` / ``part_ce_loss``: batch-all triplet and cross-entropy per part.
 """
 from __future__ import annotations
 
