@@ -57,8 +57,10 @@ def train_command(
     threads: int = typer.Option(None, "--threads", min=0, help="Torch CPU threads (0: torch default)."),
     overrides: list[str] = typer.Option(None, "--set", metavar="KEY=VALUE",
                                         help="Any setting as KEY=VALUE, e.g. augment.mirror=false."),
+    teacher: Path = typer.Option(None, "--teacher", metavar="CHECKPOINT",
+                                 help="Distil from this trained checkpoint (GaitKD-style)."),
 ) -> None:
-    """Train a style encoder on a dataset split and write its checkpoint."""
+    """Train a style encoder on a dataset split and write its checkpoint (a student with --teacher)."""
     from rich.console import Console
 
     from encoder.data.dataset import DatasetCache
@@ -91,7 +93,11 @@ def train_command(
         summary = {"dataset": str(data), "dataset_version": cache.dataset_version,
                    "split": {"spec": split, "seed": cfg.seed,
                              **{p: len(names) for p, names in parts.items()}}}
-        result = fit(train, val, cfg, summary=summary)
+        if teacher is not None:
+            from encoder.training.distill import distill
+            result = distill(train, val, cfg, teacher, summary=summary)
+        else:
+            result = fit(train, val, cfg, summary=summary)
         meta = result.save(out)
     except InputError as err:
         raise fail(str(err)) from None

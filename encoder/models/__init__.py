@@ -5,6 +5,9 @@ Importing this package registers every model: ``build_model(name, config)`` for 
 """
 from encoder.models.base import ModelConfig, StyleModel, StyleOutput
 from encoder.models.gait_relationnet import GaitRelationNet, GaitRelationNetConfig
+from encoder.models.gaitheat import GaitHeat, GaitHeatConfig
+from encoder.models.gaitmm import GaitMM, GaitMMConfig
+from encoder.models.hstl import HSTL, HSTLConfig
 from encoder.models.layers import REGION_NAMES
 from encoder.models.losses import StyleLoss, StyleLossConfig
 from encoder.models.pose_transformer import PoseTransformer, PoseTransformerConfig
@@ -23,7 +26,8 @@ from encoder.models.stgcn import STGCN, STGCNConfig
 from encoder.models.temporal_cnn import TemporalCNN, TemporalCNNConfig
 
 __all__ = [
-    "MODEL_REGISTRY", "REGION_NAMES", "GaitRelationNet", "GaitRelationNetConfig", "ModelConfig",
+    "MODEL_REGISTRY", "REGION_NAMES", "GaitHeat", "GaitHeatConfig", "GaitMM", "GaitMMConfig",
+    "GaitRelationNet", "GaitRelationNetConfig", "HSTL", "HSTLConfig", "ModelConfig",
     "ModelSpec", "PoseStyleNet", "PoseStyleNetConfig", "PoseTransformer", "PoseTransformerConfig",
     "STGCN", "STGCNConfig", "STMLP", "STMLPConfig", "StyleLoss", "StyleLossConfig", "StyleModel",
     "StyleOutput", "TemporalCNN", "TemporalCNNConfig", "build_model", "config_from_dict",

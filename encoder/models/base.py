@@ -59,6 +59,7 @@ class StyleOutput:
     - ``stage_states`` (B, M, D'): per-window states fed to the smoothness loss (eq. 14), or None.
     - ``window_mask`` (B, M) bool: the windows that entered the embedding (real windows with
       at least one observed joint), or None.
+    - ``aux``: model-specific tensors its own training terms need (``StyleModel.extra_losses``).
     """
 
     embedding: torch.Tensor
@@ -67,6 +68,7 @@ class StyleOutput:
     segment_weights: torch.Tensor | None = None
     region_weights: torch.Tensor | None = None
     stage_states: torch.Tensor | None = None
+    aux: dict[str, torch.Tensor] | None = None
 
 
 class StyleModel(nn.Module):
@@ -108,6 +110,10 @@ class StyleModel(nn.Module):
             if got != shape:
                 raise ValueError(f"{self.registry_name or type(self).__name__}: batch.{name} "
                                  f"has shape {got}, expected {shape}")
+
+    def extra_losses(self, output: StyleOutput, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Training terms of the model's own paper, added to ``StyleLoss``'s total (none by default)."""
+        return {}
 
     def forward(self, batch: PoseBatch) -> StyleOutput:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -30,7 +30,7 @@ import time
 from collections import Counter, OrderedDict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -111,6 +111,9 @@ class PreparedCache:
 
 
 PREPARED_CACHE = PreparedCache()
+
+# Extra loss terms of a step: (batch, model output) -> {name: scalar loss}.
+ExtraTerms = Callable[[PoseBatch, Any], dict[str, torch.Tensor]]
 
 
 @dataclass
@@ -194,20 +197,28 @@ def _batches(n: int, batch_size: int, rng: np.random.Generator) -> list[np.ndarr
     return [order[i:i + batch_size] for i in range(0, n, batch_size)]
 
 
-def _forward_loss(model: torch.nn.Module, loss_fn: torch.nn.Module, batch: PoseBatch
-                  ) -> tuple[torch.Tensor, dict[str, float], torch.Tensor]:
+def _forward_loss(model: torch.nn.Module, loss_fn: torch.nn.Module, batch: PoseBatch,
+                  extra_terms: ExtraTerms | None = None) -> tuple[torch.Tensor, dict[str, float], torch.Tensor]:
+    """``StyleLoss`` + the model's own terms (``extra_losses``) + ``extra_terms`` (e.g. distillation)."""
     out = model(batch)
-    terms = loss_fn(out, batch.labels)
-    total = terms["total"]
-    return total, {k: float(v.detach()) for k, v in terms.items() if k != "total"}, out.logits
+    terms = dict(loss_fn(out, batch.labels))
+    total = terms.pop("total")
+    extra = dict(model.extra_losses(out, batch.labels))
+    if extra_terms is not None:
+        extra.update(extra_terms(batch, out))
+    for value in extra.values():
+        total = total + value
+    terms.update(extra)
+    return total, {k: float(v.detach()) for k, v in terms.items()}, out.logits
 
 
 @torch.no_grad()
-def _validate(model: torch.nn.Module, loss_fn: torch.nn.Module, batches: list[PoseBatch]) -> dict[str, float]:
+def _validate(model: torch.nn.Module, loss_fn: torch.nn.Module, batches: list[PoseBatch],
+              extra_terms: ExtraTerms | None = None) -> dict[str, float]:
     model.eval()
     losses, weights, preds, trues = [], [], [], []
     for batch in batches:
-        total, _, logits = _forward_loss(model, loss_fn, batch)
+        total, _, logits = _forward_loss(model, loss_fn, batch, extra_terms)
         losses.append(float(total))
         weights.append(len(batch))
         preds.append(logits.argmax(dim=1).cpu().numpy())
@@ -232,11 +243,13 @@ def is_improvement(metrics: dict[str, float], best: dict[str, float] | None, cfg
 
 
 def fit(train_seqs: Sequence[PoseSequence], val_seqs: Sequence[PoseSequence], config: TrainConfig,
-        labels: Sequence[str] | None = None, summary: dict[str, Any] | None = None) -> TrainResult:
+        labels: Sequence[str] | None = None, summary: dict[str, Any] | None = None,
+        extra_terms: ExtraTerms | None = None) -> TrainResult:
     """Train ``config.model`` on labelled sequences; returns the best-epoch model and its checkpoint meta.
 
     ``labels``: the ordered style set (default: the sorted styles of ``train_seqs``).
     ``summary``: extra facts recorded in the checkpoint's training summary (dataset, split...).
+    ``extra_terms``: ``(batch, output) -> {name: loss}`` added to every step's loss (distillation).
     """
     start = time.perf_counter()
     cfg = config
@@ -297,7 +310,7 @@ def fit(train_seqs: Sequence[PoseSequence], val_seqs: Sequence[PoseSequence], co
             for idx in _batches(len(train.versions), cfg.batch_size, order_rng):
                 items = [crop_windows(train.versions[i][picks[i]], cfg.train_windows, order_rng) for i in idx]
                 batch = collate_segments(items, train.labels[idx].tolist(), max_m).to(device)
-                total, parts, logits = _forward_loss(model, loss_fn, batch)
+                total, parts, logits = _forward_loss(model, loss_fn, batch, extra_terms)
                 optimiser.zero_grad(set_to_none=True)
                 total.backward()
                 if cfg.grad_clip > 0:
@@ -314,7 +327,7 @@ def fit(train_seqs: Sequence[PoseSequence], val_seqs: Sequence[PoseSequence], co
                                       "train_loss": sums["loss"] / seen, "train_accuracy": correct / seen,
                                       **{f"train_{k}": v / seen for k, v in sums.items() if k != "loss"}}
             if val_batches:
-                record.update(_validate(model, loss_fn, val_batches))
+                record.update(_validate(model, loss_fn, val_batches, extra_terms))
             record["seconds"] = time.perf_counter() - epoch_start
             history.append(record)
             if not val_batches or is_improvement(record, best, cfg):

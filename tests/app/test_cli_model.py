@@ -100,3 +100,21 @@ def test_bad_arguments_give_one_line_errors(dataset, tmp_path):
     result = runner.invoke(cli, ["evaluate", str(evil), "--data", str(dataset), "--split", "auto",
                                  "--out", str(tmp_path / "r")])
     assert result.exit_code == 1 and "unsupported checkpoint type" in result.output
+
+
+def test_train_a_student_from_a_teacher_checkpoint(dataset, tmp_path):
+    teacher = tmp_path / "teacher.safetensors"
+    assert _train(dataset, teacher, "--split", "auto").exit_code == 0
+    student = tmp_path / "student.safetensors"
+    args = ["train", "--model", "st_mlp", "--data", str(dataset), "--split", "auto", "--seed", "0",
+            "--out", str(student), "--epochs", "2", "--threads", "1", "--set", "progress=false",
+            "--set", "model_config.frame_hidden=16", "--set", "model_config.window_hidden=16"]
+    result = runner.invoke(cli, [*args, "--teacher", str(teacher)])
+    assert result.exit_code == 0, result.output
+    _, meta = read_checkpoint(student)
+    _, teacher_meta = read_checkpoint(teacher)
+    assert meta.model_name == "st_mlp" and meta.labels == teacher_meta.labels
+    assert meta.training["teacher"]["encoder_version"] == teacher_meta.encoder_version
+    missing = runner.invoke(cli, [*args, "--teacher", str(tmp_path / "nope.safetensors")])
+    assert missing.exit_code == 1
+    assert "nope.safetensors: checkpoint file not found" in missing.output

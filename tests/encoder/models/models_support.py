@@ -23,6 +23,11 @@ TINY_CONFIGS: dict[str, dict] = {
     "gait_relationnet": {"joint_channels": 8, "pair_dim": 8, "relation_dim": 16, "embedding_dim": 16, "dropout": 0.0},
     "stgcn": {"channels": (8, 12, 16), "strides": (1, 2, 1), "embedding_dim": 16, "dropout": 0.0},
     "temporal_cnn": {"channels": 16, "embedding_dim": 16, "dropout": 0.0},
+    "gaitheat": {"map_height": 16, "map_width": 12, "channels": (4, 4, 8), "hpm_bins": (1, 2),
+                 "embedding_dim": 12, "dropout": 0.0},
+    "gaitmm": {"map_height": 16, "map_width": 12, "channels": (4, 4, 8), "parts": 2, "embedding_dim": 8,
+               "dropout": 0.0},
+    "hstl": {"map_height": 16, "map_width": 12, "channels": (4, 4, 8), "embedding_dim": 14, "dropout": 0.0},
 }
 
 # Per class: oscillation frequency (Hz) and which body regions swing (amplitude per region).

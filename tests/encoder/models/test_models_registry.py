@@ -20,7 +20,8 @@ from encoder.models import (
 )
 from tests.encoder.models.models_support import TINY_CONFIGS
 
-EXPECTED_MODELS = {"posestyle_net", "st_mlp", "pose_transformer", "gait_relationnet", "stgcn", "temporal_cnn"}
+EXPECTED_MODELS = {"posestyle_net", "st_mlp", "pose_transformer", "gait_relationnet", "stgcn", "temporal_cnn",
+                   "gaitheat", "gaitmm", "hstl"}
 
 
 def test_all_models_are_registered():
