@@ -55,9 +55,10 @@ def _perturbed(base: PoseSequence, rng: np.random.Generator) -> PoseSequence:
     return PoseSequence(joints=joints, confidence=confidence, fps=base.fps, skeleton=base.skeleton)
 
 
-def make_walk_corpus(root: str | Path, n: int, *, seed: int = 0, input_dims: int = 2,
+def make_walk_corpus(root: str | Path, n: int, *, seed: int = 0, input_dims: int = 2, pool: int = POOL_SIZE,
                      progress: Callable[[int], None] | None = None) -> DatasetCache:
-    """A dataset cache of ``n`` distinct synthetic walks at ``root`` (reused if already complete)."""
+    """A dataset cache of ``n`` distinct synthetic walks made from ``pool`` demo walks at ``root``
+    (reused if already complete)."""
     from encoder.data.demo import generate_demo_corpus
 
     root = Path(root)
@@ -68,12 +69,12 @@ def make_walk_corpus(root: str | Path, n: int, *, seed: int = 0, input_dims: int
     arrays = root / ARRAYS_DIR
     arrays.mkdir(parents=True, exist_ok=True)
     view = "2d" if input_dims == 2 else "3d"
-    pool = generate_demo_corpus(min(POOL_SIZE, n), seed=seed, views=(view,), progress=False)
+    bases = generate_demo_corpus(min(pool, n), seed=seed, views=(view,), progress=False)
     rng = np.random.default_rng([seed, 17])
     items: list[DatasetItem] = []
     for i in range(n):
-        base = pool[i % len(pool)]
-        seq = base if i < len(pool) else _perturbed(base, rng)
+        base = bases[i % len(bases)]
+        seq = base if i < len(bases) else _perturbed(base, rng)
         content_hash = seq.content_hash()
         path = arrays / f"{content_hash}.npz"
         if not path.is_file():  # a fixture, not user data: plain write, then rename (no fsync per file)
@@ -145,7 +146,8 @@ class LocalRayCluster:
         self.ray = str(Path(sys.executable).with_name("ray"))
 
     def _ray_start(self, *args: str) -> None:
-        env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+        # Ray runs its workers at nice 15 by default; the local backend's workers run at 0
+        env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_worker_niceness": "0"}
         common = ["--num-cpus", str(self.cpus_per_node), "--object-store-memory", str(self.object_store_bytes),
                   "--disable-usage-stats"]
         done = subprocess.run([self.ray, "start", *args, *common], env=env, capture_output=True, text=True,
