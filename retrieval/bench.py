@@ -796,7 +796,8 @@ def run_retrieval_bench(config: BenchConfig, out_dir: str | Path, *, progress: b
 
 def _scale_parts(checkpoint: Path, config: BenchConfig, workdir: Path, bar: StageProgress) -> dict[str, Any]:
     """The re-index, serving and sharded-index parts that ``config.parts`` names."""
-    from retrieval.bench_reindex import run_reindex_bench
+    from encoder.inference import StyleEncoder
+    from retrieval.bench_reindex import cached, run_reindex_bench
     from retrieval.bench_scale import bench_serving, bench_sharded_ivf_pq
 
     out: dict[str, Any] = {}
@@ -806,14 +807,17 @@ def _scale_parts(checkpoint: Path, config: BenchConfig, workdir: Path, bar: Stag
             out["reindex"] = run_reindex_bench(checkpoint, workdir / "reindex", sequences=config.reindex_walks,
                                                compare_sequences=config.reindex_compare_walks, seed=config.seed,
                                                ray_cluster="ray" in config.reindex_backends, log=quiet)
+    version = StyleEncoder.load(checkpoint).version
     if "serving" in config.parts:
         with bar.stage(f"serving at {config.serving_size:,}"):
-            out["serving"] = bench_serving(checkpoint, workdir, config.serving_size, queries=config.e2e_queries,
-                                           seed=config.seed, log=quiet)
+            out["serving"] = cached(workdir / "results" / f"serving-{version}-{config.serving_size}.json",
+                                    lambda: bench_serving(checkpoint, workdir, config.serving_size,
+                                                          queries=config.e2e_queries, seed=config.seed, log=quiet))
     if "sharded" in config.parts:
         with bar.stage(f"sharded IVF-PQ at {config.sharded_size:,}"):
-            out["sharded"] = bench_sharded_ivf_pq(workdir, config.sharded_size, seed=config.seed,
-                                                  queries=min(500, config.queries), log=quiet)
+            out["sharded"] = cached(workdir / "results" / f"sharded-{config.sharded_size}-seed{config.seed}.json",
+                                    lambda: bench_sharded_ivf_pq(workdir, config.sharded_size, seed=config.seed,
+                                                                 queries=min(500, config.queries), log=quiet))
     return out
 
 

@@ -120,9 +120,13 @@ def _processes_mentioning(marker: str) -> set[int]:
             continue
         pid = int(entry.name)
         parent_of[pid] = int(stat.rpartition(")")[2].split()[1])
-        if marker in cmdline and pid != os.getpid():
+        if marker in cmdline:
             roots.add(pid)
-    found = set(roots)
+    ancestors, pid = set(), os.getpid()
+    while pid > 1 and pid in parent_of:   # never this process or what started it
+        ancestors.add(pid)
+        pid = parent_of[pid]
+    found = roots - ancestors
     grew = True
     while grew:
         children = {pid for pid, ppid in parent_of.items() if ppid in found} - found
@@ -235,7 +239,7 @@ def reindex_once(dataset: DatasetCache, checkpoint: Path, root: Path, *, backend
     }
 
 
-def _cached(path: Path, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+def cached(path: Path, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """``fn()``'s result, stored at ``path``; a later bench run with the same work folder reuses it."""
     if path.is_file():
         return {**json.loads(path.read_text(encoding="utf-8")), "reused_from": str(path)}
@@ -289,7 +293,7 @@ def run_reindex_bench(checkpoint: Path, workdir: str | Path, *, sequences: int =
                                       **options)
             return {"run": label, **result, "ray_address": "local cluster (ray start --head + worker nodes)",
                     "cluster_start_s": round(cluster.start_s, 1), "cluster_cpus": cores}
-        runs.append(_cached(work / "results" / f"{key}-{n}-{backend}-{options['workers']}x{options['threads']}.json",
+        runs.append(cached(work / "results" / f"{key}-{n}-{backend}-{options['workers']}x{options['threads']}.json",
                             one_run))
         log(f"  {runs[-1]['run']} on {n:,}: {runs[-1]['throughput_seq_per_s']} seq/s")
     return {"sequences": sequences, "compare_sequences": compare_sequences, "corpus_write_s": corpus_s,
