@@ -13,8 +13,12 @@ Measured (``run_retrieval_bench``):
   ``StyleEncoder.embed``, search, metadata join from a ``MetadataStore`` of 100k sequences) ->
   ranked hits, over an index built, verified and promoted by ``IndexManager``; as shipped (torch's
   default threads) and with one torch thread;
-- re-index throughput: ``ReindexJob`` over demo sequences with the local and the Ray backend (and
-  the local one on one torch thread).
+- re-index throughput (``benchmarks.reindex_bench``): ``ReindexJob`` over 100k synthetic walks with
+  the local backend, per stage; local against Ray actors on a real local Ray cluster;
+- serving at 1M and the sharded IVF-PQ plan for 100M (``benchmarks.scale_bench``).
+
+Parts (``parts``) can be run alone: the others are carried over from the report already in the output
+folder, and the long set-ups (walk corpus, 1M store) are kept in ``workdir`` and reused.
 
 Vectors: 1M real walks cannot be encoded here in time, so corpora are sampled from a mixture
 (``ClusteredSphereMixture``, or ``FittedMixture`` fitted to real embeddings when a checkpoint and a
@@ -34,7 +38,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -94,9 +98,13 @@ class BenchConfig:
     sweep_single_queries: int = 200   # queries timed one at a time per sweep point
     e2e_corpus: int = TARGET_E2E_SIZE
     e2e_queries: int = 50
-    reindex_sequences: int = 600
+    reindex_walks: int = 100_000      # the local re-index run
+    reindex_compare_walks: int = 10_000   # local against the Ray cluster
     reindex_backends: tuple[str, ...] = ("local", "ray")
-    reindex_local_one_thread: bool = True   # also run the local backend with one torch thread
+    serving_size: int = 1_000_000
+    sharded_size: int = 1_000_000
+    parts: tuple[str, ...] = ("indexes", "end_to_end", "reindex", "serving", "sharded")
+    workdir: Path | None = None       # set-ups kept between runs (None: a temporary folder)
     recall_target: float = TARGET_RECALL
     seed: int = 0
     checkpoint: Path | None = None    # encoder: dimension, e2e embedding, re-index; None = untrained default
@@ -108,9 +116,9 @@ class BenchConfig:
 def quick_config(**overrides: Any) -> BenchConfig:
     """Tiny sizes that run the whole bench code path in well under a minute (used by the tests)."""
     values: dict[str, Any] = dict(sizes=(5_000,), queries=100, single_queries=20, sweep_single_queries=10,
-                                  e2e_corpus=1_000, e2e_queries=3, reindex_sequences=8,
-                                  reindex_backends=("local",), reindex_local_one_thread=False, fit_items=60,
-                                  quick=True)
+                                  e2e_corpus=1_000, e2e_queries=3, reindex_walks=8, reindex_compare_walks=6,
+                                  reindex_backends=("local",), serving_size=1_000, sharded_size=5_000,
+                                  fit_items=60, quick=True)
     values.update(overrides)
     return BenchConfig(**values)
 
@@ -635,57 +643,6 @@ def _e2e_pass(service: Any, encoder: Any, paths: list[Path]) -> dict[str, Any]:
             "all_queries_got_k_hits_with_metadata": complete, "example_hits": example}
 
 
-# -- re-index -------------------------------------------------------------------------------------------
-def bench_reindex(checkpoint: Path, config: BenchConfig, workdir: Path,
-                  progress: StageProgress) -> list[dict[str, Any]]:
-    """``ReindexJob`` over ``reindex_sequences`` demo walks, once per backend, each into a fresh store."""
-    import torch
-
-    from encoder.data.dataset import DatasetCache, ingest
-    from encoder.data.demo import generate_demo_corpus
-    from encoder.inference import StyleEncoder
-    from retrieval.jobs import ReindexJob, register_dataset
-    from retrieval.jobs.ray_backend import DEFAULT_NUM_CPUS
-
-    input_dims = StyleEncoder.load(checkpoint).input_dims
-    with progress.stage(f"re-index: write {config.reindex_sequences} demo walks"):
-        raw = workdir / "raw"
-        raw.mkdir(parents=True, exist_ok=True)
-        view = "2d" if input_dims == 2 else "3d"
-        for seq in generate_demo_corpus(config.reindex_sequences, seed=config.seed + 11, views=(view,), progress=False):
-            buffer = io.BytesIO()
-            np.savez(buffer, **seq.to_arrays())
-            write_bytes_durably(raw / f"{seq.name}.npz", buffer.getvalue())
-        report = ingest([raw], workdir / "dataset", progress=False)
-        dataset = DatasetCache.open(workdir / "dataset")
-    runs: list[tuple[str, int | None]] = [(backend, None) for backend in config.reindex_backends]
-    if config.reindex_local_one_thread and "local" in config.reindex_backends:
-        runs.append(("local", 1))
-    results = []
-    for backend, threads in runs:
-        label = backend if threads is None else f"{backend} ({threads} torch thread)"
-        with progress.stage(f"re-index: {label}"), (torch_threads(threads) if threads else nullcontext()):
-            root = workdir / f"index-{len(results)}-{backend}"
-            store = MetadataStore.open(root / "metadata.db")
-            try:
-                register_dataset(store, dataset)
-                job = ReindexJob(store, IndexManager(root, store, use_gpu=False), dataset, checkpoint,
-                                 backend=backend, progress=False, recall_target=config.recall_target)
-                summary = job.run()
-            finally:
-                store.close()
-            workers = (f"{DEFAULT_NUM_CPUS} Ray actors x 1 CPU, 1 torch thread each (local Ray started by the job)"
-                       if backend == "ray" else f"this process, {torch.get_num_threads()} torch thread(s)")
-        results.append({
-            "backend": backend, "run": label, "torch_threads_set": threads, "workers": workers,
-            "sequences": summary.total, "embedded": summary.embedded, "failed": summary.failed,
-            "ingested": report.written + report.reused, "embed_s": round(summary.embed_s, 2),
-            "elapsed_s": round(summary.elapsed_s, 2), "throughput_seq_per_s": round(summary.throughput, 1),
-            "index_spec": summary.index_spec,
-        })
-    return results
-
-
 # -- the whole bench --------------------------------------------------------------------------------------
 def _check_sizes(sizes: Sequence[int], queries: int) -> None:
     for n in sizes:
@@ -708,17 +665,20 @@ def run_retrieval_bench(config: BenchConfig, out_dir: str | Path, *, progress: b
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     machine = machine_info()
-    one_thread_run = config.reindex_local_one_thread and "local" in config.reindex_backends
-    reindex_runs = len(config.reindex_backends) + int(one_thread_run)
-    stages = 1 + len(config.sizes) * (1 + len(INDEX_TYPES)) + 3 + 1 + reindex_runs + 1
+    parts = set(config.parts)
+    previous = json.loads((out / REPORT_JSON).read_text()) if (out / REPORT_JSON).is_file() else {}
+    stages = (1 + ("indexes" in parts) * len(config.sizes) * (1 + len(INDEX_TYPES)) + 3 * ("end_to_end" in parts)
+              + len(parts & {"reindex", "serving", "sharded"}) + 1)
     bar = StageProgress(stages, enabled=progress)
     try:
         with tempfile.TemporaryDirectory(prefix="posestyle-bench-") as tmp:
             work = Path(tmp)
+            kept = Path(config.workdir) if config.workdir is not None else work
+            kept.mkdir(parents=True, exist_ok=True)
             with bar.stage("encoder and vector mixture"):
                 checkpoint = config.checkpoint
                 made_checkpoint = checkpoint is None
-                if checkpoint is None:
+                if checkpoint is None:   # deterministic: the same default model gives the same version
                     checkpoint = make_untrained_checkpoint(work / "untrained.safetensors", config.seed)
                 encoder = StyleEncoder.load(checkpoint)
                 mixture: VectorMixture
@@ -727,11 +687,15 @@ def run_retrieval_bench(config: BenchConfig, out_dir: str | Path, *, progress: b
                 else:
                     mixture = ClusteredSphereMixture(dim=encoder.dim, seed=config.seed,
                                                      **({"groups": 10} if config.quick else {}))
-            indexes: list[dict[str, Any]] = []
-            for n in config.sizes:
-                indexes.extend(bench_indexes_at_size(n, mixture, config, bar))
-            end_to_end = bench_end_to_end(checkpoint, mixture, config, work / "e2e", bar, trained=not made_checkpoint)
-            reindex = bench_reindex(checkpoint, config, work / "reindex", bar)
+            measured: dict[str, Any] = {}
+            if "indexes" in parts:
+                measured["indexes"] = [r for n in config.sizes for r in bench_indexes_at_size(n, mixture, config, bar)]
+            if "end_to_end" in parts:
+                measured["end_to_end"] = bench_end_to_end(checkpoint, mixture, config, work / "e2e", bar,
+                                                          trained=not made_checkpoint)
+            measured.update(_scale_parts(checkpoint, config, kept, bar))
+        carried = {part: previous.get("created") for part in ("indexes", "end_to_end", "reindex", "serving", "sharded")
+                   if part not in parts and part in previous}
         report: dict[str, Any] = {
             "schema": 1, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "command": command,
@@ -741,7 +705,7 @@ def run_retrieval_bench(config: BenchConfig, out_dir: str | Path, *, progress: b
                         "queries": f"{config.queries} further samples of the same mixture, not indexed"},
             "encoder": {"checkpoint": "untrained PoseStyle-Net, default config (made by the bench)" if made_checkpoint
                         else str(checkpoint), "version": encoder.version, "dim": encoder.dim},
-            "indexes": indexes, "end_to_end": end_to_end, "reindex": reindex,
+            **{part: previous[part] for part in carried}, **measured, "carried_over": carried,
         }
         report["targets"] = evaluate_targets(report, config)
         report["total_s"] = round(time.perf_counter() - started, 1)
@@ -750,6 +714,33 @@ def run_retrieval_bench(config: BenchConfig, out_dir: str | Path, *, progress: b
     finally:
         bar.close()
     return report
+
+
+def _scale_parts(checkpoint: Path, config: BenchConfig, workdir: Path, bar: StageProgress) -> dict[str, Any]:
+    """The re-index, serving and sharded-index parts that ``config.parts`` names."""
+    from benchmarks.reindex_bench import cached, run_reindex_bench
+    from benchmarks.scale_bench import bench_serving, bench_sharded_ivf_pq
+    from encoder.inference import StyleEncoder
+
+    out: dict[str, Any] = {}
+    quiet = log.info
+    if "reindex" in config.parts:
+        with bar.stage(f"re-index: {config.reindex_walks:,} walks"):
+            out["reindex"] = run_reindex_bench(checkpoint, workdir / "reindex", sequences=config.reindex_walks,
+                                               compare_sequences=config.reindex_compare_walks, seed=config.seed,
+                                               ray_cluster="ray" in config.reindex_backends, log=quiet)
+    version = StyleEncoder.load(checkpoint).version
+    if "serving" in config.parts:
+        with bar.stage(f"serving at {config.serving_size:,}"):
+            out["serving"] = cached(workdir / "results" / f"serving-{version}-{config.serving_size}.json",
+                                    lambda: bench_serving(checkpoint, workdir, config.serving_size,
+                                                          queries=config.e2e_queries, seed=config.seed, log=quiet))
+    if "sharded" in config.parts:
+        with bar.stage(f"sharded IVF-PQ at {config.sharded_size:,}"):
+            out["sharded"] = cached(workdir / "results" / f"sharded-{config.sharded_size}-seed{config.seed}.json",
+                                    lambda: bench_sharded_ivf_pq(workdir, config.sharded_size, seed=config.seed,
+                                                                 queries=min(500, config.queries), log=quiet))
+    return out
 
 
 # -- targets and reports ----------------------------------------------------------------------------------
@@ -789,7 +780,9 @@ def evaluate_targets(report: dict[str, Any], config: BenchConfig) -> list[dict[s
     if size != TARGET_INDEX_SIZE or report["end_to_end"]["corpus"] != TARGET_E2E_SIZE:
         for t in targets:
             t["note"] = "sizes differ from the issue's (1M index, 100k end to end): indicative only"
-    return targets
+    from benchmarks.scale_bench import scale_targets
+
+    return targets + scale_targets(report)
 
 
 def _findings(report: dict[str, Any]) -> list[str]:
@@ -808,15 +801,13 @@ def _findings(report: dict[str, Any]) -> list[str]:
         f"{SERIAL_MAX_QUERIES} queries on one thread (`retrieval.index.spec.search_with`).")
     e = report["end_to_end"]
     one = e["torch_1_thread"]
-    local = {r["run"]: r["throughput_seq_per_s"] for r in report["reindex"]}
-    reindex_text = ", ".join(f"{run} {rate:.1f} seq/s" for run, rate in local.items())
     out.append(
         f"- torch threads: embedding one query walk takes p50 {e['stages']['embed']['p50_ms']:.1f} ms as shipped "
         f"(`StyleEncoder` runs queries of up to {SERIAL_MAX_SEQUENCES} sequences on one torch thread; process default "
         f"{e['torch_threads']} threads) and {one['stages']['embed']['p50_ms']:.1f} ms with the whole process on one, "
         f"so end to end is p50 {e['latency']['p50_ms']:.1f} ms as shipped and {one['latency']['p50_ms']:.1f} ms with "
-        f"`torch.set_num_threads(1)`. Re-index throughput: {reindex_text}. Large re-index batches keep torch's default "
-        "threads, which on this shared 2-core machine is much slower than one thread.")
+        f"`torch.set_num_threads(1)`. The re-index embeds in worker processes of one torch thread each "
+        "(`--workers`/`--threads`; workers x threads never exceed the cores).")
     tuned = [r for r in rows if r["tuned_params"]]
     if tuned:
         pairs = "; ".join(f"{r['type']} at {r['size']:,} ({_params_text(r['tuned_params'])}): "
@@ -852,7 +843,9 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         f"Produced by `{report['command']}` on {report['created']} in {report['total_s'] / 60:.1f} min. "
         "Figures are from one run on a shared machine: other work was running (see the load averages), so "
-        "latencies are noisy; recall figures are not.",
+        "latencies are noisy; recall figures are not."
+        + "".join(f" The *{part}* part is carried over from the run of {when} (not re-run)."
+                  for part, when in report.get("carried_over", {}).items()),
         "",
         "## Machine",
         "",
@@ -974,19 +967,10 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"{e['store_insert_s']:.1f} s ({e['store_rows_per_s']:,.0f} rows/s, `upsert_sequences` bulk path), index build "
         f"{e['index_build_s']:.1f} s, verify + promote {e['verify_promote_s']:.1f} s.",
         "",
-        "## Re-index throughput",
-        "",
-        f"`ReindexJob` over {cfg['reindex_sequences']} demo walks (ingested into a dataset cache), each run into a "
-        "fresh store. Throughput = sequences embedded / embedding phase time (load, preprocess, embed, write shards, "
-        "record progress; for Ray it includes starting Ray and its actors). Total adds planning and the index "
-        "build/verify/promote.",
-        "",
-        "| run | workers | embedded | failed | embedding s | throughput seq/s | total s | index |",
-        "|---|---|---|---|---|---|---|---|",
     ]
-    for r in report["reindex"]:
-        lines.append(f"| {r['run']} | {r['workers']} | {r['embedded']} | {r['failed']} | {r['embed_s']:.1f} | "
-                     f"{r['throughput_seq_per_s']:.1f} | {r['elapsed_s']:.1f} | `{r['index_spec']}` |")
+    from benchmarks.scale_bench import render_scale_markdown
+
+    lines += render_scale_markdown(report)
     lines += ["", "Machine-readable figures: `retrieval.json`.", ""]
     return "\n".join(lines)
 

@@ -54,8 +54,8 @@ def print_retrieval_summary(report: dict[str, Any], console: Console, out: Path)
     console.print(f"end to end at {e['corpus']:,}: p50 {e['latency']['p50_ms']:.1f} ms, "
                   f"p99 {e['latency']['p99_ms']:.1f} ms (torch 1 thread: p50 {one['p50_ms']:.1f} ms, "
                   f"p99 {one['p99_ms']:.1f} ms)", highlight=False)
-    for r in report["reindex"]:
-        console.print(f"re-index {r['run']}: {r['throughput_seq_per_s']:.1f} seq/s ({r['embedded']} in "
+    for r in (report.get("reindex") or {}).get("runs", []):
+        console.print(f"re-index {r['run']}: {r['throughput_seq_per_s']:.1f} seq/s ({r['embedded']:,} in "
                       f"{r['embed_s']:.1f} s)", highlight=False)
     targets = Table(title="Targets", title_justify="left")
     for name in ("target", "measured", "met", "detail"):
@@ -78,8 +78,15 @@ def retrieval_command(
     backends: str = typer.Option("local,ray", "--backends", help="Re-index backends to compare."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of the vector mixture and demo walks."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+    parts: str = typer.Option("indexes,end_to_end,reindex,serving,sharded", "--parts",
+                              help="Parts to run; the others are carried over from the report in --out."),
+    workdir: Path = typer.Option(None, "--workdir", help="Keep the walk corpus, 1M store and finished runs here "
+                                 "(an interrupted bench resumes; default: a temporary folder)."),
+    reindex_walks: int = typer.Option(100_000, "--reindex-walks", min=1, help="Synthetic walks re-indexed."),
+    serving_size: int = typer.Option(1_000_000, "--serving-size", min=1000, help="Rows and vectors served."),
 ) -> None:
-    """Index build/memory/recall/latency at each size, end-to-end query latency, re-index throughput."""
+    """Index build/memory/recall/latency at each size, end-to-end query latency, re-index throughput,
+    serving at 1M, the sharded IVF-PQ plan."""
     from rich.console import Console
 
     from benchmarks.retrieval_bench import BenchConfig, quick_config, run_retrieval_bench
@@ -92,11 +99,17 @@ def retrieval_command(
         raise _fail(f"{checkpoint}: checkpoint file not found")
     if data is not None and checkpoint is None:
         raise _fail("--data needs --checkpoint (the mixture is fitted to that encoder's embeddings)")
-    common: dict[str, Any] = dict(checkpoint=checkpoint, data=data, seed=seed, reindex_backends=chosen)
+    chosen_parts = tuple(p.strip() for p in parts.split(",") if p.strip())
+    known_parts = BenchConfig.__dataclass_fields__["parts"].default
+    if not chosen_parts or any(p not in known_parts for p in chosen_parts):
+        raise _fail(f"--parts must name some of {', '.join(known_parts)}, got {parts!r}")
+    common: dict[str, Any] = dict(checkpoint=checkpoint, data=data, seed=seed, reindex_backends=chosen,
+                                  parts=chosen_parts, workdir=workdir)
     if quick:
         config = quick_config(**common)
     else:
-        config = BenchConfig(sizes=_parse_sizes(sizes), **common)
+        config = BenchConfig(sizes=_parse_sizes(sizes), reindex_walks=reindex_walks, serving_size=serving_size,
+                             sharded_size=serving_size, **common)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     command = "posestyle " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["bench"] else \
         "posestyle bench retrieval"

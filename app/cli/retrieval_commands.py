@@ -61,6 +61,8 @@ def print_reindex_summary(summary: ReindexSummary, console: Console) -> None:
     table.add_row("elapsed", f"{summary.elapsed_s:.1f} s")
     table.add_row("throughput", f"{summary.throughput:.1f} seq/s "
                                 f"({summary.embedded_this_run} in {summary.embed_s:.1f} s)")
+    if summary.stage_s:
+        table.add_row("seconds per stage", ", ".join(f"{k} {v:.1f}" for k, v in summary.stage_s.items()))
     table.add_row("indexed", str(summary.indexed))
     if summary.index_version is not None:
         table.add_row("index spec", summary.index_spec or "")
@@ -81,13 +83,15 @@ def print_reindex_summary(summary: ReindexSummary, console: Console) -> None:
 
 def _run_reindex(checkpoint: Path, data: Path | None, backend: Backend, ray_address: str | None,
                  batch_size: int | None, index_type: IndexType, store_url: str | None, root: Path,
-                 stale_after: float | None, progress: bool, register: bool) -> None:
+                 stale_after: float | None, progress: bool, register: bool, workers: int | None = None,
+                 threads: int | None = None) -> None:
     from rich.console import Console
 
     from encoder.data.dataset import DatasetCache
     from encoder.data.errors import PoseDataError
     from retrieval.index import IndexManager
     from retrieval.jobs import DEFAULT_BATCH_SIZE, JobError, ReindexJob, register_dataset
+    from retrieval.jobs.backends import resolve_parallelism
     from retrieval.jobs.reindex import DEFAULT_STALE_AFTER_S
     from retrieval.store import MetadataStore, StoreError, default_database_url
 
@@ -96,6 +100,11 @@ def _run_reindex(checkpoint: Path, data: Path | None, backend: Backend, ray_addr
         raise fail("--ray-address needs --backend ray", EXIT_USAGE)
     if not checkpoint.is_file():
         raise fail(f"{checkpoint}: checkpoint file not found", EXIT_USAGE)
+    if backend_name == "local" or ray_address is None:   # a joined cluster's CPUs are not this machine's
+        try:
+            workers, threads = resolve_parallelism(workers, threads)
+        except JobError as err:
+            raise fail(str(err), EXIT_USAGE) from None
     try:
         dataset = DatasetCache.open(data) if data is not None else None
     except PoseDataError as err:
@@ -110,7 +119,7 @@ def _run_reindex(checkpoint: Path, data: Path | None, backend: Backend, ray_addr
             job = ReindexJob(store, IndexManager(root, store), dataset, checkpoint, backend_name,
                              batch_size=batch_size or DEFAULT_BATCH_SIZE, index_type=index_type_name,
                              ray_address=ray_address, stale_after_s=stale_after or DEFAULT_STALE_AFTER_S,
-                             progress=progress)
+                             progress=progress, workers=workers, threads=threads)
             summary = job.run()
     except PoseDataError as err:
         raise fail(str(err), EXIT_USAGE) from None
@@ -149,6 +158,10 @@ _STORE = typer.Option(None, "--store", metavar="URL", help="Metadata store URL (
 _ROOT = typer.Option(Path("index_data"), "--root", metavar="DIR", help="Data folder holding indexes/ and embeddings/.")
 _STALE_AFTER = typer.Option(None, "--stale-after", min=1.0, metavar="SECONDS", help=STALE_AFTER_HELP)
 _PROGRESS = typer.Option(True, "--progress/--no-progress", help="Show a progress bar.")
+_WORKERS = typer.Option(None, "--workers", "-j", min=1,
+                        help="Embedding processes (Ray actors); default: the CPU cores / --threads.")
+_THREADS = typer.Option(None, "--threads", min=1, help="Torch threads per worker (default 1); workers x threads "
+                        "may not exceed the CPU cores.")
 
 
 @cli.command("reindex", epilog=EXIT_CODES_HELP)
@@ -164,12 +177,14 @@ def reindex_command(
     root: Path = _ROOT,
     stale_after: float | None = _STALE_AFTER,
     progress: bool = _PROGRESS,
+    workers: int = _WORKERS,
+    threads: int = _THREADS,
 ) -> None:
     """Embed the stored sequences with an encoder into a new index version and make it live.
 
     Unchanged sequences are skipped; an interrupted job of the same encoder is resumed."""
     _run_reindex(checkpoint, data, backend, ray_address, batch_size, index_type, store, root, stale_after,
-                 progress, register=False)
+                 progress, register=False, workers=workers, threads=threads)
 
 
 @cli.command("index", epilog=EXIT_CODES_HELP)
@@ -184,7 +199,9 @@ def index_command(
     root: Path = _ROOT,
     stale_after: float | None = _STALE_AFTER,
     progress: bool = _PROGRESS,
+    workers: int = _WORKERS,
+    threads: int = _THREADS,
 ) -> None:
     """Register a dataset's sequences in the store, then re-index with the encoder."""
     _run_reindex(checkpoint, data, backend, ray_address, batch_size, index_type, store, root, stale_after,
-                 progress, register=True)
+                 progress, register=True, workers=workers, threads=threads)

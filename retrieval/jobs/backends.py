@@ -4,23 +4,58 @@ Every backend yields ``EmbeddedBatch``es covering each request exactly once, eit
 or with a one-line error; what happens to the results (shards, bookkeeping) is the job's business,
 so the local and the Ray backend share it. ``embed_requests`` is the per-batch work both run: load,
 preprocess and encode, where one bad sequence never costs the others their embeddings.
+
+The local backend runs ``workers`` processes of ``threads`` torch threads each; workers x threads
+never exceeds the CPUs this process may use (one single-threaded worker per core by default in the
+CLI: on a shared machine a second torch thread per process mostly waits).
 """
 from __future__ import annotations
 
+import multiprocessing
+import os
+import threading
+import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
+import torch
 
 from encoder.data.batch import SegmentedSequence
 from encoder.data.errors import PoseDataError
 from encoder.inference import StyleEncoder
+from retrieval.jobs.errors import JobError
 from retrieval.jobs.sources import EmbedRequest, SequenceLoader
 
 DEFAULT_BATCH_SIZE = 256
 MODEL_BATCH_SIZE = 64
+WORKER_STAGES = ("read", "preprocess", "embed")   # per-batch seconds an ``EmbeddedBatch`` reports
+_PARENT_POLL_S = 1.0
+
+
+def available_cores() -> int:
+    """CPUs this process may run on (its affinity mask, not the machine's total)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def resolve_parallelism(workers: int | None, threads: int | None, cores: int | None = None) -> tuple[int, int]:
+    """(workers, torch threads per worker): unset values fill the cores (1 thread, one worker per
+    core); ``JobError`` when workers x threads would exceed them."""
+    cores = cores or available_cores()
+    threads = threads or 1
+    workers = workers or max(1, cores // threads)
+    if workers < 1 or threads < 1:
+        raise JobError(f"workers and threads must be >= 1, got {workers} and {threads}")
+    if workers * threads > cores:
+        raise JobError(f"{workers} workers x {threads} threads = {workers * threads} exceeds the {cores} "
+                       "CPU cores available; lower --workers or --threads")
+    return workers, threads
 
 
 @dataclass
@@ -30,6 +65,7 @@ class EmbeddedBatch:
     ids: list[str]
     embeddings: np.ndarray
     errors: dict[str, str] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)   # time per ``WORKER_STAGES`` stage
 
     def __iter__(self) -> Iterator[object]:
         """Unpack as ``ids, embeddings, errors``."""
@@ -64,14 +100,21 @@ def embed_requests(encoder: StyleEncoder, loader: SequenceLoader, requests: Sequ
     and the rest are still embedded (a failing model batch is retried one sequence at a time)."""
     errors: dict[str, str] = {}
     prepared: list[tuple[str, SegmentedSequence]] = []
+    read_s = preprocess_s = 0.0
     for request in requests:
+        t0 = time.perf_counter()
         try:
-            prepared.append((request.sequence_id, encoder.prepare(loader.load(request))))
+            seq = loader.load(request)
+            t1 = time.perf_counter()
+            read_s += t1 - t0
+            prepared.append((request.sequence_id, encoder.prepare(seq)))
+            preprocess_s += time.perf_counter() - t1
         except Exception as err:  # one unreadable or unprocessable sequence must not stop the batch
             errors[request.sequence_id] = _one_line(request.sequence_id, err)
     ids = [sid for sid, _ in prepared]
     items = [item for _, item in prepared]
     vectors = np.zeros((len(items), encoder.dim), np.float32)
+    t_embed = time.perf_counter()
     if items:
         try:
             vectors = encoder.embed_prepared(items, batch_size=model_batch_size)
@@ -93,22 +136,71 @@ def embed_requests(encoder: StyleEncoder, loader: SequenceLoader, requests: Sequ
         else:
             keep.append(i)
     kept = np.ascontiguousarray(vectors[keep], dtype=np.float32).reshape(len(keep), encoder.dim)
-    return EmbeddedBatch(ids=[ids[i] for i in keep], embeddings=kept, errors=errors)
+    seconds = {"read": read_s, "preprocess": preprocess_s, "embed": time.perf_counter() - t_embed}
+    return EmbeddedBatch(ids=[ids[i] for i in keep], embeddings=kept, errors=errors, seconds=seconds)
+
+
+@contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Torch intra-op threads set to ``n`` inside (None: unchanged)."""
+    previous = torch.get_num_threads()
+    if n is not None and n != previous:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if n is not None and n != previous:
+            torch.set_num_threads(previous)
+
+
+# -- worker processes ---------------------------------------------------------------------------------
+_worker: dict[str, object] = {}
+
+
+def _exit_when_orphaned(parent_pid: int) -> None:
+    """A worker whose job process died (even by ``kill -9``) exits instead of lingering."""
+    while True:
+        time.sleep(_PARENT_POLL_S)
+        if os.getppid() != parent_pid:
+            os._exit(1)
+
+
+def _start_worker(checkpoint: str, threads: int, parent_pid: int) -> None:
+    """Pool initializer: torch threads, the encoder loaded once, the orphan watchdog."""
+    torch.set_num_threads(threads)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # already set in this process
+        pass
+    threading.Thread(target=_exit_when_orphaned, args=(parent_pid,), daemon=True).start()
+    _worker["encoder"] = StyleEncoder.load(checkpoint)
+    _worker["loader"] = SequenceLoader()
+
+
+def _embed_in_worker(requests: list[EmbedRequest]) -> EmbeddedBatch:
+    return embed_requests(_worker["encoder"], _worker["loader"], requests)  # type: ignore[arg-type]
 
 
 class LocalBackend:
-    """Embeds in this process, ``batch_size`` sequences at a time."""
+    """Embeds ``batch_size`` sequences at a time: in this process (``workers=1``) or in ``workers``
+    spawned processes, each with ``threads`` torch threads; batches come back in request order."""
 
     name = "local"
 
     def __init__(self, checkpoint: str | Path, *, batch_size: int = DEFAULT_BATCH_SIZE,
-                 encoder: StyleEncoder | None = None, device: str = "cpu") -> None:
-        """``encoder`` reuses an already loaded encoder of ``checkpoint``."""
+                 encoder: StyleEncoder | None = None, device: str = "cpu", workers: int = 1,
+                 threads: int | None = 1) -> None:
+        """``encoder`` reuses an already loaded encoder of ``checkpoint`` (in-process only);
+        ``threads=None`` keeps this process's torch thread count."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if workers < 1 or (threads is not None and threads < 1):
+            raise ValueError(f"workers and threads must be >= 1, got {workers} and {threads}")
         self.checkpoint = Path(checkpoint)
         self.batch_size = batch_size
         self.device = device
+        self.workers = workers
+        self.threads = threads
         self._encoder = encoder
         self._loader = SequenceLoader()
 
@@ -119,8 +211,22 @@ class LocalBackend:
         return self._encoder
 
     def embed_batches(self, requests: Sequence[EmbedRequest]) -> Iterator[EmbeddedBatch]:
-        for start in range(0, len(requests), self.batch_size):
-            yield embed_requests(self.encoder, self._loader, requests[start:start + self.batch_size])
+        chunks = [list(requests[i:i + self.batch_size]) for i in range(0, len(requests), self.batch_size)]
+        if self.workers == 1 or len(chunks) < 2 or self.device != "cpu":
+            with torch_threads(self.threads):
+                for chunk in chunks:
+                    yield embed_requests(self.encoder, self._loader, chunk)
+            return
+        # spawn, not fork: a worker must not inherit the job's shard lock or store connection
+        context = multiprocessing.get_context("spawn")
+        pool = context.Pool(min(self.workers, len(chunks)), initializer=_start_worker,
+                            initargs=(str(self.checkpoint.resolve()), self.threads or 1, os.getpid()))
+        try:
+            yield from pool.imap(_embed_in_worker, chunks)
+            pool.close()
+        finally:
+            pool.terminate()
+            pool.join()
 
     def close(self) -> None:
         self._encoder = None

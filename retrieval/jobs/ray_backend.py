@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from encoder.inference import StyleEncoder
-from retrieval.jobs.backends import DEFAULT_BATCH_SIZE, EmbeddedBatch, embed_requests
+from retrieval.jobs.backends import DEFAULT_BATCH_SIZE, WORKER_STAGES, EmbeddedBatch, embed_requests
 from retrieval.jobs.errors import JobError
 from retrieval.jobs.sources import EmbedRequest, SequenceLoader
 
@@ -38,6 +38,8 @@ class RayEmbedder:
         requests = [EmbedRequest(str(s), str(d), str(h)) for s, d, h in
                     zip(batch["sequence_id"], batch["dataset"], batch["content_hash"])]
         result = embed_requests(self.encoder, self.loader, requests)
+        share = {stage: np.full(len(requests), result.seconds.get(stage, 0.0) / max(1, len(requests)))
+                 for stage in WORKER_STAGES}
         row_of = {sid: i for i, sid in enumerate(result.ids)}
         embeddings = np.zeros((len(requests), self.encoder.dim), np.float32)
         errors: list[str] = []
@@ -48,16 +50,17 @@ class RayEmbedder:
             else:
                 errors.append(result.errors.get(request.sequence_id, f"{request.sequence_id}: not embedded"))
         return {"sequence_id": np.asarray([r.sequence_id for r in requests]), "embedding": embeddings,
-                "error": np.asarray(errors)}
+                "error": np.asarray(errors), **{f"{stage}_s": share[stage] for stage in WORKER_STAGES}}
 
 
 class RayBackend:
-    """Embeds with Ray Data actors (see module doc); results come back in ``batch_size`` batches."""
+    """Embeds with Ray Data actors of ``threads`` torch threads and CPUs each (see module doc);
+    results come back in ``batch_size`` batches."""
 
     name = "ray"
 
     def __init__(self, checkpoint: str | Path, *, batch_size: int = DEFAULT_BATCH_SIZE, address: str | None = None,
-                 num_cpus: int = DEFAULT_NUM_CPUS, actors: int | None = None,
+                 num_cpus: int = DEFAULT_NUM_CPUS, actors: int | None = None, threads: int = 1,
                  object_store_memory: int = DEFAULT_OBJECT_STORE_BYTES) -> None:
         """``actors`` defaults to ``num_cpus`` (one CPU each) for a local Ray, 2 on a cluster."""
         if batch_size < 1:
@@ -66,7 +69,8 @@ class RayBackend:
         self.batch_size = batch_size
         self.address = address
         self.num_cpus = num_cpus
-        self.actors = actors or (num_cpus if address is None else 2)
+        self.threads = max(1, threads)
+        self.actors = actors or (max(1, num_cpus // self.threads) if address is None else 2)
         self.object_store_memory = object_store_memory
         self._started_ray = False
 
@@ -104,16 +108,17 @@ class RayBackend:
         rows = [{"sequence_id": r.sequence_id, "dataset": r.dataset, "content_hash": r.content_hash}
                 for r in requests]
         dataset = ray.data.from_items(rows).map_batches(
-            RayEmbedder, fn_constructor_kwargs={"checkpoint": str(self.checkpoint)},
+            RayEmbedder, fn_constructor_kwargs={"checkpoint": str(self.checkpoint), "torch_threads": self.threads},
             batch_size=self.batch_size, batch_format="numpy",
-            compute=ray.data.ActorPoolStrategy(size=self.actors), num_cpus=1)
+            compute=ray.data.ActorPoolStrategy(size=self.actors), num_cpus=self.threads)
         for batch in dataset.iter_batches(batch_size=self.batch_size, batch_format="numpy"):
             ids = [str(s) for s in batch["sequence_id"]]
             errors = [str(e) for e in batch["error"]]
             ok = np.asarray([not e for e in errors], dtype=bool)
             yield EmbeddedBatch(ids=[s for s, good in zip(ids, ok) if good],
                                 embeddings=np.ascontiguousarray(np.asarray(batch["embedding"], np.float32)[ok]),
-                                errors={s: e for s, e in zip(ids, errors) if e})
+                                errors={s: e for s, e in zip(ids, errors) if e},
+                                seconds={stage: float(np.sum(batch[f"{stage}_s"])) for stage in WORKER_STAGES})
 
     def close(self) -> None:
         """Shut down the local Ray this backend started (a joined cluster is left alone)."""

@@ -22,7 +22,9 @@ One run:
    retires the old live version; until then the old version keeps serving. If the live version
    already holds exactly these embeddings nothing is rebuilt.
 
-A heartbeat thread keeps the job's heartbeat fresh while a long batch runs.
+A heartbeat thread keeps the job's heartbeat fresh while a long batch runs. The summary carries the
+seconds spent in each stage (read, preprocess and embed summed over the backend's workers; the rest
+in this process).
 """
 from __future__ import annotations
 
@@ -32,6 +34,8 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -114,6 +118,7 @@ class ReindexSummary:
     index_spec: str | None
     shards_removed: int = 0
     errors: dict[str, str] = field(default_factory=dict)
+    stage_s: dict[str, float] = field(default_factory=dict)
 
     @property
     def throughput(self) -> float:
@@ -153,9 +158,11 @@ class ReindexJob:
                  batch_size: int = DEFAULT_BATCH_SIZE, index_type: str = "auto", ray_address: str | None = None,
                  embeddings_dir: str | Path | None = None, stale_after_s: float = DEFAULT_STALE_AFTER_S,
                  heartbeat_s: float = DEFAULT_HEARTBEAT_S, recall_target: float = 0.95,
-                 progress: bool = True) -> None:
+                 progress: bool = True, workers: int | None = None, threads: int | None = None) -> None:
         """``dataset``: where to load sequences from (None: each sequence's dataset recorded at
-        registration). ``backend``: ``"local"``, ``"ray"`` or a backend object (closed by ``run``)."""
+        registration). ``backend``: ``"local"``, ``"ray"`` or a backend object (closed by ``run``).
+        ``workers`` x ``threads``: embedding processes (Ray actors) and torch threads each; local
+        defaults to this process with one thread."""
         if index_type not in INDEX_TYPES:
             raise JobError(f"unknown index type {index_type!r}; choose one of {', '.join(INDEX_TYPES)}")
         if batch_size < 1:
@@ -167,7 +174,9 @@ class ReindexJob:
         if not self.checkpoint.is_file():
             raise JobError(f"{self.checkpoint}: checkpoint file not found")
         self.encoder = StyleEncoder.load(self.checkpoint)
+        self.workers, self.threads = workers, threads
         self.backend = self._make_backend(backend, batch_size, ray_address)
+        self._stage_s: dict[str, float] = {}
         self.batch_size = batch_size
         self.index_type = index_type
         self.embeddings_dir = Path(embeddings_dir if embeddings_dir is not None
@@ -182,9 +191,11 @@ class ReindexJob:
         if not isinstance(backend, str):
             return backend
         if backend == "local":
-            return LocalBackend(self.checkpoint, batch_size=batch_size, encoder=self.encoder)
+            return LocalBackend(self.checkpoint, batch_size=batch_size, encoder=self.encoder,
+                                workers=self.workers or 1, threads=self.threads or 1)
         if backend == "ray":
-            return RayBackend(self.checkpoint, batch_size=batch_size, address=ray_address)
+            return RayBackend(self.checkpoint, batch_size=batch_size, address=ray_address, actors=self.workers,
+                              threads=self.threads or 1)
         raise JobError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
 
     @property
@@ -220,7 +231,8 @@ class ReindexJob:
     def _run_claimed(self, job: JobRecord, resumed: bool, shards: ShardStore, started: float) -> ReindexSummary:
         """Plan, embed, publish and clean up; the job ends completed, failed or interrupted."""
         try:
-            requests = self._plan(job, shards)
+            with self._timed("plan"):
+                requests = self._plan(job, shards)
             embedded_now, embed_s = self._embed(job, requests, shards)
             self.store.update_job(job.id, message="publishing index")
             previous_live, built, spec, indexed = self._publish(job, shards)
@@ -241,7 +253,16 @@ class ReindexJob:
             failed=counts["failed"], embedded_this_run=embedded_now, elapsed_s=time.perf_counter() - started,
             embed_s=embed_s, indexed=indexed, index_version=built, live_version=live,
             previous_live_version=previous_live, index_spec=spec, shards_removed=len(removed),
-            errors=self.store.job_item_errors(job.id))
+            errors=self.store.job_item_errors(job.id), stage_s={k: round(v, 3) for k, v in self._stage_s.items()})
+
+    @contextmanager
+    def _timed(self, stage: str) -> Iterator[None]:
+        """Add the seconds spent inside to ``stage`` of the summary's ``stage_s``."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._stage_s[stage] = self._stage_s.get(stage, 0.0) + time.perf_counter() - start
 
     def _finish_quietly(self, job_id: str, status: str, message: str) -> None:
         try:
@@ -265,6 +286,7 @@ class ReindexJob:
         return {"checkpoint": str(self.checkpoint.resolve()),
                 "dataset": str(self.dataset.root.resolve()) if self.dataset is not None else None,
                 "backend": self.backend.name, "batch_size": self.batch_size, "index_type": self.index_type,
+                "workers": self.workers, "threads": self.threads,
                 "embeddings_dir": str(self.embeddings_dir.resolve()), "host": socket.gethostname(),
                 "index_root": str(self.index_manager.root.resolve()),
                 "pid": os.getpid()}
@@ -381,6 +403,8 @@ class ReindexJob:
         try:
             for batch in self.backend.embed_batches(requests):
                 embedded += self._record_batch(job, batch, by_id, answered, shards)
+                for stage, seconds in batch.seconds.items():
+                    self._stage_s[stage] = self._stage_s.get(stage, 0.0) + seconds
                 bar.update(len(batch.ids) + len(batch.errors))
                 bar.set_postfix(failed=len(answered) - embedded, refresh=False)
         finally:
@@ -401,10 +425,12 @@ class ReindexJob:
         failed = {s: e for s, e in errors.items() if s in by_id and s not in answered and s not in ids}
         records: list[EmbeddingRecord] = []
         if ids:
-            key = shards.write(vectors)
+            with self._timed("write_shards"):
+                key = shards.write(vectors)
             records = [EmbeddingRecord(sequence_id=s, content_hash=by_id[s].content_hash, shard=key, row=row)
                        for row, s in enumerate(ids)]
-        self.store.record_embedded_batch(job.id, self.encoder_version, records, failed=failed)
+        with self._timed("record"):
+            self.store.record_embedded_batch(job.id, self.encoder_version, records, failed=failed)
         answered.update(ids)
         answered.update(failed)
         return len(ids)
@@ -428,18 +454,22 @@ class ReindexJob:
             log.info("live index %s already holds these %d embeddings; nothing to rebuild", previous_live,
                      len(records))
             return previous_live, None, None, len(records)
-        vectors = shards.gather(records, self.encoder.dim)
+        with self._timed("gather"):
+            vectors = shards.gather(records, self.encoder.dim)
         ids = [r.sequence_id for r in records]
         spec = spec_for_index_type(self.index_type, len(ids), self.encoder.dim)
         version = new_version_name(enc)
         self.store.update_job(job.id, index_version=version, message=f"building index {version}")
         try:
-            built = self.index_manager.build(version, vectors, ids, encoder_version=enc, spec=spec,
-                                             recall_target=self.recall_target)
-            report = self.index_manager.verify(version, expected_ids=expected)
+            with self._timed("build"):
+                built = self.index_manager.build(version, vectors, ids, encoder_version=enc, spec=spec,
+                                                 recall_target=self.recall_target)
+            with self._timed("verify"):
+                report = self.index_manager.verify(version, expected_ids=expected)
             if not report.ok:
                 raise JobError(report.summary())
-            self.index_manager.promote(version)
+            with self._timed("promote"):
+                self.index_manager.promote(version)
         except (VectorIndexError, StoreError) as exc:
             raise JobError(f"index {version}: {exc}") from exc
         return previous_live, version, built.spec, len(ids)

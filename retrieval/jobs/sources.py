@@ -81,9 +81,8 @@ class SequenceLoader:
         if request.sequence_id not in cache:
             raise PoseDataError(request.dataset, f"dataset has no sequence {request.sequence_id!r}; pass --data "
                                 "with the dataset that holds it")
-        seq = cache.load(request.sequence_id)
-        found = seq.content_hash()
+        found = cache.item(request.sequence_id).content_hash
         if found != request.content_hash:
             raise PoseDataError(cache.array_path(found), f"content of {request.sequence_id!r} differs from the "
                                 "store's; run posestyle index to register the new content")
-        return seq.with_(name=request.sequence_id)
+        return cache.load(request.sequence_id).with_(name=request.sequence_id)  # load checks the file's hash

@@ -91,20 +91,31 @@ def test_end_to_end_answers_every_file_with_ranked_hits(quick_run: tuple[dict[st
     assert e2e["torch_1_thread"]["all_queries_got_k_hits_with_metadata"] is True
 
 
-def test_reindex_embeds_every_demo_sequence(quick_run: tuple[dict[str, Any], Path]) -> None:
+def test_reindex_embeds_every_walk_and_times_every_stage(quick_run: tuple[dict[str, Any], Path]) -> None:
     report, _ = quick_run
-    (local,) = report["reindex"]
-    assert local["backend"] == "local"
-    assert local["embedded"] == quick_config().reindex_sequences and local["failed"] == 0
+    (local,) = report["reindex"]["runs"]
+    assert local["backend"] == "local" and local["workers"] * local["threads"] <= report["reindex"]["cores"]
+    assert local["embedded"] == quick_config().reindex_walks and local["failed"] == 0
+    assert {"read", "preprocess", "embed", "write_shards", "build", "verify", "promote"} <= set(local["stage_s"])
+
+
+def test_serving_and_sharded_parts_answer_with_hits_and_recall(quick_run: tuple[dict[str, Any], Path]) -> None:
+    report, _ = quick_run
+    serving, sharded = report["serving"], report["sharded"]
+    assert serving["corpus"] == quick_config().serving_size and serving["all_queries_got_k_hits_with_metadata"]
+    assert serving["rss_mib"]["after_queries"] > 0
+    assert sharded["vectors"] == quick_config().sharded_size
+    assert all(0.0 <= p["recall_at_10"] <= 1.0 for p in sharded["sweep"])
 
 
 def test_targets_are_judged_and_marked_indicative_at_other_sizes(quick_run: tuple[dict[str, Any], Path]) -> None:
     report, _ = quick_run
     targets = report["targets"]
-    assert len(targets) == 1 + len(INDEX_TYPES)
+    assert len(targets) == 1 + len(INDEX_TYPES) + 3     # + re-index, serving latency, serving RSS
     assert sum("the index the product builds" in t["name"] for t in targets) == 1
     assert all(isinstance(t["met"], bool) and t["measured"] for t in targets)
-    assert all("indicative" in t["note"] for t in targets)
+    assert all("indicative" in t["note"] for t in targets[:1 + len(INDEX_TYPES)])
+    assert not any(t["met"] for t in targets[1 + len(INDEX_TYPES):])   # quick sizes are below the targets' sizes
 
 
 def test_recall_counts_the_overlap_of_the_top_k() -> None:

@@ -28,21 +28,23 @@ WAIT_S = 240.0
 # the job runs).
 WORKER = textwrap.dedent('''
     import sys, time
-    from retrieval.jobs import backends
 
-    pause_s, argv = float(sys.argv[1]), sys.argv[2:]
-    original = backends.LocalBackend.embed_batches
+    if __name__ == "__main__":          # the re-index may spawn worker processes, which import this file
+        from retrieval.jobs import backends
 
-    def paused(self, requests):
-        for batch in original(self, requests):
-            yield batch
-            time.sleep(pause_s)
+        pause_s, argv = float(sys.argv[1]), sys.argv[2:]
+        original = backends.LocalBackend.embed_batches
 
-    backends.LocalBackend.embed_batches = paused
-    from app.cli import main
+        def paused(self, requests):
+            for batch in original(self, requests):
+                yield batch
+                time.sleep(pause_s)
 
-    sys.argv = ["posestyle", *argv]
-    main()
+        backends.LocalBackend.embed_batches = paused
+        from app.cli import main
+
+        sys.argv = ["posestyle", *argv]
+        main()
 ''')
 
 
