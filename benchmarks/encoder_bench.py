@@ -38,7 +38,7 @@ from encoder.data.sequence import PoseSequence
 SPLITS: tuple[str, ...] = ("random", "cross-content")
 VIEWS: tuple[str, ...] = ("2d", "3d")
 BENCH_MODELS: tuple[str, ...] = ("posestyle_net", "st_mlp", "pose_transformer", "gait_relationnet", "stgcn",
-                                 "temporal_cnn")
+                                 "temporal_cnn", "gaitheat", "gaitmm", "hstl")
 HANDCRAFTED = "handcrafted_stats_logreg"
 
 # Bump when a change to the models, preprocessing, augmentation or training changes what a run

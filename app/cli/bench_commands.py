@@ -14,8 +14,6 @@ from app.cli.common import EXIT_CODES_HELP, EXIT_USAGE, fail
 
 if TYPE_CHECKING:
     from rich.console import Console
-# benchmarks.encoder_bench.BENCH_MODELS (not imported here: the CLI starts without torch)
-BENCH_MODELS_DEFAULT = ("posestyle_net", "st_mlp", "pose_transformer", "gait_relationnet", "stgcn", "temporal_cnn")
 
 bench_app = typer.Typer(name="bench", help="Measure the product: write reports under docs/benchmarks.",
                         no_args_is_help=True, rich_markup_mode=None)
@@ -179,12 +177,14 @@ def encoders_command(
                                     help="Folder with random-*.txt and cross-content-*.txt."),
     out: Path = typer.Option(Path("docs/benchmarks"), "--out", "-o", help="Folder for the report."),
     stem: str = typer.Option("encoders", "--stem", help="Report file names: <stem>.md and <stem>.json."),
-    models: str = typer.Option(",".join(BENCH_MODELS_DEFAULT), "--models", help="Models, comma-separated."),
+    models: str = typer.Option(None, "--models", help="Models, comma-separated (default: every bench model)."),
     splits: str = typer.Option("random,cross-content", "--split-names", help="Splits, comma-separated."),
     views: str = typer.Option("2d,3d", "--views", help="Views, comma-separated."),
     seeds: str = typer.Option("0,1,2,3,4", "--seeds", help="Seeds, comma-separated."),
     seeds_3d: str = typer.Option(None, "--seeds-3d", help="Seeds of the 3d view (default: --seeds)."),
     ablations: bool = typer.Option(True, "--ablations/--no-ablations", help="PoseStyle-Net ablations (Table 6)."),
+    open_set: bool = typer.Option(True, "--open-set/--no-open-set",
+                                  help="Open-set runs (3 styles held out, two choices)."),
     config: Path = typer.Option(None, "--config", "-c",
                                 help="YAML: {train: {...}, model_train: {model: {...}}} TrainConfig overrides "
                                      "(default: BENCH_SETTINGS in benchmarks/encoder_bench.py)."),
@@ -204,12 +204,20 @@ def encoders_command(
     import yaml
     from rich.console import Console
 
-    from benchmarks.encoder_bench import SPLITS, VIEWS, EncoderBenchConfig, load_bench_settings, run_encoder_bench
+    from benchmarks.encoder_bench import (
+        BENCH_MODELS,
+        OPEN_SET_HOLDOUTS,
+        SPLITS,
+        VIEWS,
+        EncoderBenchConfig,
+        load_bench_settings,
+        run_encoder_bench,
+    )
     from encoder.data.errors import InputError, PoseDataError
     from encoder.models import model_names
     from encoder.training.config import parse_override
 
-    chosen_models = _parse_list(models, tuple(model_names()), "--models")
+    chosen_models = _parse_list(models, tuple(model_names()), "--models") if models else BENCH_MODELS
     chosen_splits = _parse_list(splits, SPLITS, "--split-names")
     chosen_views = _parse_list(views, VIEWS, "--views")
     seed_list = _parse_seeds(seeds, "--seeds")
@@ -240,7 +248,7 @@ def encoders_command(
             ablations=settings["ablations"] if ablations and "posestyle_net" in chosen_models else (),
             train={**settings["train"], **extra}, model_train=settings["model_train"], cost=cost,
             workers=workers, threads_per_worker=threads, runs_file=runs_file,
-            time_budget_minutes=budget)
+            time_budget_minutes=budget, open_set=OPEN_SET_HOLDOUTS if open_set else ())
     except ValueError as err:
         raise _fail(str(err)) from None
     command = "posestyle " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["bench"] else \
