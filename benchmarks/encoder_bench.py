@@ -370,6 +370,14 @@ def run_job(job: BenchJob, keep_dir: Path | None = None) -> dict[str, Any]:
             "run_seconds": time.perf_counter() - start, "finished_unix": time.time(), "checkpoint": kept}
 
 
+def run_summary(record: Mapping[str, Any]) -> str:
+    """One line for the progress bar: which run finished and its headline figure."""
+    where = f"{record['model']} {record['split']} {record['view']} s{record['seed']}"
+    if record.get("holdout"):
+        return f"{where} open set ({', '.join(record['holdout'])}) loo P@5 {record['open_set']['loo_p@5']:.3f}"
+    return f"{where} acc {record['metrics']['accuracy']:.3f}"
+
+
 def _run_job_star(args: tuple[BenchJob, Path | None]) -> dict[str, Any]:
     return run_job(*args)
 
@@ -871,8 +879,7 @@ def run_encoder_bench(config: EncoderBenchConfig, out: str | Path | None = None,
                     records.append(rec)
                     _append_run(config.runs_file, rec)
                     bar.update(1)
-                    bar.set_postfix_str(f"{rec['model']} {rec['split']} {rec['view']} s{rec['seed']} "
-                                        f"acc {rec['metrics']['accuracy']:.3f}")
+                    bar.set_postfix_str(run_summary(rec))
                     if queue and (deadline is None or time.perf_counter() < deadline):
                         pending.append(pool.apply_async(_run_job_star, ((queue.pop(0), keep_dir),)))
                 skipped_for_time = len(queue)

@@ -20,6 +20,7 @@ from benchmarks.encoder_bench import (
     mean_std,
     plan_jobs,
     run_encoder_bench,
+    run_summary,
 )
 from benchmarks.open_set import open_set_metrics, seen_parts
 from encoder.data.dataset import ingest
@@ -95,6 +96,7 @@ def test_open_set_runs_train_without_the_held_out_styles(toy_dataset, tmp_path, 
     records = [json.loads(x) for x in (tmp_path / "runs.jsonl").read_text().splitlines()]
     open_run = next(r for r in records if r["holdout"])
     assert open_run["n_test"] == 2                       # only the held-out style's test takes
+    assert "open set (swaying) loo P@5" in run_summary(open_run)
     assert "Open-set styles" in (tmp_path / "out" / "encoders.md").read_text()
 
 
