@@ -231,6 +231,15 @@ def _ms(cell: Mapping[str, float], signed: bool = False) -> str:
     return f"{cell['mean']:{fmt}} ± {cell['std']:.3f}"
 
 
+def kept_checkpoint(record: Mapping[str, Any], runs_file: str | Path) -> Path:
+    """Where a run's kept checkpoint is: its recorded path, else beside the runs file (``<stem>.models/``),
+    so a runs file moved or copied with its models folder still finds them."""
+    recorded = Path(record["checkpoint"])
+    if recorded.is_file():
+        return recorded
+    return Path(runs_file).with_suffix(".models") / recorded.name
+
+
 def run_robustness_bench(runs_file: str | Path, data: str | Path, splits_dir: str | Path,
                          out: str | Path | None = None, models: Sequence[str] | None = None,
                          progress: bool = True, command: str = "posestyle bench robustness") -> dict[str, Any]:
@@ -246,7 +255,8 @@ def run_robustness_bench(runs_file: str | Path, data: str | Path, splits_dir: st
 
     start, load_start = time.perf_counter(), [round(x, 2) for x in os.getloadavg()]
     records = [json.loads(line) for line in Path(runs_file).read_text(encoding="utf-8").splitlines() if line.strip()]
-    kept = [r for r in records if r.get("checkpoint") and Path(r["checkpoint"]).is_file()
+    kept = [{**r, "checkpoint": str(kept_checkpoint(r, runs_file))} for r in records
+            if r.get("checkpoint") and kept_checkpoint(r, runs_file).is_file() and r.get("holdout") is None
             and r["split"] == "random" and r["view"] == "2d" and r.get("ablation") is None
             and (models is None or r["model"] in models)]
     if not kept:
