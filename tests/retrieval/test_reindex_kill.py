@@ -40,48 +40,49 @@ START_TIMEOUT_S = 180.0
 # followed by a pause (so the test can kill it mid-way), and with KILL_AT the process SIGKILLs
 # itself right after the named step.
 WORKER = textwrap.dedent('''
-    import os, signal, sys, time
+    if __name__ == "__main__":          # the re-index may spawn worker processes, which import this file
+        import os, signal, sys, time
 
-    from retrieval.index import IndexManager
-    from retrieval.jobs import backends
-    from retrieval.jobs.shards import ShardStore
-    from retrieval.store import MetadataStore
+        from retrieval.index import IndexManager
+        from retrieval.jobs import backends
+        from retrieval.jobs.shards import ShardStore
+        from retrieval.store import MetadataStore
 
-    pause_s, kill_at, argv = float(sys.argv[1]), sys.argv[2], sys.argv[3:]
-    original_batches = backends.LocalBackend.embed_batches
+        pause_s, kill_at, argv = float(sys.argv[1]), sys.argv[2], sys.argv[3:]
+        original_batches = backends.LocalBackend.embed_batches
 
-    def paused_batches(self, requests):
-        for batch in original_batches(self, requests):
-            yield batch
-            time.sleep(pause_s)
+        def paused_batches(self, requests):
+            for batch in original_batches(self, requests):
+                yield batch
+                time.sleep(pause_s)
 
-    backends.LocalBackend.embed_batches = paused_batches
+        backends.LocalBackend.embed_batches = paused_batches
 
-    def die_after(owner, name, calls):
-        original = getattr(owner, name)
-        seen = [0]
+        def die_after(owner, name, calls):
+            original = getattr(owner, name)
+            seen = [0]
 
-        def wrapper(*args, **kwargs):
-            result = original(*args, **kwargs)
-            seen[0] += 1
-            if seen[0] == calls:
-                os.kill(os.getpid(), signal.SIGKILL)
-            return result
+            def wrapper(*args, **kwargs):
+                result = original(*args, **kwargs)
+                seen[0] += 1
+                if seen[0] == calls:
+                    os.kill(os.getpid(), signal.SIGKILL)
+                return result
 
-        setattr(owner, name, wrapper)
+            setattr(owner, name, wrapper)
 
-    steps = {"shard-written": (ShardStore, "write", 2),
-             "batch-recorded": (MetadataStore, "record_embedded_batch", 2),
-             "index-registered": (MetadataStore, "create_index_version", 1),
-             "verified": (IndexManager, "verify", 1),
-             "promoted": (IndexManager, "promote", 1)}
-    if kill_at in steps:
-        die_after(*steps[kill_at])
+        steps = {"shard-written": (ShardStore, "write", 2),
+                 "batch-recorded": (MetadataStore, "record_embedded_batch", 2),
+                 "index-registered": (MetadataStore, "create_index_version", 1),
+                 "verified": (IndexManager, "verify", 1),
+                 "promoted": (IndexManager, "promote", 1)}
+        if kill_at in steps:
+            die_after(*steps[kill_at])
 
-    from app.cli import main
+        from app.cli import main
 
-    sys.argv = ["posestyle", *argv]
-    main()
+        sys.argv = ["posestyle", *argv]
+        main()
 ''')
 
 
