@@ -215,7 +215,8 @@ def _validate(model: torch.nn.Module, loss_fn: torch.nn.Module, batches: list[Po
     pred, true = np.concatenate(preds), np.concatenate(trues)
     # macro-F1 over the classes present as truth or prediction, as encoder.evaluation.metrics reports it
     return {"val_loss": float(np.average(losses, weights=weights)), "val_accuracy": float(accuracy_score(true, pred)),
-            "val_macro_f1": float(f1_score(true, pred, average="macro", zero_division=0))}
+            "val_macro_f1": float(f1_score(true, pred, labels=np.union1d(true, pred), average="macro",
+                                           zero_division=0))}
 
 
 def is_improvement(metrics: dict[str, float], best: dict[str, float] | None, cfg: TrainConfig) -> bool:
