@@ -71,7 +71,8 @@ class PreparedCache:
     The versions depend only on the sequence content and name, the view, the augmentation and
     the preprocessing settings, never on the training seed, so runs that differ by seed or
     model (a benchmark sweep) preprocess each take once. Least recently used entries are
-    dropped beyond ``max_bytes``.
+    dropped beyond ``max_bytes``. Hand-written: ``functools.lru_cache`` bounds the entry count,
+    not bytes, and ``cachetools.LRUCache(getsizeof=...)`` would add a dependency for ~20 lines.
     """
 
     def __init__(self, max_bytes: int = 2 << 30) -> None:
