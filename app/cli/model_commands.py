@@ -124,9 +124,7 @@ def evaluate_command(
 ) -> None:
     """Evaluate a checkpoint on a split: every BENCHMARK.md metric, written as a report."""
     from encoder.data.dataset import DatasetCache
-    from encoder.evaluation.evaluate import evaluate_encoder
-    from encoder.evaluation.metrics import headline_metrics
-    from encoder.evaluation.report import write_report
+    from encoder.evaluation import evaluate_encoder, headline_metrics, write_report
     from encoder.inference import StyleEncoder
     from encoder.training import resolve_device
     from encoder.training.splits import AUTO, resolve_names
