@@ -20,10 +20,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import multiprocessing
 import os
 import tempfile
 import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -32,6 +32,7 @@ import numpy as np
 
 from benchmarks.machine import cpu_model, load_average
 from encoder.data.atomic import atomic_write_text
+from encoder.data.dataset import process_pool_context
 from encoder.data.errors import PoseDataError
 from encoder.data.sequence import PoseSequence
 
@@ -376,10 +377,6 @@ def run_summary(record: Mapping[str, Any]) -> str:
     if record.get("holdout"):
         return f"{where} open set ({', '.join(record['holdout'])}) loo P@5 {record['open_set']['loo_p@5']:.3f}"
     return f"{where} acc {record['metrics']['accuracy']:.3f}"
-
-
-def _run_job_star(args: tuple[BenchJob, Path | None]) -> dict[str, Any]:
-    return run_job(*args)
 
 
 # -- the hand-made floor -------------------------------------------------------------------------
@@ -864,24 +861,20 @@ def run_encoder_bench(config: EncoderBenchConfig, out: str | Path | None = None,
                dynamic_ncols=True)
     if todo:
         if config.workers > 1:
-            ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods()
-                                              else "spawn")
-            with ctx.Pool(config.workers, initializer=_init_worker, initargs=init_args) as pool:
-                pending = [pool.apply_async(_run_job_star, ((j, keep_dir),)) for j in todo[:config.workers]]
+            with ProcessPoolExecutor(config.workers, mp_context=process_pool_context(), initializer=_init_worker,
+                                     initargs=init_args) as pool:
+                pending = {pool.submit(run_job, j, keep_dir) for j in todo[:config.workers]}
                 queue = list(todo[config.workers:])
                 while pending:
-                    ready = next((p for p in pending if p.ready()), None)
-                    if ready is None:
-                        time.sleep(0.5)
-                        continue
-                    pending.remove(ready)
-                    rec = ready.get()
-                    records.append(rec)
-                    _append_run(config.runs_file, rec)
-                    bar.update(1)
-                    bar.set_postfix_str(run_summary(rec))
-                    if queue and (deadline is None or time.perf_counter() < deadline):
-                        pending.append(pool.apply_async(_run_job_star, ((queue.pop(0), keep_dir),)))
+                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        rec = future.result()
+                        records.append(rec)
+                        _append_run(config.runs_file, rec)
+                        bar.update(1)
+                        bar.set_postfix_str(run_summary(rec))
+                        if queue and (deadline is None or time.perf_counter() < deadline):
+                            pending.add(pool.submit(run_job, queue.pop(0), keep_dir))
                 skipped_for_time = len(queue)
         else:
             _init_worker(*init_args)

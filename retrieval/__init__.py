@@ -11,8 +11,7 @@ Typical use::
 """
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from encoder.lazy import lazy_exports
 
 # Exported names, each loaded from its subpackage on first use (PEP 562): importing one part
 # (e.g. ``retrieval.store``) never loads another part's heavy dependencies (faiss, torch).
@@ -46,14 +45,4 @@ _EXPORTS: dict[str, str] = {
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    """Import an exported name from its subpackage on first access."""
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(_EXPORTS[name]), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -370,9 +370,9 @@ def _read_input(job: tuple[str, str, VideoOptions | None]) -> tuple[list[PoseSeq
         return [], _error_of(path, err)
 
 
-def _pool_context() -> multiprocessing.context.BaseContext:
-    """fork where available: workers inherit the imported readers instead of re-importing torch
-    (seconds per worker); they only parse files with numpy, never touching torch or threads."""
+def process_pool_context() -> multiprocessing.context.BaseContext:
+    """fork where available: workers inherit the imported modules instead of re-importing torch
+    (seconds per worker); spawn elsewhere."""
     methods = multiprocessing.get_all_start_methods()
     return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
 
@@ -388,7 +388,7 @@ def _read_all(jobs: list[tuple[str, str, VideoOptions | None]], workers: int, pr
                 yield result
             return
         chunksize = max(1, min(16, len(jobs) // (workers * 8)))
-        with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=process_pool_context()) as pool:
             for result in pool.map(_read_input, jobs, chunksize=chunksize):
                 bar.update()
                 yield result

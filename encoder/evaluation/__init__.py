@@ -1,24 +1,31 @@
-"""Evaluation: every BENCHMARK.md metric, the report (JSON, Markdown, figures) and cost timing."""
-from encoder.evaluation.cost import measure_cost
-from encoder.evaluation.evaluate import Evaluation, embed_labelled, evaluate_encoder
-from encoder.evaluation.metrics import (
-    average_precision,
-    classification_metrics,
-    cluster_purity,
-    clustering_metrics,
-    compute_metrics,
-    cosine_distance_stats,
-    flatten_metrics,
-    headline_metrics,
-    retrieval_metrics,
-    silhouette_cosine,
-)
-from encoder.evaluation.report import summary_markdown, write_report
+"""Evaluation: every BENCHMARK.md metric (``metrics``), ``evaluate_encoder`` (``evaluate``), the
+report of ``posestyle evaluate`` (``report``, ``plots``) and cost timing (``cost``).
 
-__all__ = [
-    "Evaluation", "average_precision",
-    "classification_metrics", "cluster_purity", "clustering_metrics", "compute_metrics",
-    "cosine_distance_stats", "embed_labelled", "evaluate_encoder", "flatten_metrics",
-    "headline_metrics", "measure_cost", "retrieval_metrics", "silhouette_cosine",
-    "summary_markdown", "write_report",
-]
+The names below load from their submodule on first use, so the metrics import without torch or matplotlib.
+"""
+from __future__ import annotations
+
+from encoder.lazy import lazy_exports
+
+_EXPORTS: dict[str, str] = {
+    "Evaluation": "encoder.evaluation.evaluate",
+    "average_precision": "encoder.evaluation.metrics",
+    "classification_metrics": "encoder.evaluation.metrics",
+    "cluster_purity": "encoder.evaluation.metrics",
+    "clustering_metrics": "encoder.evaluation.metrics",
+    "compute_metrics": "encoder.evaluation.metrics",
+    "cosine_distance_stats": "encoder.evaluation.metrics",
+    "embed_labelled": "encoder.evaluation.evaluate",
+    "evaluate_encoder": "encoder.evaluation.evaluate",
+    "flatten_metrics": "encoder.evaluation.metrics",
+    "headline_metrics": "encoder.evaluation.metrics",
+    "kmeans_labels": "encoder.evaluation.metrics",
+    "measure_cost": "encoder.evaluation.cost",
+    "retrieval_metrics": "encoder.evaluation.metrics",
+    "silhouette_cosine": "encoder.evaluation.metrics",
+    "summary_markdown": "encoder.evaluation.report",
+    "write_report": "encoder.evaluation.report",
+}
+
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

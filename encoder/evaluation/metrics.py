@@ -17,7 +17,14 @@ from typing import Any, Sequence
 
 import numpy as np
 from sklearn.cluster import KMeans
-from sklearn.metrics import normalized_mutual_info_score, silhouette_score
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    f1_score,
+    normalized_mutual_info_score,
+    precision_recall_fscore_support,
+    silhouette_score,
+)
 from sklearn.preprocessing import normalize
 
 RETRIEVAL_KS: tuple[int, ...] = (5, 10)
@@ -41,27 +48,15 @@ def classification_metrics(true: Sequence[str], pred: Sequence[str],
         raise ValueError(f"need equally many (> 0) true and predicted labels, got {len(y)} and {len(p)}")
     names = list(label_names) if label_names is not None else sorted(set(y) | set(p))
     names += sorted((set(y) | set(p)) - set(names))   # a style the encoder does not know
-    index = {n: i for i, n in enumerate(names)}
-    confusion = np.zeros((len(names), len(names)), np.int64)
-    for a, b in zip(y, p):
-        confusion[index[a], index[b]] += 1
-    per_class: dict[str, dict[str, float]] = {}
-    for i, name in enumerate(names):
-        tp = confusion[i, i]
-        support = int(confusion[i].sum())
-        predicted = int(confusion[:, i].sum())
-        precision = tp / predicted if predicted else 0.0
-        recall = tp / support if support else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        per_class[name] = {"precision": float(precision), "recall": float(recall), "f1": float(f1),
-                           "support": support}
-    # macro over the classes that occur as truth or prediction (sklearn's convention)
-    present = [n for n in names if per_class[n]["support"] > 0 or confusion[:, index[n]].sum() > 0]
+    precision, recall, f1, support = precision_recall_fscore_support(y, p, labels=names, zero_division=0)
+    per_class = {name: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
+                        "support": int(support[i])} for i, name in enumerate(names)}
     return {
-        "accuracy": float(np.mean(y == p)),
-        "macro_f1": float(np.mean([per_class[n]["f1"] for n in present])) if present else 0.0,
+        "accuracy": float(accuracy_score(y, p)),
+        # macro over the classes that occur as truth or prediction (sklearn's convention)
+        "macro_f1": float(f1_score(y, p, labels=sorted(set(y) | set(p)), average="macro", zero_division=0)),
         "per_class": per_class,
-        "confusion": {"labels": names, "matrix": confusion.tolist()},
+        "confusion": {"labels": names, "matrix": confusion_matrix(y, p, labels=names).tolist()},
     }
 
 

@@ -71,7 +71,8 @@ class PreparedCache:
     The versions depend only on the sequence content and name, the view, the augmentation and
     the preprocessing settings, never on the training seed, so runs that differ by seed or
     model (a benchmark sweep) preprocess each take once. Least recently used entries are
-    dropped beyond ``max_bytes``.
+    dropped beyond ``max_bytes``. Hand-written: ``functools.lru_cache`` bounds the entry count,
+    not bytes, and ``cachetools.LRUCache(getsizeof=...)`` would add a dependency for ~20 lines.
     """
 
     def __init__(self, max_bytes: int = 2 << 30) -> None:
@@ -226,7 +227,8 @@ def _validate(model: torch.nn.Module, loss_fn: torch.nn.Module, batches: list[Po
     pred, true = np.concatenate(preds), np.concatenate(trues)
     # macro-F1 over the classes present as truth or prediction, as encoder.evaluation.metrics reports it
     return {"val_loss": float(np.average(losses, weights=weights)), "val_accuracy": float(accuracy_score(true, pred)),
-            "val_macro_f1": float(f1_score(true, pred, average="macro", zero_division=0))}
+            "val_macro_f1": float(f1_score(true, pred, labels=np.union1d(true, pred), average="macro",
+                                           zero_division=0))}
 
 
 def is_improvement(metrics: dict[str, float], best: dict[str, float] | None, cfg: TrainConfig) -> bool:

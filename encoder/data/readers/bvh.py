@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 from encoder.data.errors import PoseDataError
 from encoder.data.readers._common import (
@@ -312,21 +313,6 @@ def _fps_from_frame_time(token: str, source: Path) -> tuple[float, float]:
     return check_fps(source, fps), frame_time
 
 
-def _axis_rotations(axis: str, degrees: np.ndarray) -> np.ndarray:
-    """(T, 3, 3) rotation matrices about one axis, angles in degrees."""
-    rad = np.radians(degrees)
-    c, s = np.cos(rad), np.sin(rad)
-    out = np.zeros((rad.shape[0], 3, 3), dtype=np.float64)
-    i = _AXIS[axis]
-    j, k = (i + 1) % 3, (i + 2) % 3
-    out[:, i, i] = 1.0
-    out[:, j, j] = c
-    out[:, k, k] = c
-    out[:, j, k] = -s
-    out[:, k, j] = s
-    return out
-
-
 def forward_kinematics(skeleton: BvhSkeleton, motion: np.ndarray) -> np.ndarray:
     """World positions (T, N, 3) in file units for every joint, vectorised over frames."""
     num_frames, n = motion.shape[0], len(skeleton.names)
@@ -335,18 +321,18 @@ def forward_kinematics(skeleton: BvhSkeleton, motion: np.ndarray) -> np.ndarray:
         if p >= 0:
             has_children[p] = True
     positions = np.empty((num_frames, n, 3), dtype=np.float64)
-    world_rot: dict[int, np.ndarray | None] = {}   # None = identity (no rotation up the chain)
+    world_rot: dict[int, Rotation | None] = {}     # None = identity (no rotation up the chain)
     for j, (parent, chans, start) in enumerate(zip(skeleton.parents, skeleton.channels,
                                                    skeleton.channel_starts)):
         translation = np.repeat(skeleton.offsets[j][None, :], num_frames, axis=0)
-        local: np.ndarray | None = None
+        local: Rotation | None = None
         for k, chan in enumerate(chans):
             column = motion[:, start + k]
             if chan.endswith("position"):
                 translation[:, _AXIS[chan[0]]] = column
             else:
-                rot = _axis_rotations(chan[0], column)
-                local = rot if local is None else local @ rot   # intrinsic: in the order listed
+                rot = Rotation.from_euler(chan[0].upper(), column[:, None], degrees=True)   # T turns, one axis
+                local = rot if local is None else local * rot   # intrinsic: R = R1 R2 ... in the order listed
         if parent < 0:
             positions[:, j] = translation
             rot_world = local
@@ -356,8 +342,8 @@ def forward_kinematics(skeleton: BvhSkeleton, motion: np.ndarray) -> np.ndarray:
                 positions[:, j] = positions[:, parent] + translation
                 rot_world = local
             else:
-                positions[:, j] = positions[:, parent] + np.einsum("tij,tj->ti", parent_rot, translation)
-                rot_world = parent_rot if local is None else parent_rot @ local
+                positions[:, j] = positions[:, parent] + parent_rot.apply(translation)
+                rot_world = parent_rot if local is None else parent_rot * local
         if has_children[j]:
             world_rot[j] = rot_world
     return positions

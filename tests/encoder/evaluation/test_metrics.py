@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
-from encoder.evaluation import (
+from encoder.evaluation.metrics import (
     average_precision,
     classification_metrics,
     cluster_purity,

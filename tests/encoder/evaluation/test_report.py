@@ -6,8 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from encoder.evaluation import compute_metrics, write_report
+from encoder.evaluation.metrics import compute_metrics
 from encoder.evaluation.plots import embedding_map
+from encoder.evaluation.report import write_report
 
 
 def _metrics(n_per=3, seed=0):

@@ -44,13 +44,13 @@ def test_pose_graph_is_eq3_row_normalised_over_observed_joints():
                        lam, sigma, use_velocity=True)[0, 0].numpy()
     observed = mask[0, 0]                          # rows of unobserved joints are masked downstream
     raw = velocity_weighted_adjacency(velocity[0, 0], g, lam, sigma, joint_mask=observed)   # the eq. (3) reference
-    expected = raw / raw.sum(1, keepdims=True)
-    np.testing.assert_allclose(graph[observed], expected[observed], rtol=1e-4, atol=1e-6)
+    expected = raw[observed] / raw[observed].sum(1, keepdims=True)
+    np.testing.assert_allclose(graph[observed], expected, rtol=1e-4, atol=1e-6)
     assert np.all(graph[:, 3] == 0)
     static = pose_graph(torch.from_numpy(velocity), torch.from_numpy(mask), torch.from_numpy(g),
                         lam, sigma, use_velocity=False)[0, 0].numpy()
     plain = velocity_weighted_adjacency(velocity[0, 0], g, 1.0, sigma, joint_mask=observed)  # lam = 1: G alone
-    np.testing.assert_allclose(static[observed], (plain / plain.sum(1, keepdims=True))[observed], rtol=1e-6)
+    np.testing.assert_allclose(static[observed], plain[observed] / plain[observed].sum(1, keepdims=True), rtol=1e-6)
 
 
 def test_temporal_relation_follows_eq7_and_masks_padding():
