@@ -1,6 +1,7 @@
 """Video input (the ``video`` extra): clips -> 2D COCO-17 pose sequences through a pluggable estimator.
 
-Light to import: ``read_video`` and the decoder load PyAV / the estimator's library only when called.
+Light to import: ``reader.read_video`` (what ``read_pose_file`` calls for a clip), the decoder and the
+estimators load PyAV and the estimator's library only when used.
 """
 from __future__ import annotations
 
@@ -14,11 +15,4 @@ def is_video(path: Any) -> bool:
     return str(path).lower().endswith(VIDEO_SUFFIXES)
 
 
-def read_video(*args: Any, **kwargs: Any) -> Any:
-    """See ``encoder.data.video.reader.read_video``."""
-    from encoder.data.video.reader import read_video as _read_video
-
-    return _read_video(*args, **kwargs)
-
-
-__all__ = ["MAX_VIDEO_SECONDS", "VIDEO_SUFFIXES", "VideoOptions", "is_video", "read_video"]
+__all__ = ["MAX_VIDEO_SECONDS", "VIDEO_SUFFIXES", "VideoOptions", "is_video"]

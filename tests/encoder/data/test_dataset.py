@@ -270,12 +270,12 @@ def test_sidecar_annotations_openpose_folders_and_file_lists(tmp_path: Path) -> 
 def test_unsupported_explicit_file_and_duplicate_names_are_errors(tmp_path: Path) -> None:
     write_npz(tmp_path / "a" / "walk.npz", make_sequence(0))
     write_npz(tmp_path / "b" / "walk.npz", make_sequence(1))
-    (tmp_path / "clip.mp4").write_bytes(b"\x00")
-    report = ingest([tmp_path / "a", tmp_path / "b", tmp_path / "clip.mp4"], tmp_path / "ds", None,
+    (tmp_path / "clip.gif").write_bytes(b"\x00")
+    report = ingest([tmp_path / "a", tmp_path / "b", tmp_path / "clip.gif"], tmp_path / "ds", None,
                     progress=False)
     assert report.read == 1
     messages = sorted(str(e) for e in report.errors)
-    assert any("clip.mp4" in m and "unsupported file type '.mp4'" in m for m in messages)
+    assert any("clip.gif" in m and "unsupported file type '.gif'" in m for m in messages)
     assert any(m.startswith(str(tmp_path / "b" / "walk.npz")) and "duplicate sequence name 'walk'" in m
                for m in messages)
 

@@ -111,7 +111,7 @@ def test_bad_arrays_give_one_line_pose_data_error(tmp_path, name):
 # --- dispatch ------------------------------------------------------------------------------------
 
 def test_supported_suffixes_are_declared():
-    assert set(SUPPORTED_SUFFIXES) == {".bvh", ".json", ".npy", ".npz"}
+    assert set(SUPPORTED_SUFFIXES) == {".bvh", ".json", ".npy", ".npz", ".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm"}
 
 
 def test_each_suffix_dispatches_to_its_reader(tmp_path):

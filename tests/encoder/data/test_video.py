@@ -13,7 +13,7 @@ from encoder.data.dataset import DatasetCache, ingest
 from encoder.data.errors import PoseDataError
 from encoder.data.readers import SUPPORTED_SUFFIXES, read_pose_file
 from encoder.data.skeleton import JOINT_INDEX
-from encoder.data.video import VideoOptions
+from encoder.data.video import VIDEO_SUFFIXES, VideoOptions
 from encoder.data.video.estimators import PoseEstimator, register_estimator
 from encoder.data.video.reader import interpolate_frames
 from tests.support.video_clips import (
@@ -135,6 +135,16 @@ def test_bad_clips_get_one_line_errors_and_the_batch_goes_on(person_mp4: Path, t
     assert "corrupt" in problems["corrupt.mp4"] and "corrupt" in problems["truncated.mp4"]
     assert problems["codec.avi"].startswith("unsupported video codec")
     assert all("\n" not in e for e in problems.values())
+
+
+@pytest.mark.parametrize("suffix", VIDEO_SUFFIXES)
+def test_random_bytes_under_any_video_suffix_are_a_one_line_error(suffix: str, tmp_path: Path) -> None:
+    require_video("av")
+    path = tmp_path / f"noise{suffix}"
+    path.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    with pytest.raises(PoseDataError) as info:
+        read_pose_file(path)
+    assert str(info.value).startswith(f"{path}: ") and "\n" not in str(info.value)
 
 
 def test_a_clip_over_the_length_limit_is_refused(person_mp4: Path) -> None:
