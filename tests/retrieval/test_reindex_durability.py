@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import sys
 import time
 
 import pytest
@@ -65,6 +66,7 @@ def test_twenty_kill_9s_at_random_points_lose_nothing(tmp_path):
                     if proc.poll() is None:
                         os.kill(proc.pid, signal.SIGKILL)
                 code = wait(proc, tmp_path)
+                print(f"round {rounds}: encoder {target}, exit {code}", file=sys.stderr, flush=True)
                 if code == -signal.SIGKILL:
                     kills += 1
                     continue
