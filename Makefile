@@ -1,19 +1,20 @@
 # Two commands do all the set-up on a fresh machine:
 #   make demo   the main job: build the demo corpus, train, index it, open the app
 #   make test   install everything the tests need and run the whole suite
+# and, while working: make test-fast (the quick lane: no slow, browser or PostgreSQL tests)
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install bench-encoders bench-retrieval clean
+.PHONY: demo test test-fast install bench-encoders bench-retrieval clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# the CPU build of torch that ships on these machines; any other request downloads gigabytes
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev,video]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -24,6 +25,9 @@ demo: $(STAMP)
 test: $(STAMP)
 	bash tests/support/install_system_deps.sh
 	$(PY) -m pytest tests -q
+
+test-fast: $(STAMP)
+	$(PY) -m pytest tests -q -m "not slow and not browser and not postgres"
 
 bench-encoders: $(STAMP)
 	$(VENV)/bin/posestyle bench encoders

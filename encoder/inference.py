@@ -13,7 +13,6 @@ with ``encoder.data.camera.benchmark_2d_view``. A 2D sequence given to a 3D enco
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import fields
@@ -25,14 +24,11 @@ import torch
 
 from encoder.checkpoint import CheckpointMeta, load_checkpoint
 from encoder.data.batch import SegmentedSequence, collate_segments
-from encoder.data.camera import (BENCHMARK_DISTANCE_FACTOR, BENCHMARK_MIN_DISTANCE_M, CameraParams,
-                                 project_points, visible_mask)
+from encoder.data.camera import CameraParams, placed_camera, project_points, visible_mask
 from encoder.data.errors import PoseDataError
-from encoder.data.preprocess import PreprocessConfig, preprocess_sequence
+from encoder.data.preprocess import PreprocessConfig, mirror_segments, preprocess_sequence
 from encoder.data.sequence import PoseSequence
-from encoder.data.skeleton import BODY_REGIONS, JOINT_INDEX, LEFT_HIP, RIGHT_HIP
-
-_SHOULDERS = (JOINT_INDEX["left_shoulder"], JOINT_INDEX["right_shoulder"])
+from encoder.data.skeleton import BODY_REGIONS
 
 
 def _source(seq: PoseSequence) -> str:
@@ -41,25 +37,7 @@ def _source(seq: PoseSequence) -> str:
 
 def frontal_camera(seq3d: PoseSequence) -> CameraParams:
     """The fixed frontal camera used to show a 3D sequence to a 2D encoder (see module doc)."""
-    obs = seq3d.confidence > 0
-    joints = seq3d.joints.astype(np.float64)
-    hips = obs[:, LEFT_HIP] | obs[:, RIGHT_HIP]
-    if not hips.any():
-        raise PoseDataError(_source(seq3d), "no frame has a hip joint: cannot place the frontal camera")
-    both = obs[:, [LEFT_HIP, RIGHT_HIP]]
-    mid = ((joints[:, [LEFT_HIP, RIGHT_HIP]] * both[..., None]).sum(axis=1)
-           / np.maximum(both.sum(axis=1), 1)[:, None])[hips]
-    target = mid.mean(axis=0)
-    reach = float(np.sqrt(((mid[:, [0, 2]] - target[[0, 2]]) ** 2).sum(axis=1)).max())
-    facing = np.zeros(2)
-    for left, right in ((LEFT_HIP, RIGHT_HIP), _SHOULDERS):
-        seen = obs[:, left] & obs[:, right]
-        across = joints[seen, right] - joints[seen, left]                  # left -> right
-        facing += np.stack([across[:, 2], -across[:, 0]], axis=-1).sum(axis=0)   # up x across
-    yaw = math.degrees(math.atan2(facing[0], facing[1])) % 360.0 if np.hypot(*facing) > 1e-9 else 0.0
-    return CameraParams(yaw_deg=yaw, pitch_deg=0.0,
-                        distance=max(BENCHMARK_MIN_DISTANCE_M, BENCHMARK_DISTANCE_FACTOR * reach),
-                        target=tuple(target))
+    return placed_camera(seq3d, azimuth_deg=0.0, pitch_deg=0.0)
 
 
 def frontal_2d_view(seq3d: PoseSequence) -> PoseSequence:
@@ -83,8 +61,8 @@ SERIAL_MAX_SEQUENCES = 8
 
 
 @contextmanager
-def _cpu_threads(n: int | None) -> Iterator[None]:
-    """Torch intra-op threads set to ``n`` inside (None: unchanged)."""
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Torch intra-op threads set to ``n`` inside, restored after (None: unchanged)."""
     previous = torch.get_num_threads()
     if n is not None and n != previous:
         torch.set_num_threads(n)
@@ -98,17 +76,21 @@ def _cpu_threads(n: int | None) -> Iterator[None]:
 class StyleEncoder:
     """A loaded encoder: ``embed``, ``predict`` and ``explain`` pose sequences."""
 
-    def __init__(self, model: torch.nn.Module, meta: CheckpointMeta, device: str | torch.device = "cpu") -> None:
+    def __init__(self, model: torch.nn.Module, meta: CheckpointMeta, device: str | torch.device = "cpu",
+                 mirror_tta: bool = False) -> None:
         self.model = model.to(device).eval()
         self.meta = meta
         self.device = torch.device(device)
         self.preprocess_config = _preprocess_config(meta.preprocess_config)
+        # test-time mirror averaging: embed each sequence and its left/right mirror, average
+        # (style does not depend on which side the camera sees); twice the model cost
+        self.mirror_tta = mirror_tta
 
     @classmethod
-    def load(cls, path: str | Path, device: str | torch.device = "cpu") -> "StyleEncoder":
+    def load(cls, path: str | Path, device: str | torch.device = "cpu", mirror_tta: bool = False) -> "StyleEncoder":
         """Load a checkpoint (``.safetensors``; see ``encoder.checkpoint``)."""
         model, meta = load_checkpoint(path, device=device)
-        return cls(model, meta, device)
+        return cls(model, meta, device, mirror_tta)
 
     # -- description ---------------------------------------------------------------------------
     @property
@@ -150,9 +132,19 @@ class StyleEncoder:
         return preprocess_sequence(self.to_input_view(seq), self.preprocess_config)
 
     # -- inference -------------------------------------------------------------------------------
-    @torch.no_grad()
     def encode_prepared(self, items: Sequence[SegmentedSequence], batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-        """Embeddings (N, D) and logits (N, K), in input order (batched by window count)."""
+        """Embeddings (N, D) and logits (N, K), in input order; mirror-averaged with ``mirror_tta``."""
+        emb, logits = self._encode(items, batch_size)
+        if not self.mirror_tta:
+            return emb, logits
+        emb_m, logits_m = self._encode([mirror_segments(it) for it in items], batch_size)
+        mean = emb + emb_m
+        mean /= np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12)
+        return mean.astype(np.float32), (logits + logits_m) / 2.0
+
+    @torch.no_grad()
+    def _encode(self, items: Sequence[SegmentedSequence], batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+        """One pass of the model: embeddings (N, D) and logits (N, K), batched by window count."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         n = len(items)
@@ -160,7 +152,7 @@ class StyleEncoder:
         logits = np.zeros((n, len(self.labels)), np.float32)
         order = sorted(range(n), key=lambda i: items[i].num_segments)
         max_m = self.preprocess_config.max_segments
-        with _cpu_threads(1 if n <= SERIAL_MAX_SEQUENCES and self.device.type == "cpu" else None):
+        with torch_threads(1 if n <= SERIAL_MAX_SEQUENCES and self.device.type == "cpu" else None):
             for start in range(0, n, batch_size):
                 idx = order[start:start + batch_size]
                 batch = collate_segments([items[i] for i in idx], max_segments=max_m).to(self.device)
@@ -228,7 +220,8 @@ class StyleEncoder:
         regions = None
         if out.region_weights is not None:
             weights = out.region_weights[0].float().cpu().numpy().reshape(-1)
-            names = list(BODY_REGIONS) if len(weights) == len(BODY_REGIONS) else [f"region_{i}" for i in range(len(weights))]
+            names = (list(BODY_REGIONS) if len(weights) == len(BODY_REGIONS)
+                     else [f"region_{i}" for i in range(len(weights))])
             regions = {name: float(w) for name, w in zip(names, weights)}
         return {"segment_weights": segment, "region_weights": regions,
                 "phases": item.phase[:m].astype(np.float32),

@@ -9,62 +9,51 @@ Typical use::
         manager.promote(version)
     hits = SearchService(store, manager, embedder=encoder).search_by_id("take_001", k=10)
 """
-from retrieval.index import (
-    IndexBuildError,
-    IndexCorruptError,
-    IndexManager,
-    IndexNotVerifiedError,
-    NoLiveIndexError,
-    VectorIndexError,
-    VectorSearcher,
-    VerificationReport,
-    choose_index_spec,
-    new_version_name,
-)
-from retrieval.search import Embedder, QueryError, SearchFilters, SearchHit, SearchService
-from retrieval.bench import BenchConfig, quick_config, run_retrieval_bench
-from retrieval.store import (
-    EmbeddingRecord,
-    EncoderRecord,
-    IndexVersionRecord,
-    JobRecord,
-    MetadataStore,
-    SequenceFilters,
-    SequenceRecord,
-    StoreError,
-    UnknownRecordError,
-    UpsertReport,
-    default_database_url,
-)
+from __future__ import annotations
 
-__all__ = [
-    "BenchConfig",
-    "Embedder",
-    "EmbeddingRecord",
-    "EncoderRecord",
-    "IndexBuildError",
-    "IndexCorruptError",
-    "IndexManager",
-    "IndexNotVerifiedError",
-    "IndexVersionRecord",
-    "JobRecord",
-    "MetadataStore",
-    "NoLiveIndexError",
-    "QueryError",
-    "SearchFilters",
-    "SearchHit",
-    "SearchService",
-    "SequenceFilters",
-    "SequenceRecord",
-    "StoreError",
-    "UnknownRecordError",
-    "UpsertReport",
-    "VectorIndexError",
-    "VectorSearcher",
-    "VerificationReport",
-    "choose_index_spec",
-    "default_database_url",
-    "new_version_name",
-    "quick_config",
-    "run_retrieval_bench",
-]
+from importlib import import_module
+from typing import Any
+
+# Exported names, each loaded from its subpackage on first use (PEP 562): importing one part
+# (e.g. ``retrieval.store``) never loads another part's heavy dependencies (faiss, torch).
+_EXPORTS: dict[str, str] = {
+    "Embedder": "retrieval.search",
+    "EmbeddingRecord": "retrieval.store",
+    "EncoderRecord": "retrieval.store",
+    "IndexBuildError": "retrieval.index",
+    "IndexCorruptError": "retrieval.index",
+    "IndexManager": "retrieval.index",
+    "IndexNotVerifiedError": "retrieval.index",
+    "IndexVersionRecord": "retrieval.store",
+    "JobRecord": "retrieval.store",
+    "MetadataStore": "retrieval.store",
+    "NoLiveIndexError": "retrieval.index",
+    "QueryError": "retrieval.search",
+    "SearchFilters": "retrieval.search",
+    "SearchHit": "retrieval.search",
+    "SearchService": "retrieval.search",
+    "SequenceFilters": "retrieval.store",
+    "SequenceRecord": "retrieval.store",
+    "StoreError": "retrieval.store",
+    "UnknownRecordError": "retrieval.store",
+    "UpsertReport": "retrieval.store",
+    "VectorIndexError": "retrieval.index",
+    "VectorSearcher": "retrieval.index",
+    "VerificationReport": "retrieval.index",
+    "choose_index_spec": "retrieval.index",
+    "default_database_url": "retrieval.store",
+    "new_version_name": "retrieval.index",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    """Import an exported name from its subpackage on first access."""
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(_EXPORTS[name]), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -3,12 +3,17 @@ from __future__ import annotations
 
 import typer
 
+from app.cli.common import EXIT_CODES_HELP, OneLineErrorGroup
+
 cli = typer.Typer(
     name="posestyle",
     help="Search human movement by style: ingest pose data, train encoders, index, search, serve.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    epilog=EXIT_CODES_HELP,
+    cls=OneLineErrorGroup,
 )
 
 # Command modules register themselves on ``cli`` when imported.

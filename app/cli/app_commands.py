@@ -13,18 +13,17 @@ import sys
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
 from app.cli import cli
-from app.ui.server_paths import default_read_only
+from app.cli.common import EXIT_CODES_HELP, EXIT_USAGE, fail
+from app.services.server_paths import default_read_only
 
 APP_MAIN = Path(__file__).resolve().parents[1] / "ui" / "main.py"
-EXIT_USAGE = 2
 
 
 def streamlit_command(root: Path, port: int, address: str, store: str | None, read_only: bool = False) -> list[str]:
     """The argv that serves the app (headless, no usage statistics, bounded uploads)."""
-    from retrieval.analysis import MAX_UPLOAD_MB
+    from app.services.analysis import MAX_UPLOAD_MB
 
     command = [sys.executable, "-m", "streamlit", "run", str(APP_MAIN),
                "--server.headless", "true", "--server.port", str(port), "--server.address", address,
@@ -38,9 +37,9 @@ def streamlit_command(root: Path, port: int, address: str, store: str | None, re
     return command
 
 
-@cli.command("app")
+@cli.command("app", epilog=EXIT_CODES_HELP)
 def app_command(
-    root: Path = typer.Option(Path("index_data"), "--root",
+    root: Path = typer.Option(Path("index_data"), "--root", metavar="DIR",
                               help="Data folder holding the index (indexes/, metadata.db)."),
     store: str = typer.Option(None, "--store", help="Metadata store URL (default: sqlite:///<root>/metadata.db)."),
     port: int = typer.Option(8501, "--port", "-p", min=1, max=65535, help="Port to serve on."),
@@ -52,11 +51,10 @@ def app_command(
 ) -> None:
     """Open the Streamlit app (search, explore, evaluate, index) on http://ADDRESS:PORT."""
     if root.exists() and not root.is_dir():
-        Console(stderr=True).print(f"error: {root}: --root must be a folder", markup=False, highlight=False)
-        raise typer.Exit(EXIT_USAGE)
+        raise fail(f"{root}: --root must be a folder", EXIT_USAGE)
     read_only = default_read_only(address, read_only)
     command = streamlit_command(root.expanduser().resolve(), port, address, store, read_only)
     env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
     mode = " (read-only)" if read_only else ""
-    Console(stderr=True).print(f"serving {root} on http://{address}:{port}{mode}", markup=False, highlight=False)
+    typer.echo(f"serving {root} on http://{address}:{port}{mode}", err=True)
     os.execve(sys.executable, command, env)

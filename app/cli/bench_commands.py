@@ -5,26 +5,25 @@ import logging
 import shlex
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from app.cli import cli
+from app.cli.common import EXIT_CODES_HELP, EXIT_USAGE, fail
 
-EXIT_USAGE = 2
-# encoder.evaluation.bench.BENCH_MODELS (not imported here: the CLI starts without torch)
+if TYPE_CHECKING:
+    from rich.console import Console
+# benchmarks.encoder_bench.BENCH_MODELS (not imported here: the CLI starts without torch)
 BENCH_MODELS_DEFAULT = ("posestyle_net", "st_mlp", "pose_transformer", "gait_relationnet", "stgcn", "temporal_cnn")
 
 bench_app = typer.Typer(name="bench", help="Measure the product: write reports under docs/benchmarks.",
-                        no_args_is_help=True)
+                        no_args_is_help=True, rich_markup_mode=None)
 cli.add_typer(bench_app, name="bench")
 
 
-def _fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
-    Console(stderr=True).print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
-    return typer.Exit(code)
+def _fail(message: str) -> typer.Exit:
+    return fail(message, EXIT_USAGE)
 
 
 def _parse_sizes(text: str) -> tuple[int, ...]:
@@ -39,6 +38,8 @@ def _parse_sizes(text: str) -> tuple[int, ...]:
 
 def print_retrieval_summary(report: dict[str, Any], console: Console, out: Path) -> None:
     """Index table (recall, latency, size per type and corpus size), then the targets."""
+    from rich.table import Table
+
     table = Table(title="Retrieval benchmark", title_justify="left")
     for name in ("vectors", "type", "build s", "MiB", "recall@10", "p50 ms", "p99 ms", "batched us/q"):
         table.add_column(name, justify="left" if name == "type" else "right")
@@ -65,7 +66,7 @@ def print_retrieval_summary(report: dict[str, Any], console: Console, out: Path)
     console.print(f"reports in {out} ({report['total_s'] / 60:.1f} min)", highlight=False)
 
 
-@bench_app.command("retrieval")
+@bench_app.command("retrieval", epilog=EXIT_CODES_HELP)
 def retrieval_command(
     sizes: str = typer.Option("100000,1000000", "--sizes", help="Corpus sizes (vectors), comma-separated."),
     out: Path = typer.Option(Path("docs/benchmarks"), "--out", help="Folder for retrieval.md/.json/.png."),
@@ -79,7 +80,9 @@ def retrieval_command(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:
     """Index build/memory/recall/latency at each size, end-to-end query latency, re-index throughput."""
-    from retrieval.bench import BenchConfig, quick_config, run_retrieval_bench
+    from rich.console import Console
+
+    from benchmarks.retrieval_bench import BenchConfig, quick_config, run_retrieval_bench
     from retrieval.jobs import BACKENDS
 
     chosen = tuple(b.strip() for b in backends.split(",") if b.strip())
@@ -124,6 +127,8 @@ def _parse_list(text: str, known: tuple[str, ...], option: str) -> tuple[str, ..
 
 def print_encoder_summary(report: dict[str, Any], console: Console) -> None:
     """The 2d/random rows (headline figures, mean ± std), then the targets."""
+    from rich.table import Table
+
     table = Table(title="Encoder benchmark: 2d / random (mean ± std over seeds)", title_justify="left")
     columns = ("accuracy", "macro_f1", "purity", "nmi", "silhouette", "gallery_p@5")
     table.add_column("model")
@@ -151,7 +156,7 @@ def print_encoder_summary(report: dict[str, Any], console: Console) -> None:
                   f"{', '.join(report.get('files', {}).values()) or '(not written)'}", highlight=False)
 
 
-@bench_app.command("encoders")
+@bench_app.command("encoders", epilog=EXIT_CODES_HELP)
 def encoders_command(
     data: Path = typer.Option(Path("index_data/cache/bandai-dataset"), "--data", "-d",
                               help="Dataset cache of the Bandai-Namco takes (written by `posestyle ingest`)."),
@@ -169,8 +174,9 @@ def encoders_command(
     ablations: bool = typer.Option(True, "--ablations/--no-ablations", help="PoseStyle-Net ablations (Table 6)."),
     config: Path = typer.Option(None, "--config", "-c",
                                 help="YAML: {train: {...}, model_train: {model: {...}}} TrainConfig overrides "
-                                     "(default: BENCH_SETTINGS in encoder/evaluation/bench.py)."),
-    overrides: list[str] = typer.Option(None, "--set", help="Extra TrainConfig override for every run, KEY=VALUE."),
+                                     "(default: BENCH_SETTINGS in benchmarks/encoder_bench.py)."),
+    overrides: list[str] = typer.Option(None, "--set", metavar="KEY=VALUE",
+                                        help="Extra TrainConfig override for every run, KEY=VALUE."),
     workers: int = typer.Option(2, "--workers", "-j", min=1, help="Training processes."),
     threads: int = typer.Option(1, "--threads", min=1, help="Torch threads per training process."),
     runs_file: Path = typer.Option(Path("index_data/cache/encoder-bench-runs.jsonl"), "--runs-file",
@@ -183,9 +189,10 @@ def encoders_command(
 ) -> None:
     """Train and evaluate every encoder x split x view x seed; write docs/benchmarks/encoders.md/.json."""
     import yaml
+    from rich.console import Console
 
-    from encoder.data.errors import PoseDataError
-    from encoder.evaluation.bench import SPLITS, VIEWS, EncoderBenchConfig, load_bench_settings, run_encoder_bench
+    from benchmarks.encoder_bench import SPLITS, VIEWS, EncoderBenchConfig, load_bench_settings, run_encoder_bench
+    from encoder.data.errors import InputError, PoseDataError
     from encoder.models import model_names
     from encoder.training.config import parse_override
 
@@ -197,7 +204,7 @@ def encoders_command(
     try:
         settings = load_bench_settings(config)
         extra = dict(parse_override(o) for o in overrides or [])
-    except (PoseDataError, yaml.YAMLError) as err:
+    except (InputError, yaml.YAMLError) as err:
         raise _fail(str(err)) from None
     if not splits_dir.is_dir():
         raise _fail(f"{splits_dir}: splits folder not found")
@@ -230,3 +237,34 @@ def encoders_command(
     except (ValueError, PoseDataError) as err:
         raise _fail(str(err)) from None
     print_encoder_summary(report, Console())
+
+
+@bench_app.command("robustness", epilog=EXIT_CODES_HELP)
+def robustness_command(
+    data: Path = typer.Option(Path("index_data/cache/bandai-dataset"), "--data", "-d",
+                              help="Dataset cache of the Bandai-Namco takes (as for `bench encoders`)."),
+    splits_dir: Path = typer.Option(Path("../shared/data/bandai-namco-motion-2/splits"), "--splits",
+                                    help="Folder with random-*.txt."),
+    runs_file: Path = typer.Option(Path("index_data/cache/encoder-bench-runs.jsonl"), "--runs-file",
+                                   help="The encoder bench's runs file; its kept 2d/random checkpoints are evaluated."),
+    models: str = typer.Option(None, "--models", help="Only these models, comma-separated (default: all kept)."),
+    out: Path = typer.Option(Path("docs/benchmarks"), "--out", "-o", help="Folder for robustness.md/.json."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+) -> None:
+    """Accuracy, macro-F1 and gallery P@5 under other cameras, noise, missing joints, tempo, clip length, fps."""
+    from benchmarks.robustness import run_robustness_bench
+    from encoder.data.errors import InputError
+
+    if not runs_file.is_file():
+        raise _fail(f"{runs_file}: runs file not found; run `posestyle bench encoders` first")
+    chosen = tuple(m.strip() for m in models.split(",") if m.strip()) if models else None
+    command = "posestyle " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["bench"] else \
+        "posestyle bench robustness"
+    try:
+        report = run_robustness_bench(runs_file, data, splits_dir, out, chosen, progress, command)
+    except (ValueError, InputError) as err:
+        raise _fail(str(err)) from None
+    checks = report["targets"]
+    met = sum(c["met"] for c in checks)
+    typer.echo(f"robustness: {report['meta']['checkpoints']} checkpoints, target checks met {met}/{len(checks)}; "
+               f"report in {out}/robustness.md")

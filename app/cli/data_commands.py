@@ -2,28 +2,29 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
 from app.cli import cli
-from encoder.data.dataset import IngestReport, check_output_dir, check_person, ingest
-from encoder.data.demo import write_demo_corpus
-from encoder.data.errors import PoseDataError
-from encoder.data.labels import PRESETS, CsvLabels, LabelSource, PatternLabels, preset_labels
+from app.cli.common import EXIT_CODES_HELP, EXIT_FAILED, EXIT_USAGE, Person, Preset, fail
 
-EXIT_FAILED, EXIT_USAGE = 1, 2    # 0: something was ingested / written
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from encoder.data.dataset import IngestReport
+    from encoder.data.labels import LabelSource
 
 
 def _usage_error(message: str) -> typer.Exit:
-    Console(stderr=True).print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
-    return typer.Exit(EXIT_USAGE)
+    return fail(message, EXIT_USAGE)
 
 
 def _label_source(paths: list[Path], label_pattern: str | None, labels_csv: Path | None,
                   preset: str | None) -> LabelSource | None:
+    from encoder.data.errors import PoseDataError
+    from encoder.data.labels import CsvLabels, PatternLabels, preset_labels
+
     chosen = [opt for opt, value in (("--label-pattern", label_pattern), ("--labels-csv", labels_csv),
                                      ("--preset", preset)) if value is not None]
     if len(chosen) > 1:
@@ -42,6 +43,9 @@ def _label_source(paths: list[Path], label_pattern: str | None, labels_csv: Path
 
 def print_ingest_report(report: IngestReport, console: Console) -> None:
     """The summary table (counts, per-label counts, time), then every bad input with its reason."""
+    from rich.markup import escape
+    from rich.table import Table
+
     table = Table(title=f"Ingest into {escape(report.out)}", show_header=False, title_justify="left")
     table.add_column("what")
     table.add_column("value", justify="right")
@@ -62,51 +66,69 @@ def print_ingest_report(report: IngestReport, console: Console) -> None:
             console.print(str(error), markup=False, highlight=False, soft_wrap=True)
 
 
-@cli.command("ingest")
+@cli.command("ingest", epilog=EXIT_CODES_HELP + " Exit 1 also when nothing could be ingested.")
 def ingest_command(
-    paths: list[Path] = typer.Argument(..., metavar="PATH...", help="Pose files, folders (searched recursively) or .txt file lists."),
+    paths: list[Path] = typer.Argument(..., metavar="PATH",
+                                       help="Pose files, videos (video extra), folders (searched recursively) "
+                                            "or .txt file lists."),
     out: Path = typer.Option(..., "--out", "-o", help="Dataset directory to create or update."),
     label_pattern: str = typer.Option(None, "--label-pattern",
                                       help="Regex over the name; named groups -> metadata, (?P<label>...) -> label."),
     labels_csv: Path = typer.Option(None, "--labels-csv", help="CSV with columns name,label (+ metadata columns)."),
-    preset: str = typer.Option(None, "--preset", help=f"Built-in labelling: {', '.join(PRESETS)}."),
+    preset: Preset = typer.Option(None, "--preset", help="Built-in labelling of file names."),
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="Reader processes."),
-    person: str = typer.Option("main", "--person", help="Which person per keypoint file: main (the tracked main person) or all."),
+    person: Person = typer.Option(Person.main, "--person",
+                                  help="Which person per keypoint file: main (the tracked main person) or all."),
+    stride: int = typer.Option(1, "--stride", min=1,
+                               help="Videos: estimate pose on every n-th frame, interpolate the rest."),
 ) -> None:
     """Read pose files into a versioned dataset cache; bad files are listed and skipped."""
-    label_source = _label_source(paths, label_pattern, labels_csv, preset)
+    from rich.console import Console
+
+    from encoder.data.dataset import check_output_dir, check_person, ingest
+    from encoder.data.errors import PoseDataError
+    from encoder.data.video import VideoOptions
+
+    person_name = Person(person).value
+    label_source = _label_source(paths, label_pattern, labels_csv, Preset(preset).value if preset else None)
     try:
-        check_person(person)
+        check_person(person_name)
         check_output_dir(out)
     except PoseDataError as err:
         raise _usage_error(str(err)) from None
     console = Console()
     try:
-        report = ingest(paths, out, label_source, person=person, workers=workers, progress=True)
+        report = ingest(paths, out, label_source, person=person_name, workers=workers, progress=True,
+                        video=VideoOptions(stride=stride))
     except (PoseDataError, OSError) as err:
         message = str(err) if isinstance(err, PoseDataError) else f"{out}: {err.strerror or err}"
-        Console(stderr=True).print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
-        raise typer.Exit(EXIT_FAILED) from None
+        raise fail(message, EXIT_FAILED) from None
     print_ingest_report(report, console)
     if not report.ok:
         console.print("nothing was ingested; the dataset was left unchanged", highlight=False)
         raise typer.Exit(EXIT_FAILED)
 
 
-@cli.command("demo-corpus")
+@cli.command("demo-corpus", epilog=EXIT_CODES_HELP)
 def demo_corpus_command(
     out: Path = typer.Option(..., "--out", "-o", help="Folder to write the demo corpus into."),
     n: int = typer.Option(3000, "--n", min=1, help="Number of walks (each written in every view)."),
     seed: int = typer.Option(0, "--seed", min=0, help="Random seed (same seed, same corpus)."),
 ) -> None:
     """Write the synthetic demo corpus (one folder of .npz + labels.csv per view) for ingest --preset demo."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from encoder.data.demo import write_demo_corpus
+    from encoder.data.errors import PoseDataError
+
     console = Console()
     try:
         written = write_demo_corpus(out, n=n, seed=seed)
     except (PoseDataError, OSError) as err:
         message = str(err) if isinstance(err, PoseDataError) else f"{out}: {err.strerror or err}"
-        Console(stderr=True).print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
-        raise typer.Exit(EXIT_FAILED) from None
+        raise fail(message, EXIT_FAILED) from None
     table = Table(title=f"Demo corpus in {escape(str(written.root))} ({written.n_sequences} walks, seed {seed})",
                   title_justify="left")
     table.add_column("style")

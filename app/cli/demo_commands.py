@@ -6,13 +6,15 @@ demo-corpus -> ingest -> train -> index -> app. Delete ``index_data/`` to start 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
 
 from app.cli import cli
+from app.cli.common import EXIT_CODES_HELP
 
-EXIT_FAILED = 1
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def _run_step(title: str, args: list[str], console: Console) -> None:
@@ -21,14 +23,15 @@ def _run_step(title: str, args: list[str], console: Console) -> None:
     console.print("$ posestyle " + " ".join(args), markup=False, highlight=False)
     command = typer.main.get_command(cli)
     try:
-        command.main(args=args, prog_name="posestyle", standalone_mode=False)
+        code = command.main(args=args, prog_name="posestyle", standalone_mode=False)
     except typer.Exit as done:
-        if done.exit_code:
-            console.print(f"demo: step '{title}' failed (exit {done.exit_code})", markup=False)
-            raise typer.Exit(done.exit_code) from None
+        code = done.exit_code
+    if isinstance(code, int) and code:   # without standalone mode, typer returns the exit code of typer.Exit
+        console.print(f"demo: step '{title}' failed (exit {code})", markup=False)
+        raise typer.Exit(code)
 
 
-@cli.command("demo")
+@cli.command("demo", epilog=EXIT_CODES_HELP)
 def demo_command(
     root: Path = typer.Option(Path("index_data"), "--root", help="Where the demo's artifacts go."),
     n: int = typer.Option(3000, "--n", min=60, help="Number of demo walks."),
@@ -41,6 +44,8 @@ def demo_command(
     port: int = typer.Option(8501, "--port", "-p", min=1, max=65535, help="Port of the app."),
 ) -> None:
     """Build the demo corpus, ingest it, train an encoder, index it and open the app."""
+    from rich.console import Console
+
     console = Console()
     raw = root / "demo" / "raw"
     dataset = root / "demo" / "dataset"

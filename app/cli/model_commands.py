@@ -10,30 +10,28 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import typer
-from rich.console import Console
-from rich.table import Table
-from tqdm import tqdm
 
 from app.cli import cli
-from encoder.data.errors import PoseDataError
-from encoder.data.sequence import PoseSequence
+from app.cli.common import EXIT_CODES_HELP, EXIT_USAGE, View, fail
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+if TYPE_CHECKING:
+    from rich.table import Table
 
-
-def _fail(message: str, code: int = EXIT_FAILED) -> typer.Exit:
-    Console(stderr=True).print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
-    return typer.Exit(code)
+    from encoder.data.sequence import PoseSequence
 
 
 def _load(cache: Any, names: Sequence[str], desc: str) -> list[PoseSequence]:
+    from tqdm import tqdm
+
     return [cache.load(n) for n in tqdm(names, desc=desc, unit="seq", leave=False, dynamic_ncols=True)]
 
 
 def _table(title: str, rows: Sequence[tuple[str, Any]]) -> Table:
+    from rich.table import Table
+
     table = Table(title=title, show_header=False, title_justify="left")
     table.add_column("what")
     table.add_column("value", justify="right")
@@ -42,7 +40,7 @@ def _table(title: str, rows: Sequence[tuple[str, Any]]) -> Table:
     return table
 
 
-@cli.command("train")
+@cli.command("train", epilog=EXIT_CODES_HELP)
 def train_command(
     model: str = typer.Option(None, "--model", "-m", help="Registered model name (default: from config)."),
     data: Path = typer.Option(..., "--data", "-d", help="Dataset cache written by `posestyle ingest`."),
@@ -54,29 +52,34 @@ def train_command(
     batch_size: int = typer.Option(None, "--batch-size", min=1),
     lr: float = typer.Option(None, "--lr"),
     patience: int = typer.Option(None, "--patience", min=1),
-    view: str = typer.Option(None, "--view", help="2d (benchmark virtual camera for 3D takes) or 3d."),
+    view: View = typer.Option(None, "--view", help="2d (benchmark virtual camera for 3D takes) or 3d."),
     device: str = typer.Option(None, "--device", help="auto, cpu or cuda[:n]."),
     threads: int = typer.Option(None, "--threads", min=0, help="Torch CPU threads (0: torch default)."),
-    overrides: list[str] = typer.Option(None, "--set", help="Any setting as KEY=VALUE, e.g. augment.mirror=false."),
+    overrides: list[str] = typer.Option(None, "--set", metavar="KEY=VALUE",
+                                        help="Any setting as KEY=VALUE, e.g. augment.mirror=false."),
 ) -> None:
     """Train a style encoder on a dataset split and write its checkpoint."""
+    from rich.console import Console
+
     from encoder.data.dataset import DatasetCache
+    from encoder.data.errors import InputError, PoseDataError
     from encoder.models import model_names
     from encoder.training import fit, load_train_config, parse_override
     from encoder.training.splits import resolve_split
 
     if out.suffix != ".safetensors":
-        raise _fail(f"{out}: the checkpoint must be a .safetensors file", EXIT_USAGE)
+        raise fail(f"{out}: the checkpoint must be a .safetensors file", EXIT_USAGE)
     try:
         settings = dict(parse_override(o) for o in overrides or [])
         flags = {"model": model, "seed": seed, "epochs": epochs, "batch_size": batch_size, "lr": lr,
-                 "patience": patience, "view": view, "device": device, "num_threads": threads}
+                 "patience": patience, "view": View(view).value if view else None, "device": device,
+                 "num_threads": threads}
         settings.update({k: v for k, v in flags.items() if v is not None})
         cfg = load_train_config(config, settings)
-    except PoseDataError as err:
-        raise _fail(str(err), EXIT_USAGE) from None
+    except InputError as err:
+        raise fail(str(err), EXIT_USAGE) from None
     if cfg.model not in model_names():
-        raise _fail(f"--model: unknown model {cfg.model!r}; known: {', '.join(model_names())}", EXIT_USAGE)
+        raise fail(f"--model: unknown model {cfg.model!r}; known: {', '.join(model_names())}", EXIT_USAGE)
     console = Console()
     try:
         cache = DatasetCache.open(data)
@@ -90,8 +93,8 @@ def train_command(
                              **{p: len(names) for p, names in parts.items()}}}
         result = fit(train, val, cfg, summary=summary)
         meta = result.save(out)
-    except PoseDataError as err:
-        raise _fail(str(err)) from None
+    except InputError as err:
+        raise fail(str(err)) from None
     best = meta.training.get("best_val", {})
     console.print(_table(f"Trained {cfg.model} -> {out}", [
         ("encoder version", meta.encoder_version), ("styles", ", ".join(meta.labels)),
@@ -106,7 +109,7 @@ def train_command(
         console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
-@cli.command("evaluate")
+@cli.command("evaluate", epilog=EXIT_CODES_HELP)
 def evaluate_command(
     checkpoint: Path = typer.Argument(..., help="Encoder checkpoint (.safetensors)."),
     data: Path = typer.Option(..., "--data", "-d", help="Dataset cache written by `posestyle ingest`."),
@@ -116,14 +119,17 @@ def evaluate_command(
                                       help="Gallery: .txt lists / prefixes, comma-separated, or 'none' "
                                            "(default: the train+val parts of --split)."),
     out: Path = typer.Option(..., "--out", "-o", help="Report folder (metrics.json, summary.md, figures)."),
-    view: str = typer.Option(None, "--view", help="2d or 3d (default: the encoder's input)."),
+    view: View = typer.Option(None, "--view", help="2d or 3d (default: the encoder's input)."),
     seed: int = typer.Option(None, "--seed", help="Seed of an 'auto' split and of k-means (default: training seed)."),
     batch_size: int = typer.Option(64, "--batch-size", min=1),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda[:n] or auto."),
     cost: bool = typer.Option(True, "--cost/--no-cost", help="Time the encoder (CPU, 2 threads, batch 64)."),
 ) -> None:
     """Evaluate a checkpoint on a split: every BENCHMARK.md metric, written as a report."""
+    from rich.console import Console
+
     from encoder.data.dataset import DatasetCache
+    from encoder.data.errors import InputError
     from encoder.evaluation import evaluate_encoder, headline_metrics, write_report
     from encoder.inference import StyleEncoder
     from encoder.training import resolve_device
@@ -133,9 +139,7 @@ def evaluate_command(
     start = time.perf_counter()
     try:
         encoder = StyleEncoder.load(checkpoint, device=resolve_device(device))
-        view = view or ("2d" if encoder.input_dims == 2 else "3d")
-        if view not in ("2d", "3d"):
-            raise _fail(f"--view must be 2d or 3d, got {view!r}", EXIT_USAGE)
+        view = View(view).value if view else ("2d" if encoder.input_dims == 2 else "3d")
         trained_split = encoder.meta.training.get("split", {})
         split_seed = seed if seed is not None else int(trained_split.get("seed", encoder.meta.training.get("seed", 0)))
         cache = DatasetCache.open(data)
@@ -168,8 +172,8 @@ def evaluate_command(
         }
         written = write_report(metrics, out, embeddings=result.embeddings, labels=result.labels,
                                title=f"{encoder.model_name} {encoder.version} on {Path(split).name}")
-    except PoseDataError as err:
-        raise _fail(str(err)) from None
+    except InputError as err:
+        raise fail(str(err)) from None
     rows = [(k, v) for k, v in headline_metrics(metrics).items() if v is not None]
     console.print(_table(f"Evaluation of {encoder.model_name} {encoder.version} ({len(result.labels)} queries)", rows))
     console.print(f"report: {', '.join(str(p) for p in written.values())}", highlight=False, soft_wrap=True)

@@ -7,27 +7,23 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from app.cli import cli
-from encoder.data.dataset import DatasetCache
-from encoder.data.errors import PoseDataError
-from retrieval.index import IndexManager
-from retrieval.jobs import BACKENDS, INDEX_TYPES, JobError, ReindexJob, ReindexSummary, register_dataset
-from retrieval.jobs.backends import DEFAULT_BATCH_SIZE
-from retrieval.jobs.reindex import DEFAULT_STALE_AFTER_S
-from retrieval.store import MetadataStore, StoreError, default_database_url
+from app.cli.common import EXIT_CODES_HELP, EXIT_FAILED, EXIT_USAGE, Backend, IndexType, fail
 
-EXIT_OK, EXIT_JOB_FAILED, EXIT_USAGE = 0, 1, 2
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from retrieval.jobs import ReindexSummary
+
 ERRORS_SHOWN = 20
-
-
-def _fail(message: str, code: int) -> typer.Exit:
-    Console(stderr=True).print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
-    return typer.Exit(code)
+# The job's defaults (retrieval.jobs DEFAULT_BATCH_SIZE, DEFAULT_STALE_AFTER_S), resolved when the job runs
+# so that --help does not import the job; tests/retrieval/test_jobs_cli.py checks the help quotes them.
+BATCH_SIZE_HELP = "Sequences per batch (and per shard); default 256."
+STALE_AFTER_HELP = "Seconds without heartbeat after which another host's running job counts as dead; default 120."
 
 
 @contextmanager
@@ -50,6 +46,8 @@ def _interrupt_on_sigterm() -> Iterator[None]:
 
 def print_reindex_summary(summary: ReindexSummary, console: Console) -> None:
     """The summary table, then the failed sequences with their reasons."""
+    from rich.table import Table
+
     title = f"Re-index with encoder {summary.encoder_version}" + (" (resumed job)" if summary.resumed else "")
     table = Table(title=title, show_header=False, title_justify="left")
     table.add_column("what")
@@ -81,21 +79,27 @@ def print_reindex_summary(summary: ReindexSummary, console: Console) -> None:
             console.print(f"... and {len(summary.errors) - ERRORS_SHOWN} more", highlight=False)
 
 
-def _run_reindex(checkpoint: Path, data: Path | None, backend: str, ray_address: str | None, batch_size: int,
-                 index_type: str, store_url: str | None, root: Path, stale_after: float, progress: bool,
-                 register: bool) -> None:
-    if backend not in BACKENDS:
-        raise _fail(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}", EXIT_USAGE)
-    if index_type not in INDEX_TYPES:
-        raise _fail(f"--index-type must be one of {', '.join(INDEX_TYPES)}, got {index_type!r}", EXIT_USAGE)
-    if ray_address is not None and backend != "ray":
-        raise _fail("--ray-address needs --backend ray", EXIT_USAGE)
+def _run_reindex(checkpoint: Path, data: Path | None, backend: Backend, ray_address: str | None,
+                 batch_size: int | None, index_type: IndexType, store_url: str | None, root: Path,
+                 stale_after: float | None, progress: bool, register: bool) -> None:
+    from rich.console import Console
+
+    from encoder.data.dataset import DatasetCache
+    from encoder.data.errors import PoseDataError
+    from retrieval.index import IndexManager
+    from retrieval.jobs import DEFAULT_BATCH_SIZE, JobError, ReindexJob, register_dataset
+    from retrieval.jobs.reindex import DEFAULT_STALE_AFTER_S
+    from retrieval.store import MetadataStore, StoreError, default_database_url
+
+    backend_name, index_type_name = Backend(backend).value, IndexType(index_type).value
+    if ray_address is not None and backend_name != "ray":
+        raise fail("--ray-address needs --backend ray", EXIT_USAGE)
     if not checkpoint.is_file():
-        raise _fail(f"{checkpoint}: checkpoint file not found", EXIT_USAGE)
+        raise fail(f"{checkpoint}: checkpoint file not found", EXIT_USAGE)
     try:
         dataset = DatasetCache.open(data) if data is not None else None
     except PoseDataError as err:
-        raise _fail(str(err), EXIT_USAGE) from None
+        raise fail(str(err), EXIT_USAGE) from None
     console = Console()
     try:
         with _interrupt_on_sigterm(), MetadataStore.open(store_url or default_database_url(root)) as store:
@@ -103,43 +107,62 @@ def _run_reindex(checkpoint: Path, data: Path | None, backend: str, ray_address:
                 report = register_dataset(store, dataset)
                 console.print(f"registered dataset {dataset.root} ({dataset.version}): {report.inserted} new, "
                               f"{report.updated} changed, {report.unchanged} unchanged sequences", highlight=False)
-            job = ReindexJob(store, IndexManager(root, store), dataset, checkpoint, backend,
-                             batch_size=batch_size, index_type=index_type, ray_address=ray_address,
-                             stale_after_s=stale_after, progress=progress)
+            job = ReindexJob(store, IndexManager(root, store), dataset, checkpoint, backend_name,
+                             batch_size=batch_size or DEFAULT_BATCH_SIZE, index_type=index_type_name,
+                             ray_address=ray_address, stale_after_s=stale_after or DEFAULT_STALE_AFTER_S,
+                             progress=progress)
             summary = job.run()
     except PoseDataError as err:
-        raise _fail(str(err), EXIT_USAGE) from None
+        raise fail(str(err), EXIT_USAGE) from None
     except (JobError, StoreError) as err:
-        raise _fail(str(err), EXIT_JOB_FAILED) from None
+        raise fail(str(err), EXIT_FAILED) from None
     except KeyboardInterrupt:
-        raise _fail("interrupted; run the same command again to resume", EXIT_JOB_FAILED) from None
+        raise fail("interrupted; run the same command again to resume", EXIT_FAILED) from None
     print_reindex_summary(summary, console)
+    _precompute_views(root, store_url, console)
+
+
+def _precompute_views(root: Path, store_url: str | None, console: Console) -> None:
+    """The live version's map, predictions and cluster quality, stored so the app's pages only load them."""
+    import time
+
+    from app.services.analysis import AppService, NoIndexError
+
+    start = time.perf_counter()
+    try:
+        with console.status("computing the app's map and evaluation for the live version..."), \
+                AppService(root, store_url) as service:
+            live = service.open_live()
+            service.precompute_views(live)
+    except NoIndexError:
+        return
+    console.print(f"app views of version {live.version} stored in {time.perf_counter() - start:.1f} s", highlight=False)
 
 
 _CHECKPOINT = typer.Option(..., "--checkpoint", "-c", help="Encoder checkpoint (.safetensors).")
-_BACKEND = typer.Option("local", "--backend", help=f"Where to embed: {', '.join(BACKENDS)}.")
-_RAY_ADDRESS = typer.Option(None, "--ray-address", help="Join this Ray cluster instead of starting a local one.")
-_BATCH_SIZE = typer.Option(DEFAULT_BATCH_SIZE, "--batch-size", min=1, help="Sequences per batch (and per shard).")
-_INDEX_TYPE = typer.Option("auto", "--index-type", help=f"FAISS index type: {', '.join(INDEX_TYPES)}.")
-_STORE = typer.Option(None, "--store", help="Metadata store URL (default: sqlite:///<root>/metadata.db).")
-_ROOT = typer.Option(Path("index_data"), "--root", help="Data folder holding indexes/ and embeddings/.")
-_STALE_AFTER = typer.Option(DEFAULT_STALE_AFTER_S, "--stale-after", min=1.0,
-                            help="Seconds without heartbeat after which another host's running job counts as dead.")
+_BACKEND = typer.Option(Backend.local, "--backend", help="Where to embed.")
+_RAY_ADDRESS = typer.Option(None, "--ray-address", metavar="HOST:PORT",
+                            help="Join this Ray cluster instead of starting a local one.")
+_BATCH_SIZE = typer.Option(None, "--batch-size", min=1, metavar="N", help=BATCH_SIZE_HELP)
+_INDEX_TYPE = typer.Option(IndexType.auto, "--index-type", help="FAISS index type.")
+_STORE = typer.Option(None, "--store", metavar="URL", help="Metadata store URL (default: sqlite:///<root>/metadata.db).")
+_ROOT = typer.Option(Path("index_data"), "--root", metavar="DIR", help="Data folder holding indexes/ and embeddings/.")
+_STALE_AFTER = typer.Option(None, "--stale-after", min=1.0, metavar="SECONDS", help=STALE_AFTER_HELP)
 _PROGRESS = typer.Option(True, "--progress/--no-progress", help="Show a progress bar.")
 
 
-@cli.command("reindex")
+@cli.command("reindex", epilog=EXIT_CODES_HELP)
 def reindex_command(
     checkpoint: Path = _CHECKPOINT,
     data: Path = typer.Option(None, "--data", "-d",
                               help="Dataset cache to load sequences from (default: where each was registered from)."),
-    backend: str = _BACKEND,
+    backend: Backend = _BACKEND,
     ray_address: str = _RAY_ADDRESS,
-    batch_size: int = _BATCH_SIZE,
-    index_type: str = _INDEX_TYPE,
+    batch_size: int | None = _BATCH_SIZE,
+    index_type: IndexType = _INDEX_TYPE,
     store: str = _STORE,
     root: Path = _ROOT,
-    stale_after: float = _STALE_AFTER,
+    stale_after: float | None = _STALE_AFTER,
     progress: bool = _PROGRESS,
 ) -> None:
     """Embed the stored sequences with an encoder into a new index version and make it live.
@@ -149,17 +172,17 @@ def reindex_command(
                  progress, register=False)
 
 
-@cli.command("index")
+@cli.command("index", epilog=EXIT_CODES_HELP)
 def index_command(
     checkpoint: Path = _CHECKPOINT,
     data: Path = typer.Option(..., "--data", "-d", help="Dataset cache (written by posestyle ingest) to index."),
-    backend: str = _BACKEND,
+    backend: Backend = _BACKEND,
     ray_address: str = _RAY_ADDRESS,
-    batch_size: int = _BATCH_SIZE,
-    index_type: str = _INDEX_TYPE,
+    batch_size: int | None = _BATCH_SIZE,
+    index_type: IndexType = _INDEX_TYPE,
     store: str = _STORE,
     root: Path = _ROOT,
-    stale_after: float = _STALE_AFTER,
+    stale_after: float | None = _STALE_AFTER,
     progress: bool = _PROGRESS,
 ) -> None:
     """Register a dataset's sequences in the store, then re-index with the encoder."""

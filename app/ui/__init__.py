@@ -1,5 +1,5 @@
 """The PoseStyle Streamlit app (``posestyle app``): Search, Explore, Evaluate and Index pages.
 
-The pages hold no business logic: they call ``retrieval.analysis.AppService`` (which calls
+The pages hold no business logic: they call ``app.services.analysis.AppService`` (which calls
 ``retrieval/`` and ``encoder/``) and draw the results with ``app.ui.figures``.
 """

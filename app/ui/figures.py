@@ -1,5 +1,5 @@
 """Figures of the app: animated stick figures (GIF), joint trajectories, explanation bars, the style
-map, the confusion matrix. Pure presentation: every number comes from ``retrieval.analysis``."""
+map, the confusion matrix. Pure presentation: every number comes from ``app.services.analysis``."""
 from __future__ import annotations
 
 import io
@@ -8,11 +8,11 @@ from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 from PIL import Image, ImageDraw
+from plotly.subplots import make_subplots
 
+from app.services.analysis import MotionView
 from encoder.data.skeleton import COCO17_EDGES, COCO17_JOINTS, LEFT_RIGHT_PAIRS
-from retrieval.analysis import MotionView
 
 GIF_SIZE = (160, 200)          # width, height in pixels
 GIF_MAX_FRAMES = 60
@@ -21,6 +21,22 @@ _LEFT = {a for a, _ in LEFT_RIGHT_PAIRS}
 _RIGHT = {b for _, b in LEFT_RIGHT_PAIRS}
 _COLOURS = {"left": (31, 119, 180), "right": (214, 39, 40), "centre": (90, 90, 90)}
 TRAJECTORY_JOINTS = ("left_wrist", "right_wrist", "left_ankle", "right_ankle")
+BAR_WIDTH = 0.8                # of the space between bars
+# Six Tableau 10 colours whose hues differ by >= 30 degrees (the six styles); more groups get evenly
+# spaced hues.
+GROUP_COLOURS = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#b07aa1", "#76b7b2")
+FIGURE_BODY_FRACTION = 0.62    # the body's median height as a fraction of the GIF height, for every figure
+GROUND_FRACTION = 0.88         # where the feet stand, from the top of the GIF
+
+
+def group_colours(n: int) -> list[str]:
+    """``n`` colours of clearly different hue (the map's styles, collections, clusters)."""
+    if n <= len(GROUP_COLOURS):
+        return list(GROUP_COLOURS[:n])
+    import colorsys
+
+    return ["#%02x%02x%02x" % tuple(int(255 * c) for c in colorsys.hsv_to_rgb(i / n, 0.65, 0.85))
+            for i in range(n)]
 
 
 def _bone_colour(i: int, j: int) -> tuple[int, int, int]:
@@ -31,36 +47,76 @@ def _bone_colour(i: int, j: int) -> tuple[int, int, int]:
     return _COLOURS["centre"]
 
 
+def fill_gaps(drawing: np.ndarray) -> np.ndarray:
+    """(T, J, 2) drawing with each joint's missing frames interpolated from its observed ones (held at
+    the ends), so dropped keypoints do not blink or leave bones hanging; never-seen joints stay NaN."""
+    out = np.array(drawing, dtype=np.float64, copy=True)
+    t = np.arange(out.shape[0])
+    for j in range(out.shape[1]):
+        seen = np.isfinite(out[:, j]).all(axis=-1)
+        if seen.any() and not seen.all():
+            for c in range(out.shape[2]):
+                out[~seen, j, c] = np.interp(t[~seen], t[seen], out[seen, j, c])
+    return out
+
+
+def _smooth(values: np.ndarray, window: int) -> np.ndarray:
+    """Moving average over ``window`` frames (edges padded), NaN-free input."""
+    if window <= 1 or len(values) < 2:
+        return values
+    padded = np.pad(values, (window // 2, window - 1 - window // 2), mode="edge")
+    return np.convolve(padded, np.ones(window) / window, mode="valid")
+
+
+def figure_pixels(drawing: np.ndarray, fps: float, size: tuple[int, int] = GIF_SIZE) -> np.ndarray:
+    """(T, J, 2) pixel positions of a gap-filled drawing: the body's height (its extent over about a
+    second, so the bob within a step stays) fills the same fraction of every image and the feet stand
+    on one ground line, so figures side by side share one scale whatever their units, the camera's
+    distance, a walk toward the camera or the reach of a limb; the mid-hip is centred."""
+    width, height = size
+    vertical = drawing[..., 1]
+    seen = np.isfinite(vertical).any(axis=1)
+    pixels = np.full(drawing.shape, np.nan)
+    if not seen.any():
+        return pixels
+    frames = np.flatnonzero(seen)
+    tops = np.interp(np.arange(len(drawing)), frames, np.nanmax(vertical[seen], axis=1))
+    bottoms = np.interp(np.arange(len(drawing)), frames, np.nanmin(vertical[seen], axis=1))
+    window = max(1, int(round(fps))) if fps > 0 else 1
+    body = np.maximum(_smooth(tops - bottoms, window), 1e-9)
+    ground = _smooth(bottoms, window)
+    scale = FIGURE_BODY_FRACTION * height / body                       # pixels per unit, per frame
+    pixels[..., 0] = width / 2.0 + drawing[..., 0] * scale[:, None]
+    pixels[..., 1] = GROUND_FRACTION * height - (drawing[..., 1] - ground[:, None]) * scale[:, None]
+    return pixels
+
+
 def skeleton_gif(motion: MotionView, size: tuple[int, int] = GIF_SIZE, max_frames: int = GIF_MAX_FRAMES) -> bytes:
     """An animated GIF of the COCO-17 stick figure (left side blue, right red), looping.
 
-    Frames are subsampled to at most ``max_frames`` and played at ``GIF_PLAYBACK_FPS``; one scale
-    for the whole sequence keeps the figure's size and bob visible."""
+    Frames are subsampled to at most ``max_frames`` and played at ``GIF_PLAYBACK_FPS``; the scale
+    comes from the body's height (``figure_pixels``), so all figures are drawn alike; a joint is
+    drawn only with a bone that reaches it."""
     width, height = size
-    drawing = motion.drawing
+    pixels = figure_pixels(fill_gaps(motion.drawing), motion.fps, size)
     step = max(1, int(np.ceil(motion.num_frames / max_frames)))
     frames = np.arange(0, motion.num_frames, step)
-    finite = drawing[np.isfinite(drawing).all(axis=-1)]
-    if finite.size == 0:
-        lo, hi = np.array([-1.0, -1.0]), np.array([1.0, 1.0])
-    else:
-        lo, hi = finite.min(axis=0), finite.max(axis=0)
-    span = np.maximum(hi - lo, 1e-6)
-    margin = 10
-    scale = min((width - 2 * margin) / span[0], (height - 2 * margin) / span[1])
-    offset = np.array([width / 2, height / 2]) - scale * (lo + hi) / 2 * np.array([1.0, -1.0])
+    ground = GROUND_FRACTION * height
+    drawn = np.isfinite(pixels[frames]).all(axis=-1).any(axis=-1)
+    frames = frames[drawn] if drawn.any() else frames          # no blank frames (a clip's person may come later)
     images = []
     for t in frames:
         image = Image.new("RGB", (width, height), (255, 255, 255))
         pen = ImageDraw.Draw(image)
-        points = drawing[t] * np.array([scale, -scale]) + offset
+        points = pixels[t]
         ok = np.isfinite(points).all(axis=-1)
-        ground = offset[1] - scale * lo[1]
         pen.line([(0, ground), (width, ground)], fill=(220, 220, 220), width=1)
+        attached = np.zeros(len(points), dtype=bool)
         for i, j in COCO17_EDGES:
             if ok[i] and ok[j]:
                 pen.line([tuple(points[i]), tuple(points[j])], fill=_bone_colour(i, j), width=3)
-        for j in np.flatnonzero(ok):
+                attached[[i, j]] = True
+        for j in np.flatnonzero(attached):
             x, y = points[j]
             pen.ellipse([x - 2, y - 2, x + 2, y + 2], fill=(40, 40, 40))
         images.append(image.convert("P", palette=Image.Palette.ADAPTIVE, colors=16))
@@ -95,11 +151,18 @@ def trajectory_figure(query: MotionView, hit: MotionView, joints: Sequence[str],
 
 
 def segment_weight_figure(phases: np.ndarray, weights: np.ndarray, title: str) -> go.Figure:
-    """Weight of each window in the embedding, at its position in the sequence."""
-    fig = go.Figure(go.Bar(x=np.asarray(phases) * 100.0, y=np.asarray(weights), marker_color="#4c78a8",
-                           hovertemplate="window centre %{x:.0f}%<br>weight %{y:.3f}<extra></extra>"))
+    """Weight of each window in the embedding, one bar per window in sequence order (bars of equal,
+    visible width however close the window centres lie; the centre is in the label and the hover)."""
+    centres = np.asarray(phases, dtype=np.float64) * 100.0
+    number = np.arange(1, len(centres) + 1)
+    fig = go.Figure(go.Bar(x=number, y=np.asarray(weights), width=BAR_WIDTH, marker_color="#4c78a8",
+                           customdata=centres,
+                           hovertemplate="window %{x}, centre %{customdata:.0f}%<br>weight %{y:.3f}<extra></extra>"))
     fig.update_layout(title=title, height=260, margin={"l": 10, "r": 10, "t": 40, "b": 10},
-                      xaxis_title="window centre (% of the sequence)", yaxis_title="weight")
+                      xaxis={"title": "window (centre, % of the sequence)", "tickmode": "array",
+                             "tickvals": number.tolist(),
+                             "ticktext": [f"{n} ({c:.0f}%)" for n, c in zip(number, centres)]},
+                      yaxis_title="weight")
     return fig
 
 
@@ -118,11 +181,12 @@ def embedding_scatter(rows: Sequence[Mapping[str, Any]], colour_by: str, highlig
     for row in rows:
         groups.setdefault(str(row[colour_by]), []).append(row)
     fig = go.Figure()
-    for name in sorted(groups, key=lambda g: (len(g), g) if colour_by == "cluster" else g):
+    names = sorted(groups, key=lambda g: (len(g), g) if colour_by == "cluster" else g)
+    for name, colour in zip(names, group_colours(len(names))):
         members = groups[name]
         fig.add_trace(go.Scattergl(
             x=[r["x"] for r in members], y=[r["y"] for r in members], mode="markers", name=name,
-            marker={"size": 9, "opacity": 0.85},
+            marker={"size": 9, "opacity": 0.85, "color": colour},
             customdata=[[r["id"], r["label"], r["collection"], r["season"], r["tags"]] for r in members],
             hovertemplate=("<b>%{customdata[0]}</b><br>style: %{customdata[1]}<br>collection: %{customdata[2]}"
                            "<br>season: %{customdata[3]}<br>tags: %{customdata[4]}<extra></extra>")))

@@ -19,8 +19,7 @@ from typing import Any
 
 import streamlit as st
 
-from app.ui.figures import skeleton_gif
-from retrieval.analysis import (
+from app.services.analysis import (
     AppService,
     ClusterQuality,
     LiveIndex,
@@ -29,6 +28,8 @@ from retrieval.analysis import (
     build_index_hint,
     motion_view,
 )
+from app.ui.figures import skeleton_gif
+from encoder.data.errors import PoseDataError
 
 log = logging.getLogger("posestyle.app")
 
@@ -42,7 +43,7 @@ SEARCH_PAGE = "views/search.py"
 @dataclass(frozen=True)
 class AppConfig:
     """Where the app reads its data: the data root and the metadata store URL (None: the root's SQLite);
-    ``read_only``: no re-index form (see ``app.ui.server_paths``)."""
+    ``read_only``: no re-index form (see ``app.services.server_paths``)."""
 
     root: str
     store_url: str | None
@@ -191,6 +192,9 @@ def page_guard() -> Iterator[None]:
         yield
     except NoIndexError as err:
         show_no_index(err.root)
+    except PoseDataError as err:     # bad user data: one line on screen and in the log, no traceback
+        log.info("refused: %s", one_line(err))
+        st.error(one_line(err))
     except Exception as err:  # noqa: BLE001 - nothing a user does may put a traceback on screen
         log.exception("page failed")
         st.error(one_line(err))

@@ -18,7 +18,9 @@ import numpy as np
 
 from encoder.data.errors import PoseDataError
 from encoder.data.sequence import PoseSequence
-from encoder.data.skeleton import BODY_REGIONS, LEFT_HIP, RIGHT_HIP
+from encoder.data.skeleton import BODY_REGIONS, JOINT_INDEX, LEFT_HIP, RIGHT_HIP
+
+LEFT_SHOULDER, RIGHT_SHOULDER = JOINT_INDEX["left_shoulder"], JOINT_INDEX["right_shoulder"]
 
 # Points nearer than this to the camera plane (metres along the view axis) cannot be imaged.
 NEAR_PLANE_M = 0.1
@@ -226,6 +228,20 @@ def benchmark_2d_view(seq3d: PoseSequence, take_name: str) -> PoseSequence:
     return drop_joints(view, rng, BENCHMARK_DROP_FRACTION)
 
 
+
+def training_view(seq: PoseSequence, view: str) -> PoseSequence:
+    """The un-augmented model input in ``view``: a 3D take seen in ``2d`` goes through its benchmark camera.
+
+    Training, evaluation and the benchmarks all call this, so a model sees one view the same way everywhere.
+    """
+    source = seq.source or seq.name or "<sequence>"
+    if view == "2d" and seq.dims == 3:
+        return benchmark_2d_view(seq, seq.name or source)
+    if view == "3d" and seq.dims == 2:
+        raise PoseDataError(source, "is 2D; the 3d view needs 3D sequences (use --view 2d)")
+    return seq
+
+
 # -- augmentation and robustness -------------------------------------------------------------
 def random_camera(rng: np.random.Generator, target: Sequence[float] = (0.0, 0.0, 0.0),
                   yaw_range: tuple[float, float] = BENCHMARK_YAW_RANGE_DEG,
@@ -246,15 +262,62 @@ def random_2d_view(seq3d: PoseSequence, rng: np.random.Generator,
                    drop_fraction: float = BENCHMARK_DROP_FRACTION) -> PoseSequence:
     """A random 2D view for training augmentation, built like the benchmark view.
 
-    The camera aims at the mean mid-hip from the benchmark distance times a factor drawn from
-    ``distance_scale``; then jitter and dropout. Points the camera cannot see get confidence 0.
+    The camera aims at the mean mid-hip from the benchmark distance times a factor drawn
+    log-uniformly from ``distance_scale`` (a longer lens from farther away: less perspective);
+    then jitter and dropout. Points the camera cannot see get confidence 0.
     """
     _require_3d(seq3d)
     target, reach = _walk_target_and_reach(seq3d)
     base = max(BENCHMARK_MIN_DISTANCE_M, BENCHMARK_DISTANCE_FACTOR * reach)
-    params = random_camera(rng, target, yaw_range, pitch_range,
-                           (base * distance_scale[0], base * distance_scale[1]))
+    yaw = float(rng.uniform(*yaw_range))
+    pitch = float(rng.uniform(*pitch_range))
+    scale = float(np.exp(rng.uniform(np.log(distance_scale[0]), np.log(distance_scale[1]))))
+    params = CameraParams(yaw_deg=yaw, pitch_deg=pitch, distance=base * scale, focal=1000.0 * scale,
+                          target=tuple(float(x) for x in target))
     view = _view_2d(seq3d, params, {"view": "2d-random"})
+    view = add_keypoint_jitter(view, rng, jitter_frac)
+    return drop_joints(view, rng, drop_fraction)
+
+
+def walker_yaw(seq3d: PoseSequence) -> float:
+    """Camera yaw (degrees) that puts a camera in front of the walker: their mean facing direction.
+
+    Facing = up x (right - left) over the hip and shoulder pairs, summed over frames (Y up,
+    right-handed); 0 when no pair is ever seen.
+    """
+    _require_3d(seq3d)
+    obs = seq3d.confidence > 0
+    joints = seq3d.joints.astype(np.float64)
+    facing = np.zeros(2)
+    for left, right in ((LEFT_HIP, RIGHT_HIP), (LEFT_SHOULDER, RIGHT_SHOULDER)):
+        seen = obs[:, left] & obs[:, right]
+        across = joints[seen, right] - joints[seen, left]
+        facing += np.stack([across[:, 2], -across[:, 0]], axis=-1).sum(axis=0)
+    if np.hypot(*facing) <= 1e-9:
+        return 0.0
+    return float(np.degrees(np.arctan2(facing[0], facing[1])) % 360.0)
+
+
+def placed_camera(seq3d: PoseSequence, azimuth_deg: float, pitch_deg: float,
+                  focal: float = 1000.0) -> CameraParams:
+    """A camera placed relative to the walker: ``azimuth_deg`` 0 in front, 90 beside, 180 behind.
+
+    It aims at the mean mid-hip from the benchmark distance, moved back in proportion to the
+    focal length beyond 1000 px (a longer lens from farther away keeps the person's size).
+    """
+    target, reach = _walk_target_and_reach(seq3d)
+    base = max(BENCHMARK_MIN_DISTANCE_M, BENCHMARK_DISTANCE_FACTOR * reach)
+    return CameraParams(yaw_deg=(walker_yaw(seq3d) + azimuth_deg) % 360.0, pitch_deg=pitch_deg,
+                        distance=base * max(1.0, focal / 1000.0), focal=focal,
+                        target=tuple(float(x) for x in target))
+
+
+def camera_2d_view(seq3d: PoseSequence, params: CameraParams, rng: np.random.Generator,
+                   jitter_frac: float = BENCHMARK_JITTER_FRAC,
+                   drop_fraction: float = BENCHMARK_DROP_FRACTION) -> PoseSequence:
+    """A 3D take seen through ``params``, with the benchmark's jitter and dropout drawn from ``rng``."""
+    _require_3d(seq3d)
+    view = _view_2d(seq3d, params, {"view": "2d-placed"})
     view = add_keypoint_jitter(view, rng, jitter_frac)
     return drop_joints(view, rng, drop_fraction)
 

@@ -19,7 +19,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from encoder.data.errors import PoseDataError
 from encoder.data.labels import LabelSource
 from encoder.data.readers import PERSON_SELECTIONS, SUPPORTED_SUFFIXES, read_pose_file
 from encoder.data.sequence import PoseSequence
+from encoder.data.video.options import VideoOptions
 
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -203,17 +204,24 @@ class DatasetCache:
         return DatasetCache(self.root, self.manifest, [self._by_name[n] for n in wanted])
 
     def split(self, names_file: str | Path) -> "DatasetCache":
-        """A view of the names listed in a split file (one per line; blank lines and # comments ignored)."""
+        """A view of the names listed in a split file (``read_split_file``)."""
         path = Path(names_file)
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except OSError as err:
-            raise PoseDataError(path, f"cannot read split file: {err.strerror or err}") from None
-        names = [ln.strip() for ln in lines if ln.strip() and not ln.strip().startswith("#")]
+        names = read_split_file(path)
         try:
             return self.select(names)
         except PoseDataError as err:
             raise PoseDataError(path, err.problem) from None
+
+
+def read_split_file(path: str | Path) -> list[str]:
+    """Names listed in a split file, in order, duplicates removed: one per line, blank lines and ``#``
+    comments ignored."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as err:
+        raise PoseDataError(path, f"cannot read split file: {err.strerror or err}") from None
+    return list(dict.fromkeys(ln.strip() for ln in lines if ln.strip() and not ln.strip().startswith("#")))
 
 
 # -- ingest -----------------------------------------------------------------------------------
@@ -349,12 +357,12 @@ def check_person(person: str) -> None:
         raise PoseDataError("--person", f"must be one of {', '.join(PERSON_SELECTIONS)}, got {person!r}")
 
 
-def _read_input(job: tuple[str, str]) -> tuple[list[PoseSequence], IngestError | None]:
+def _read_input(job: tuple[str, str, VideoOptions | None]) -> tuple[list[PoseSequence], IngestError | None]:
     """Worker: read one pose input, never raising (a bad file becomes an ``IngestError``)."""
-    path_str, person = job
+    path_str, person, video = job
     path = Path(path_str)
     try:
-        seqs = read_pose_file(path, person=person)
+        seqs = read_pose_file(path, person=person, video=video)
         if not seqs:
             raise PoseDataError(path, "no pose sequence found")
         return list(seqs), None
@@ -369,7 +377,7 @@ def _pool_context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
 
 
-def _read_all(jobs: list[tuple[str, str]], workers: int, progress: bool
+def _read_all(jobs: list[tuple[str, str, VideoOptions | None]], workers: int, progress: bool
               ) -> Iterator[tuple[list[PoseSequence], IngestError | None]]:
     bar = tqdm(total=len(jobs), desc="ingest", unit="file", disable=not progress, dynamic_ncols=True)
     try:
@@ -399,11 +407,13 @@ def _labelled(seq: PoseSequence, source: Path, label_source: LabelSource | None)
 
 
 def ingest(paths: Iterable[str | Path], out: str | Path, label_source: LabelSource | None = None, *,
-           person: str = "main", workers: int = 1, progress: bool = True) -> IngestReport:
+           person: str = "main", workers: int = 1, progress: bool = True,
+           video: VideoOptions | None = None) -> IngestReport:
     """Read pose files/folders/file lists, label them, and write a new version of the dataset at ``out``.
 
     Bad inputs are recorded with their one-line reason and skipped. When nothing could be read the
-    cache is left as it was (``report.version`` is None).
+    cache is left as it was (``report.version`` is None). ``video`` sets how clips are read; with one
+    worker and ``progress`` each clip shows its own frame bar.
     """
     check_person(person)
     check_output_dir(out)
@@ -417,7 +427,8 @@ def ingest(paths: Iterable[str | Path], out: str | Path, label_source: LabelSour
     arrays_dir = out / ARRAYS_DIR
     items: list[DatasetItem] = []
     seen_names: dict[str, str] = {}
-    jobs = [(str(p), person) for p in inputs]
+    video = replace(video or VideoOptions(), progress=progress and workers <= 1)
+    jobs = [(str(p), person, video) for p in inputs]
     for path, (seqs, error) in zip(inputs, _read_all(jobs, workers, progress), strict=True):
         if error is not None:
             report.errors.append(error)

@@ -7,18 +7,19 @@ lift, foot crossing, head bob, cycle-to-cycle variability); walkers are a fixed 
 whose body proportions and personal habits persist across styles; every sequence also gets
 nuisance variation (heading, speed drift, start phase, duration 4-8 s, smooth joint-angle noise).
 
-The classes are deliberately NOT trivially separable. Intended overlaps (the paper's Table 5
-pairs are the closest ones):
-- stable_stretching vs rhythmic_progression: same long stride and arm swing; they differ by
-  about 1.5 std in cadence, torso lean and head bob.
-- light_swing_linkage vs integrated_variation: both sway (torso and hips) and swing the arms;
-  integrated_variation swings a little less and varies more from cycle to cycle.
+The classes are calibrated like the paper's corpus (its classifier reaches 0.946 on six styles):
+with the true parameters every pair of classes is separable (standardised mean distance > 4),
+and what keeps a pose encoder from being perfect is what it cannot see well in a 2D view. The
+closest pairs are exactly the paper's Table 5 pairs (tests check the order):
+- stable_stretching vs rhythmic_progression: same long stride and arm swing; they differ in
+  cadence, torso lean and head bob (about 3 std each).
 - strong_control vs rapid_transition: both cross the feet on the runway line with short strides,
   small arm swing and high knee lift; rapid_transition steps faster, leans forward rather than
   back, and swings the arms a little more.
-- rhythmic_progression vs rapid_transition share most of the cadence range but differ in arm
-  swing and foot crossing.
-Within-class spread is widened further by each model's personal offsets (`DemoModel`).
+- light_swing_linkage vs integrated_variation: both sway (torso and hips) and swing the arms;
+  integrated_variation swings less, lifts the feet more and varies more from cycle to cycle.
+Single parameters still overlap across pairs (rhythmic_progression and rapid_transition share the
+cadence range), and each model's personal offsets (`DemoModel`) widen every class.
 
 Kinematics (walker frame: X left, Y up, Z forward, metres): the gait phase advances with
 cadence; each ankle follows a stance (flat, then heel rise about the toes) / swing (minimum-jerk
@@ -110,21 +111,21 @@ def _distribution(style: str, description: str, table: Sequence[tuple[float, flo
 #   stride/H    cadence     arm deg     lean deg    sway deg    hip m          knee m         cross       bob deg     variab.
 STYLE_DISTRIBUTIONS: dict[str, StyleDistribution] = {d.style: d for d in (
     _distribution("stable_stretching", "long, extended strides at an unhurried cadence; upright, quiet torso",
-                  [(0.88, .04), (108, 6), (23, 6), (-1.5, 2), (1.8, 1.0), (.028, .009), (.10, .025), (.60, .22), (1.6, .8), (.04, .02)]),
+                  [(0.88, .017), (108, 2.5), (23, 2.5), (-1.5, .85), (1.8, .42), (.028, .004), (.10, .011), (.60, .09), (1.6, .34), (.04, .008)]),
     _distribution("rhythmic_progression", "long strides driven at a brisk beat; slight forward lean, head keeps time",
-                  [(0.85, .04), (117, 6), (25, 6), (1.5, 2), (2.4, 1.0), (.031, .009), (.12, .025), (.55, .22), (2.8, .9), (.05, .02)]),
+                  [(0.85, .017), (117, 2.5), (25, 2.5), (1.5, .85), (2.4, .42), (.031, .004), (.12, .011), (.55, .09), (2.8, .38), (.05, .008)]),
     _distribution("light_swing_linkage", "free arm swing linked with torso and hip sway; light, low foot lift",
-                  [(0.80, .04), (111, 6), (33, 6), (0.0, 2), (4.6, 1.4), (.045, .010), (.085, .02), (.70, .22), (2.4, 1.0), (.06, .025)]),
+                  [(0.80, .017), (111, 2.5), (33, 2.5), (0.0, .85), (4.6, .58), (.045, .0042), (.085, .008), (.70, .09), (2.4, .42), (.06, .011)]),
     _distribution("integrated_variation", "mixes the other styles' traits and changes them from cycle to cycle",
-                  [(0.81, .045), (114, 7), (27, 7), (0.8, 2.5), (3.8, 1.4), (.040, .011), (.11, .03), (.80, .25), (2.5, 1.0), (.11, .03)]),
+                  [(0.81, .019), (110, 3.0), (28, 3.0), (-0.3, 1.05), (4.0, .58), (.042, .0046), (.11, .012), (.78, .11), (2.3, .42), (.12, .012)]),
     _distribution("strong_control", "measured, controlled walk: arms held close, feet crossing on the line, high knee",
-                  [(0.77, .04), (113, 6), (13, 5), (-2.0, 2), (1.8, 1.0), (.042, .010), (.14, .025), (1.08, .20), (1.2, .6), (.04, .02)]),
+                  [(0.77, .017), (113, 2.5), (13, 2.1), (-2.0, .85), (1.8, .42), (.042, .0042), (.14, .011), (1.08, .085), (1.2, .25), (.04, .008)]),
     _distribution("rapid_transition", "quick, short crossing steps with small arm swing; fast changes of support",
-                  [(0.75, .04), (121, 6), (17, 6), (1.5, 2), (2.6, 1.1), (.036, .010), (.125, .025), (0.98, .22), (2.1, .8), (.06, .02)]),
+                  [(0.75, .017), (121, 2.5), (17, 2.5), (1.5, .85), (2.6, .46), (.036, .0042), (.125, .011), (0.98, .09), (2.1, .34), (.06, .008)]),
 )}
 
 # Per-model habits: each model's personal offset is this fraction of the classes' mean std.
-_PERSONAL_OFFSET_FRACTION = 0.4
+_PERSONAL_OFFSET_FRACTION = 0.25
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from tqdm import tqdm
 from encoder.data.batch import SegmentedSequence
 from encoder.data.errors import PoseDataError
 from encoder.data.sequence import PoseSequence
-from encoder.data.skeleton import JOINT_INDEX, LEFT_HIP, RIGHT_HIP
+from encoder.data.skeleton import JOINT_INDEX, LEFT_HIP, MIRROR_PERMUTATION, RIGHT_HIP
 
 LEFT_SHOULDER, RIGHT_SHOULDER = JOINT_INDEX["left_shoulder"], JOINT_INDEX["right_shoulder"]
 
@@ -287,18 +287,19 @@ def velocity_weighted_adjacency(velocity: np.ndarray, skeleton_adjacency: np.nda
     """Eq. (3): per-frame pose graph mixing the skeleton prior G with velocity similarity.
 
     ``velocity`` (..., J, C) -> (..., J, J). With ``joint_mask`` (..., J), a pair involving a
-    missing joint gets no dynamic term (no evidence that the two move alike): A = lam * G.
+    missing joint gets no edge (A = 0): a missing joint has nothing to pass on. This is the
+    reference of ``posestyle_net.pose_graph``, which row-normalises it over the observed joints.
     """
     if not 0.0 <= lam <= 1.0 or not sigma > 0:
         raise ValueError(f"need 0 <= lam <= 1 and sigma > 0, got lam={lam}, sigma={sigma}")
     v = np.asarray(velocity, dtype=np.float64)
     g = np.asarray(skeleton_adjacency, dtype=np.float64)
     diff_sq = ((v[..., :, None, :] - v[..., None, :, :]) ** 2).sum(axis=-1)
-    similarity = np.exp(-diff_sq / sigma ** 2)
+    graph = lam * g + (1.0 - lam) * np.exp(-diff_sq / sigma ** 2)               # eq. (3)
     if joint_mask is not None:
         m = np.asarray(joint_mask, bool)
-        similarity = similarity * (m[..., :, None] & m[..., None, :])
-    return (lam * g + (1.0 - lam) * similarity).astype(np.float32)            # eq. (3)
+        graph = graph * (m[..., :, None] & m[..., None, :])
+    return graph.astype(np.float32)
 
 
 # -- 6. eq. (2) ------------------------------------------------------------------------------
@@ -368,6 +369,21 @@ def preprocess_sequence(seq: PoseSequence, cfg: PreprocessConfig = PreprocessCon
     mask_w, _, _ = segment_windows(joint_mask, length, stride, cap)
     return SegmentedSequence(positions=pos_w.astype(np.float32), velocity=vel_w.astype(np.float32),
                              joint_mask=mask_w.astype(bool), frame_mask=frame_mask, phase=phase)
+
+
+def mirror_segments(item: SegmentedSequence) -> SegmentedSequence:
+    """The left/right mirror of a preprocessed sequence (test-time mirror averaging).
+
+    After eq. (1) the joints are centred on the mid-hip, which a mirror maps onto itself, so
+    mirroring the input and preprocessing equals swapping joint sides and negating x here.
+    """
+    perm = np.asarray(MIRROR_PERMUTATION)
+    flip = np.ones(item.positions.shape[-1], np.float32)
+    flip[0] = -1.0
+    return SegmentedSequence(positions=item.positions[..., perm, :] * flip,
+                             velocity=item.velocity[..., perm, :] * flip,
+                             joint_mask=item.joint_mask[..., perm], frame_mask=item.frame_mask,
+                             phase=item.phase)
 
 
 def preprocess_many(seqs: Iterable[PoseSequence], cfg: PreprocessConfig = PreprocessConfig(),

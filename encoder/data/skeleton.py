@@ -48,6 +48,9 @@ MIRROR_PERMUTATION: tuple[int, ...] = tuple(
 )
 
 LEFT_HIP, RIGHT_HIP = JOINT_INDEX["left_hip"], JOINT_INDEX["right_hip"]
+# Shoulders and hips: the body centre that graph partitions measure hop distance from.
+TORSO_JOINTS: tuple[int, ...] = tuple(
+    JOINT_INDEX[n] for n in ("left_shoulder", "right_shoulder", "left_hip", "right_hip"))
 
 
 def adjacency_matrix(edges: tuple[tuple[int, int], ...] = COCO17_EDGES,

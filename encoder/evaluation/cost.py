@@ -14,19 +14,17 @@ import time
 from typing import Any, Sequence
 
 import numpy as np
-import torch
 
 from encoder.data.sequence import PoseSequence
+from encoder.inference import StyleEncoder, torch_threads
 
 
-def measure_cost(encoder: Any, seqs: Sequence[PoseSequence], batch_size: int = 64, threads: int = 2,
+def measure_cost(encoder: StyleEncoder, seqs: Sequence[PoseSequence], batch_size: int = 64, threads: int = 2,
                  latency_repeats: int = 5, repeats: int = 5) -> dict[str, Any]:
     """Time ``encoder`` (a ``StyleEncoder``) on ``seqs``; returns the cost block of the metrics."""
     if not seqs:
         raise ValueError("measure_cost needs at least one sequence")
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         encoder.embed(list(seqs[:1]))                                        # warm-up: one query,
         encoder.embed(list(seqs[:batch_size]), batch_size=batch_size)        # and one full batch
         total, model_only = float("inf"), float("inf")
@@ -44,8 +42,6 @@ def measure_cost(encoder: Any, seqs: Sequence[PoseSequence], batch_size: int = 6
             start = time.perf_counter()
             encoder.embed(one)
             latencies.append(time.perf_counter() - start)
-    finally:
-        torch.set_num_threads(previous)
     return {
         "parameters": int(encoder.num_parameters()),
         "embeddings_per_second": len(seqs) / total,

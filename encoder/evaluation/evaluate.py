@@ -11,11 +11,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from encoder.data.camera import training_view
 from encoder.data.errors import PoseDataError
 from encoder.data.sequence import PoseSequence
 from encoder.evaluation.cost import measure_cost
 from encoder.evaluation.metrics import compute_metrics
-from encoder.training.augment import training_view
+from encoder.inference import StyleEncoder
 
 
 @dataclass
@@ -28,7 +29,7 @@ class Evaluation:
     skipped: list[str] = field(default_factory=list)
 
 
-def embed_labelled(encoder: Any, seqs: Sequence[PoseSequence], view: str, batch_size: int = 64
+def embed_labelled(encoder: StyleEncoder, seqs: Sequence[PoseSequence], view: str, batch_size: int = 64
                    ) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
     """Embeddings, logits and styles of the labelled sequences that could be encoded, and the
     one-line errors of those that could not (unlabelled ones are skipped silently)."""
@@ -48,7 +49,7 @@ def embed_labelled(encoder: Any, seqs: Sequence[PoseSequence], view: str, batch_
     return emb, logits, labels, errors
 
 
-def evaluate_encoder(encoder: Any, queries: Sequence[PoseSequence], gallery: Sequence[PoseSequence] = (),
+def evaluate_encoder(encoder: StyleEncoder, queries: Sequence[PoseSequence], gallery: Sequence[PoseSequence] = (),
                      view: str | None = None, batch_size: int = 64, seed: int = 0, cost: bool = False,
                      cost_sequences: int = 128) -> Evaluation:
     """Every BENCHMARK.md metric of ``encoder`` (a ``StyleEncoder``) on ``queries``.

@@ -8,8 +8,8 @@
   intra-class and inter-class cosine distance (1 - cos), averaged over all pairs i < j.
 - retrieval, ranked by cosine similarity (ties broken by gallery order): every query against
   the gallery (train+val) and leave-one-out inside the test split; a hit is the same style.
-  precision@k = hits in the top k / k (k capped at the gallery size); AP = mean of precision@rank over the ranks of all hits
-  in the gallery; mAP = mean AP over the queries that have at least one hit.
+  precision@k = hits in the top k / k (k capped at the gallery size); AP = mean of precision@rank
+  over the ranks of all hits in the gallery; mAP = mean AP over the queries that have at least one hit.
 """
 from __future__ import annotations
 
@@ -18,14 +18,14 @@ from typing import Any, Sequence
 import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.metrics import normalized_mutual_info_score, silhouette_score
+from sklearn.preprocessing import normalize
 
 RETRIEVAL_KS: tuple[int, ...] = (5, 10)
 
 
 def _l2_normalise(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
-    norm = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.maximum(norm, 1e-12)
+    """Unit rows in float64 (zero rows stay zero)."""
+    return normalize(np.asarray(x, dtype=np.float64))
 
 
 def _as_label_array(labels: Sequence[Any]) -> np.ndarray:
@@ -77,19 +77,26 @@ def cluster_purity(true: Sequence[str], clusters: Sequence[int]) -> float:
     return total / len(y)
 
 
+def kmeans_labels(embeddings: np.ndarray, k: int, restarts: int = 10, seed: int = 0) -> np.ndarray:
+    """k-means cluster of each L2-normalised embedding (``restarts`` runs, best inertia kept)."""
+    x = _l2_normalise(embeddings)
+    if not 1 <= k <= len(x):
+        raise ValueError(f"k must be between 1 and the number of embeddings ({len(x)}), got {k}")
+    return KMeans(n_clusters=k, n_init=restarts, random_state=seed).fit(x).labels_.astype(np.int64)
+
+
 def clustering_metrics(embeddings: np.ndarray, true: Sequence[str], restarts: int = 10,
                        seed: int = 0) -> dict[str, Any]:
     """k-means (k = number of true styles) purity and NMI on the L2-normalised embeddings."""
-    x = _l2_normalise(embeddings)
     y = _as_label_array(true)
     k = len(set(y))
     n = len(y)
     if k < 2 or n <= k:
         return {"k": k, "purity": None, "nmi": None, "note": "needs at least 2 styles and more points than styles"}
-    km = KMeans(n_clusters=k, n_init=restarts, random_state=seed).fit(x)
+    clusters = kmeans_labels(embeddings, k, restarts, seed)
     return {"k": k, "restarts": restarts,
-            "purity": float(cluster_purity(y, km.labels_)),
-            "nmi": float(normalized_mutual_info_score(y, km.labels_))}
+            "purity": float(cluster_purity(y, clusters)),
+            "nmi": float(normalized_mutual_info_score(y, clusters))}
 
 
 def cosine_distance_stats(embeddings: np.ndarray, true: Sequence[str]) -> dict[str, Any]:

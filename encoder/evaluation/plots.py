@@ -64,7 +64,8 @@ def embedding_map(embeddings: np.ndarray, random_state: int = UMAP_RANDOM_STATE)
                                     random_state=random_state, init="spectral" if n > 20 else "random")
                 return np.asarray(reducer.fit_transform(x)), "umap"
         except Exception as err:  # umap-learn missing or failing on odd input: PCA still shows the data
-            warnings.warn(f"UMAP failed ({type(err).__name__}: {err}); using PCA for the embedding map")
+            warnings.warn(f"UMAP failed ({type(err).__name__}: {err}); using PCA for the embedding map",
+                          stacklevel=2)
     centred = x - x.mean(axis=0)
     _, _, vt = np.linalg.svd(centred, full_matrices=False)
     coords = centred @ vt[:2].T

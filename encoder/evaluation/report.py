@@ -8,13 +8,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from encoder.data.atomic import atomic_write_bytes
+from encoder.data.atomic import atomic_write_text
 from encoder.evaluation.metrics import headline_metrics
 from encoder.evaluation.plots import plot_confusion, plot_embedding_map
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -59,7 +55,8 @@ def summary_markdown(metrics: dict[str, Any], title: str = "Evaluation") -> str:
     if emb:
         keys = ["k", "restarts", "purity", "nmi", "silhouette_cosine", "intra_class_cosine_distance",
                 "inter_class_cosine_distance", "inter_minus_intra"]
-        parts += ["## Embedding space", "", _table(["metric", "value"], [[k, emb.get(k)] for k in keys if k in emb]), ""]
+        rows = [[k, emb.get(k)] for k in keys if k in emb]
+        parts += ["## Embedding space", "", _table(["metric", "value"], rows), ""]
 
     ret = metrics.get("retrieval", {})
     if ret:
@@ -94,10 +91,10 @@ def write_report(metrics: dict[str, Any], out_dir: str | Path, embeddings: np.nd
         written["umap"] = path
         metrics = {**metrics, "embedding_map_method": method}
     metrics_path = out / "metrics.json"
-    _atomic_write_text(metrics_path, json.dumps(metrics, indent=2, sort_keys=False, default=_json_default) + "\n")
+    atomic_write_text(metrics_path, json.dumps(metrics, indent=2, sort_keys=False, default=_json_default) + "\n")
     written["metrics"] = metrics_path
     summary_path = out / "summary.md"
-    _atomic_write_text(summary_path, summary_markdown(metrics, title) + "\n")
+    atomic_write_text(summary_path, summary_markdown(metrics, title) + "\n")
     written["summary"] = summary_path
     return written
 

@@ -11,6 +11,13 @@ import torch
 from torch import nn
 
 from encoder.data.batch import PoseBatch
+from encoder.models.layers import (
+    EVAL_WINDOW_CHUNK,
+    EmbeddingHead,
+    encode_windows_in_chunks,
+    gather_windows,
+    mean_over_windows,
+)
 
 
 @dataclass(frozen=True)
@@ -104,3 +111,31 @@ class StyleModel(nn.Module):
 
     def forward(self, batch: PoseBatch) -> StyleOutput:  # pragma: no cover - abstract
         raise NotImplementedError
+
+
+class WindowedStyleModel(StyleModel):
+    """A model that encodes each window on its own, combines the windows per sequence, then applies ``head``.
+
+    Subclasses set ``self.head`` and implement ``encode_windows`` over the stacked real windows; the
+    sequence vector is the masked mean of the window vectors unless ``combine_windows`` says otherwise.
+    Windows are encoded ``EVAL_WINDOW_CHUNK`` at a time at inference (bounded memory, same result).
+    """
+
+    head: EmbeddingHead
+
+    def encode_windows(self, positions: torch.Tensor, velocity: torch.Tensor,
+                       valid: torch.Tensor) -> torch.Tensor:
+        """(N, L, J, C) positions and velocity, (N, L, J) valid joints -> (N, D) window vectors."""
+        raise NotImplementedError
+
+    def combine_windows(self, vectors: torch.Tensor, window_mask: torch.Tensor, batch: PoseBatch) -> torch.Tensor:
+        """(N_valid, D) window vectors and the (B, M) window mask -> (B, D') sequence vectors."""
+        return mean_over_windows(vectors, window_mask)
+
+    def forward(self, batch: PoseBatch) -> StyleOutput:
+        self.check_batch(batch)
+        *windows, window_mask = gather_windows(batch)
+        vectors = encode_windows_in_chunks(self.encode_windows, windows,
+                                           None if self.training else EVAL_WINDOW_CHUNK)
+        embedding, logits = self.head(self.combine_windows(vectors, window_mask, batch))
+        return StyleOutput(embedding=embedding, logits=logits, window_mask=window_mask)

@@ -18,13 +18,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from encoder.data.batch import PoseBatch
-from encoder.models.base import ModelConfig, StyleModel, StyleOutput
+from encoder.models.base import ModelConfig, WindowedStyleModel
 from encoder.models.layers import (
-    EVAL_WINDOW_CHUNK,
     DepthwiseTemporalConv,
     EmbeddingHead,
-    encode_windows_in_chunks,
-    gather_windows,
     group_frames,
     joint_features,
     masked_mean,
@@ -78,7 +75,7 @@ class PairRelation(nn.Module):
 
 
 @register_model("gait_relationnet", GaitRelationNetConfig)
-class GaitRelationNet(StyleModel):
+class GaitRelationNet(WindowedStyleModel):
     """Joint-pair relations inside each window, window-pair relation propagation across them."""
 
     config: GaitRelationNetConfig
@@ -94,8 +91,8 @@ class GaitRelationNet(StyleModel):
         self.window_relation = PairRelation(c.relation_dim, c.relation_dim, c.relation_dim)
         self.head = EmbeddingHead(c.relation_dim, c.embedding_dim, c.num_classes, c.dropout)
 
-    def _encode_windows(self, positions: torch.Tensor, velocity: torch.Tensor,
-                        valid: torch.Tensor) -> torch.Tensor:
+    def encode_windows(self, positions: torch.Tensor, velocity: torch.Tensor,
+                       valid: torch.Tensor) -> torch.Tensor:
         size = self.config.frames_per_token
         tokens = group_frames(joint_features(positions, velocity, valid), size)       # (N, T, J, F)
         token_mask = group_frames(valid[..., None], size).any(-1)                    # (N, T, J)
@@ -105,12 +102,7 @@ class GaitRelationNet(StyleModel):
         joints = h.sum(1) / m.sum(1).clamp_min(1.0)                                  # (N, J, C)
         return self.joint_relation(joints, token_mask.any(1), per_item=False)
 
-    def forward(self, batch: PoseBatch) -> StyleOutput:
-        self.check_batch(batch)
-        *windows, window_mask = gather_windows(batch)
-        vectors = encode_windows_in_chunks(self._encode_windows, windows,
-                                           None if self.training else EVAL_WINDOW_CHUNK)
+    def combine_windows(self, vectors: torch.Tensor, window_mask: torch.Tensor, batch: PoseBatch) -> torch.Tensor:
         states = self.window_norm(scatter_windows(vectors, window_mask))             # (B, M, D)
         states = states + self.window_relation(states, window_mask, per_item=True)  # propagation
-        embedding, logits = self.head(masked_mean(states, window_mask, dim=1))
-        return StyleOutput(embedding=embedding, logits=logits, window_mask=window_mask)
+        return masked_mean(states, window_mask, dim=1)

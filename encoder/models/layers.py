@@ -12,10 +12,11 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy.sparse.csgraph import shortest_path
 from torch import nn
 
 from encoder.data.batch import PoseBatch
-from encoder.data.skeleton import BODY_REGIONS, COCO17_EDGES, NUM_JOINTS, adjacency_matrix
+from encoder.data.skeleton import BODY_REGIONS, COCO17_EDGES, NUM_JOINTS, TORSO_JOINTS, adjacency_matrix
 
 # Logits of eq. (12) are computed on the unit-norm embedding times this scale, so a linear
 # head reaches confident probabilities without needing very large weights.
@@ -110,6 +111,9 @@ class MaskedBatchNorm(nn.Module):
     padding never leaks into the statistics nor into later layers.
     """
 
+    running_mean: torch.Tensor
+    running_var: torch.Tensor
+
     def __init__(self, channels: int, momentum: float = 0.1, eps: float = 1e-5) -> None:
         super().__init__()
         self.momentum, self.eps = momentum, eps
@@ -177,21 +181,25 @@ def region_membership() -> torch.Tensor:
 
 
 def hop_distance(adjacency: np.ndarray, sources: tuple[int, ...]) -> np.ndarray:
-    """Graph hop distance of every joint from the nearest of ``sources`` (BFS)."""
-    n = adjacency.shape[0]
-    dist = np.full(n, np.inf)
-    frontier = list(sources)
-    for s in sources:
-        dist[s] = 0
-    while frontier:
-        nxt = []
-        for i in frontier:
-            for j in np.flatnonzero(adjacency[i]):
-                if dist[j] == np.inf:
-                    dist[j] = dist[i] + 1
-                    nxt.append(int(j))
-        frontier = nxt
-    return dist
+    """Graph hop distance of every joint from the nearest of ``sources`` (inf where unreachable)."""
+    return shortest_path(adjacency, unweighted=True, indices=list(sources)).min(axis=0)
+
+
+def torso_partitions(neighbours_only: bool) -> torch.Tensor:
+    """(3, J, J) 0/1 split of joint pairs (i, j) by hop distance from the torso (ST-GCN's spatial configuration).
+
+    Part 0: j as far from the torso as i (includes i itself), part 1: j closer (centripetal), part 2:
+    j farther (centrifugal). ``neighbours_only``: only skeleton neighbours (ST-GCN); otherwise every
+    pair, as the eq. (3) graph links every pair.
+    """
+    adjacency = adjacency_matrix(COCO17_EDGES, NUM_JOINTS, self_loops=True)
+    hops = hop_distance(adjacency, TORSO_JOINTS)
+    closer = hops[None, :] < hops[:, None]
+    farther = hops[None, :] > hops[:, None]
+    parts = np.stack([~(closer | farther), closer, farther])
+    if neighbours_only:
+        parts &= adjacency[None] > 0
+    return torch.from_numpy(parts.astype(np.float32))
 
 
 class EmbeddingHead(nn.Module):

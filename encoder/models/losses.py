@@ -8,10 +8,17 @@ and of every pair. The smoothness term (eq. 14) is, per sequence, the mean over 
 valid windows of ||Y_{m+1} - Y_m||^2 (padded windows skipped), averaged over the sequences
 that have at least two windows; models without stage states contribute 0.
 A term switched off is still reported (detached, for monitoring) but not added to ``total``.
+
+Next to the paper's terms, a metric-learning term made for nearest-neighbour search:
+supervised contrastive loss (Khosla et al., NeurIPS 2020, the "L_out" form) on the unit-norm
+embeddings, weight ``mu_supcon``, temperature ``supcon_temperature``. Every other item of
+the batch with the same style is a positive; it shapes the whole neighbourhood of each item,
+where eq. (13) only sees pair distances against one margin.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -29,15 +36,20 @@ class StyleLossConfig:
     delta: float = 1.2    # margin between classes
     mu3: float = 1e-3     # smoothness (eq. 14)
     label_smoothing: float = 0.0
+    mu_supcon: float = 0.5      # supervised contrastive term (not in the paper)
+    supcon_temperature: float = 0.1
     use_compactness: bool = True
     use_margin: bool = True
     use_smoothness: bool = True
+    use_supcon: bool = True
 
     def __post_init__(self) -> None:
         if min(self.mu1, self.mu2, self.mu3) < 0:
             raise ValueError("loss weights mu1, mu2, mu3 must be >= 0")
         if not 0.0 < self.delta <= 2.0:
             raise ValueError(f"delta must be in (0, 2] (unit-norm embeddings), got {self.delta}")
+        if self.mu_supcon < 0 or not self.supcon_temperature > 0:
+            raise ValueError("mu_supcon must be >= 0 and supcon_temperature > 0")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
 
@@ -60,6 +72,30 @@ def pair_terms(embedding: torch.Tensor, labels: torch.Tensor,
     return compact, margin
 
 
+def supervised_contrastive(embedding: torch.Tensor, labels: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Supervised contrastive loss (Khosla et al. 2020, L_out) over the batch's known labels.
+
+    For anchor i with positives P(i) (same label, j != i): -1/|P(i)| sum_p log softmax_j(s_ij / t)[p],
+    the softmax over every j != i; averaged over anchors that have at least one positive.
+    """
+    known = labels >= 0
+    e, y = F.normalize(embedding[known], dim=-1), labels[known]
+    n = e.shape[0]
+    if n < 2:
+        return embedding.sum() * 0.0
+    logits = (e @ e.T) / temperature
+    self_mask = torch.eye(n, dtype=torch.bool, device=e.device)
+    logits = logits.masked_fill(self_mask, float("-inf"))
+    log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
+    positive = (y[:, None] == y[None, :]) & ~self_mask
+    count = positive.sum(1)
+    has = count > 0
+    if not has.any():
+        return embedding.sum() * 0.0
+    per_anchor = -(log_prob.masked_fill(~positive, 0.0)).sum(1)[has] / count[has]
+    return per_anchor.mean()
+
+
 def smoothness_term(states: torch.Tensor, window_mask: torch.Tensor) -> torch.Tensor:
     """Eq. (14) averaged over sequences: mean ||Y_{m+1} - Y_m||^2 over consecutive valid windows."""
     # bring each sequence's valid windows to the front, in order, then difference neighbours
@@ -77,12 +113,12 @@ def smoothness_term(states: torch.Tensor, window_mask: torch.Tensor) -> torch.Te
 
 
 class StyleLoss(nn.Module):
-    """``loss(output, labels) -> {"ce", "compactness", "margin", "smoothness", "total"}``.
+    """``loss(output, labels) -> {"ce", "compactness", "margin", "smoothness", "supcon", "total"}``.
 
     Built from a ``StyleLossConfig`` or its fields: ``StyleLoss(mu1=0.1, use_margin=False)``.
     """
 
-    def __init__(self, config: StyleLossConfig | None = None, **fields: float | bool) -> None:
+    def __init__(self, config: StyleLossConfig | None = None, **fields: Any) -> None:
         super().__init__()
         if config is not None and fields:
             raise TypeError("StyleLoss: pass a StyleLossConfig or its fields, not both")
@@ -105,16 +141,19 @@ class StyleLoss(nn.Module):
             smooth = smoothness_term(output.stage_states, window_mask)           # eq. (14)
         else:
             smooth = output.embedding.sum() * 0.0
+        supcon = supervised_contrastive(output.embedding, labels, c.supcon_temperature)
         total = ce
+        if c.use_supcon:
+            total = total + c.mu_supcon * supcon
         if c.use_compactness:
             total = total + c.mu1 * compact
         if c.use_margin:
             total = total + c.mu2 * margin
         if c.use_smoothness:
             total = total + c.mu3 * smooth
-        terms = {"ce": ce, "compactness": compact, "margin": margin, "smoothness": smooth}
+        terms = {"ce": ce, "compactness": compact, "margin": margin, "smoothness": smooth, "supcon": supcon}
         enabled = {"ce": True, "compactness": c.use_compactness, "margin": c.use_margin,
-                   "smoothness": c.use_smoothness}
+                   "smoothness": c.use_smoothness, "supcon": c.use_supcon}
         out = {k: (v if enabled[k] else v.detach()) for k, v in terms.items()}
         out["total"] = total
         return out

@@ -14,12 +14,9 @@ import torch
 from torch import nn
 
 from encoder.data.batch import PoseBatch
-from encoder.models.base import ModelConfig, StyleModel, StyleOutput
+from encoder.models.base import ModelConfig, WindowedStyleModel
 from encoder.models.layers import (
-    EVAL_WINDOW_CHUNK,
     EmbeddingHead,
-    encode_windows_in_chunks,
-    gather_windows,
     group_frames,
     joint_features,
     masked_mean,
@@ -57,7 +54,7 @@ def _encoder(c: PoseTransformerConfig, layers: int) -> nn.TransformerEncoder:
 
 
 @register_model("pose_transformer", PoseTransformerConfig)
-class PoseTransformer(StyleModel):
+class PoseTransformer(WindowedStyleModel):
     """Frame-token transformer per window (CLS pooling), then a transformer over windows."""
 
     config: PoseTransformerConfig
@@ -73,8 +70,8 @@ class PoseTransformer(StyleModel):
             self.sequence_encoder = _encoder(c, c.num_sequence_layers)
         self.head = EmbeddingHead(c.d_model, c.embedding_dim, c.num_classes, c.dropout)
 
-    def _encode_windows(self, positions: torch.Tensor, velocity: torch.Tensor,
-                        valid: torch.Tensor) -> torch.Tensor:
+    def encode_windows(self, positions: torch.Tensor, velocity: torch.Tensor,
+                       valid: torch.Tensor) -> torch.Tensor:
         size = self.config.frames_per_token
         tokens = group_frames(joint_features(positions, velocity, valid), size).flatten(2)  # (N, T, F)
         token_valid = group_frames(valid[..., None], size).flatten(2).any(-1)              # (N, T)
@@ -84,16 +81,11 @@ class PoseTransformer(StyleModel):
         padding = torch.cat([token_valid.new_zeros(n, 1), ~token_valid], dim=1)  # CLS always attends
         return self.window_encoder(h, src_key_padding_mask=padding)[:, 0]
 
-    def forward(self, batch: PoseBatch) -> StyleOutput:
-        self.check_batch(batch)
-        *windows, window_mask = gather_windows(batch)
-        vectors = encode_windows_in_chunks(self._encode_windows, windows,
-                                           None if self.training else EVAL_WINDOW_CHUNK)
+    def combine_windows(self, vectors: torch.Tensor, window_mask: torch.Tensor, batch: PoseBatch) -> torch.Tensor:
         per_seq = scatter_windows(vectors, window_mask)                               # (B, M, D)
         if self.config.num_sequence_layers:
             per_seq = per_seq + self.phase_embed(batch.phase[..., None].to(per_seq.dtype))
             padding = ~window_mask
             padding[:, 0] &= window_mask.any(1)   # a sequence without windows: avoid all-masked rows
             per_seq = self.sequence_encoder(per_seq, src_key_padding_mask=padding)
-        embedding, logits = self.head(masked_mean(per_seq, window_mask, dim=1))
-        return StyleOutput(embedding=embedding, logits=logits, window_mask=window_mask)
+        return masked_mean(per_seq, window_mask, dim=1)

@@ -4,8 +4,8 @@ Per window (all windows of the batch encoded together, (N, L, J, C)):
   input [positions, velocity, joint mask] per joint, ``frames_per_token`` (4) consecutive
   frames side by side form a token, batch-normalised per input channel -> velocity-weighted
   pose graph per token (eq. 3) -> three stacked graph + temporal convolution units, the
-  shallow / mid / deep branches with growing receptive fields (eq. 4) -> per branch, temporal and joint attention (eq. 5) pool
-  the branch into a window vector U_m and body-region vectors H_m,a.
+  shallow / mid / deep branches with growing receptive fields (eq. 4) -> per branch, temporal and
+  joint attention (eq. 5) pool the branch into a window vector U_m and body-region vectors H_m,a.
 Per sequence (over its M windows):
   gated segment fusion Z (eq. 6); ``num_relation_layers`` relation layers, each: temporal
   relation R^t (eq. 7), spatial synergy R^s (eq. 8), joint propagation (eq. 9), stage gating
@@ -48,14 +48,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import cast
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from encoder.data.batch import PoseBatch
-from encoder.data.skeleton import COCO17_EDGES, NUM_JOINTS, adjacency_matrix
+from encoder.data.skeleton import NUM_JOINTS
 from encoder.models.base import ModelConfig, StyleModel, StyleOutput
 from encoder.models.layers import (
     EVAL_WINDOW_CHUNK,
@@ -64,16 +64,15 @@ from encoder.models.layers import (
     encode_windows_in_chunks,
     gather_windows,
     group_frames,
-    hop_distance,
     joint_features,
     masked_softmax,
     region_membership,
     scatter_windows,
     skeleton_adjacency,
+    torso_partitions,
     uniform_weights,
 )
 from encoder.models.registry import register_model
-from encoder.models.stgcn import TORSO_JOINTS
 
 
 @dataclass(frozen=True)
@@ -168,32 +167,20 @@ def pool_tokens(velocity_sum: torch.Tensor, count: torch.Tensor,
             count.view(n, t // size, size, j, 1).sum(2))
 
 
-def graph_partitions() -> torch.Tensor:
-    """(3, J, J) 0/1 split of all joint pairs (i, j) by hop distance from the torso.
-
-    Part 0: j as far from the torso as i (includes i itself), part 1: j closer (centripetal),
-    part 2: j farther (centrifugal); ST-GCN's spatial configuration, over every pair because
-    the eq. (3) graph links every pair.
-    """
-    hops = hop_distance(adjacency_matrix(COCO17_EDGES, NUM_JOINTS, self_loops=True), TORSO_JOINTS)
-    closer = hops[None, :] < hops[:, None]
-    farther = hops[None, :] > hops[:, None]
-    parts = np.stack([~(closer | farther), closer, farther]).astype(np.float32)
-    return torch.from_numpy(parts)
-
-
 class GraphTemporalUnit(nn.Module):
     """Eq. (4) F_r = phi(BN(W_r * X_r + b_r)), then a temporal convolution with a residual.
 
     W_r * X_r: graph convolution over the eq. (3) graph of each token split into the
-    ``graph_partitions`` (each part a weighted mean over observed joints), one linear map of
+    ``torso_partitions`` over every pair (each part a weighted mean over observed joints), one linear map of
     the parts side by side; b_r a learned bias per joint and channel. Then a full temporal
     convolution (optionally strided), BN, the residual input added, ReLU.
     """
 
+    parts: torch.Tensor
+
     def __init__(self, c_in: int, c_out: int, kernel: int, dilation: int, stride: int) -> None:
         super().__init__()
-        parts = graph_partitions()
+        parts = torso_partitions(neighbours_only=False)
         self.register_buffer("parts", parts, persistent=False)
         self.spatial = nn.Linear(parts.shape[0] * c_in, c_out, bias=False)
         self.joint_bias = nn.Parameter(torch.zeros(NUM_JOINTS, c_out))
@@ -285,6 +272,8 @@ class PoseStyleNet(StyleModel):
     """PoseStyle-Net: multi-branch pose-graph encoder + spatio-temporal relation encoding."""
 
     config: PoseStyleNetConfig
+    skeleton: torch.Tensor
+    membership: torch.Tensor
 
     def __init__(self, config: PoseStyleNetConfig) -> None:
         super().__init__(config)
@@ -329,9 +318,11 @@ class PoseStyleNet(StyleModel):
         member = self.membership.to(h.dtype)
         in_mask = (count > 0).to(h.dtype)
         h = self.input_norm(h, in_mask)
-        u_parts, region_parts, alphas = [], [], []
+        u_parts: list[torch.Tensor] = []
+        region_parts: list[torch.Tensor] = []
+        alphas: list[torch.Tensor] = []
         graph = None
-        for i, unit in enumerate(self.units):
+        for i, unit in enumerate(cast("list[GraphTemporalUnit]", self.units)):
             if graph is None:
                 # eq. (3) graph at this unit's token rate: token velocity = mean over its frames
                 graph = pose_graph(velocity_sum / count.clamp_min(1.0), count[..., 0] > 0,

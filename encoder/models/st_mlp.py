@@ -11,15 +11,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from encoder.data.batch import PoseBatch
-from encoder.models.base import ModelConfig, StyleModel, StyleOutput
+from encoder.models.base import ModelConfig, WindowedStyleModel
 from encoder.models.layers import (
-    EVAL_WINDOW_CHUNK,
     EmbeddingHead,
-    encode_windows_in_chunks,
-    gather_windows,
     joint_features,
-    mean_over_windows,
 )
 from encoder.models.registry import register_model
 
@@ -38,7 +33,7 @@ class STMLPConfig(ModelConfig):
 
 
 @register_model("st_mlp", STMLPConfig)
-class STMLP(StyleModel):
+class STMLP(WindowedStyleModel):
     """Per-frame MLP over flattened joints, masked mean+max over time, temporal MLP."""
 
     config: STMLPConfig
@@ -54,19 +49,11 @@ class STMLP(StyleModel):
             nn.Dropout(c.dropout), nn.Linear(c.window_hidden, c.window_hidden), nn.GELU())
         self.head = EmbeddingHead(c.window_hidden, c.embedding_dim, c.num_classes, c.dropout)
 
-    def _encode_windows(self, positions: torch.Tensor, velocity: torch.Tensor,
-                        valid: torch.Tensor) -> torch.Tensor:
+    def encode_windows(self, positions: torch.Tensor, velocity: torch.Tensor,
+                       valid: torch.Tensor) -> torch.Tensor:
         frames = self.frame_mlp(joint_features(positions, velocity, valid).flatten(2))  # (N, L, H)
         frame_valid = valid.any(-1)[..., None]                                         # (N, L, 1)
         mean = (frames * frame_valid).sum(1) / frame_valid.sum(1).clamp_min(1)
         peak = frames.masked_fill(~frame_valid, float("-inf")).amax(1)
         peak = torch.where(frame_valid.any(1), peak, torch.zeros_like(peak))
         return self.window_mlp(torch.cat([mean, peak], dim=-1))
-
-    def forward(self, batch: PoseBatch) -> StyleOutput:
-        self.check_batch(batch)
-        *windows, window_mask = gather_windows(batch)
-        vectors = encode_windows_in_chunks(self._encode_windows, windows,
-                                           None if self.training else EVAL_WINDOW_CHUNK)
-        embedding, logits = self.head(mean_over_windows(vectors, window_mask))
-        return StyleOutput(embedding=embedding, logits=logits, window_mask=window_mask)

@@ -10,28 +10,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import nn
 
-from encoder.data.batch import PoseBatch
-from encoder.data.skeleton import COCO17_EDGES, NUM_JOINTS, adjacency_matrix
-from encoder.models.base import ModelConfig, StyleModel, StyleOutput
+from encoder.data.skeleton import NUM_JOINTS
+from encoder.models.base import ModelConfig, WindowedStyleModel
 from encoder.models.layers import (
-    EVAL_WINDOW_CHUNK,
     EmbeddingHead,
     MaskedBatchNorm,
-    encode_windows_in_chunks,
-    gather_windows,
     group_frames,
-    hop_distance,
     joint_features,
-    mean_over_windows,
     pool_mask,
+    torso_partitions,
 )
 from encoder.models.registry import register_model
-
-TORSO_JOINTS = (5, 6, 11, 12)  # shoulders and hips: the centre of the spatial partitions
 
 
 @dataclass(frozen=True)
@@ -53,17 +45,6 @@ class STGCNConfig(ModelConfig):
             raise ValueError("channels, strides and frames_per_token must be >= 1")
         if self.temporal_kernel < 1 or self.temporal_kernel % 2 == 0:
             raise ValueError(f"temporal_kernel must be odd, got {self.temporal_kernel}")
-
-
-def spatial_partitions() -> torch.Tensor:
-    """(3, J, J) 0/1 partitions of the skeleton neighbourhood (with self): root, closer, farther."""
-    adjacency = adjacency_matrix(COCO17_EDGES, NUM_JOINTS, self_loops=True)
-    hops = hop_distance(adjacency, TORSO_JOINTS)
-    parts = np.zeros((3, NUM_JOINTS, NUM_JOINTS), np.float32)
-    for i, j in zip(*np.nonzero(adjacency)):
-        k = 0 if hops[j] == hops[i] else (1 if hops[j] < hops[i] else 2)
-        parts[k, i, j] = 1.0
-    return torch.from_numpy(parts)
 
 
 class STGCNBlock(nn.Module):
@@ -100,15 +81,16 @@ class STGCNBlock(nn.Module):
 
 
 @register_model("stgcn", STGCNConfig)
-class STGCN(StyleModel):
+class STGCN(WindowedStyleModel):
     """ST-GCN blocks over token-grouped joints; masked global pooling; mean over windows."""
 
     config: STGCNConfig
+    parts: torch.Tensor
 
     def __init__(self, config: STGCNConfig) -> None:
         super().__init__(config)
         c = config
-        parts = spatial_partitions()
+        parts = torso_partitions(neighbours_only=True)   # the skeleton neighbourhood: root, closer, farther
         self.register_buffer("parts", parts.reshape(-1, NUM_JOINTS), persistent=False)   # (K*J, J)
         self.input_norm = MaskedBatchNorm((2 * c.in_dims + 1) * c.frames_per_token)
         blocks, c_prev = [], (2 * c.in_dims + 1) * c.frames_per_token
@@ -118,8 +100,8 @@ class STGCN(StyleModel):
         self.blocks = nn.ModuleList(blocks)
         self.head = EmbeddingHead(c_prev, c.embedding_dim, c.num_classes, c.dropout)
 
-    def _encode_windows(self, positions: torch.Tensor, velocity: torch.Tensor,
-                        valid: torch.Tensor) -> torch.Tensor:
+    def encode_windows(self, positions: torch.Tensor, velocity: torch.Tensor,
+                       valid: torch.Tensor) -> torch.Tensor:
         size = self.config.frames_per_token
         h = group_frames(joint_features(positions, velocity, valid), size)           # (N, T, J, F)
         mask = group_frames(valid[..., None], size).any(-1, keepdim=True).to(h.dtype)
@@ -127,11 +109,3 @@ class STGCN(StyleModel):
         for block in self.blocks:
             h, mask = block(h, self.parts, mask)
         return h.sum((1, 2)) / mask.sum((1, 2)).clamp_min(1.0)
-
-    def forward(self, batch: PoseBatch) -> StyleOutput:
-        self.check_batch(batch)
-        *windows, window_mask = gather_windows(batch)
-        vectors = encode_windows_in_chunks(self._encode_windows, windows,
-                                           None if self.training else EVAL_WINDOW_CHUNK)
-        embedding, logits = self.head(mean_over_windows(vectors, window_mask))
-        return StyleOutput(embedding=embedding, logits=logits, window_mask=window_mask)

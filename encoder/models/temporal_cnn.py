@@ -12,15 +12,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from encoder.data.batch import PoseBatch
-from encoder.models.base import ModelConfig, StyleModel, StyleOutput
+from encoder.models.base import ModelConfig, WindowedStyleModel
 from encoder.models.layers import (
-    EVAL_WINDOW_CHUNK,
     EmbeddingHead,
-    encode_windows_in_chunks,
-    gather_windows,
     joint_features,
-    mean_over_windows,
 )
 from encoder.models.registry import register_model
 
@@ -42,7 +37,7 @@ class TemporalCNNConfig(ModelConfig):
 
 
 @register_model("temporal_cnn", TemporalCNNConfig)
-class TemporalCNN(StyleModel):
+class TemporalCNN(WindowedStyleModel):
     """Dilated 1D convolutions over flattened keypoints; embedding = mean over windows."""
 
     config: TemporalCNNConfig
@@ -58,17 +53,11 @@ class TemporalCNN(StyleModel):
         self.convs = nn.ModuleList(layers)
         self.head = EmbeddingHead(c.channels, c.embedding_dim, c.num_classes, c.dropout)
 
-    def _encode_windows(self, positions: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    def encode_windows(self, positions: torch.Tensor, velocity: torch.Tensor,
+                       valid: torch.Tensor) -> torch.Tensor:
+        """Positions only: the convolutions see velocity through neighbouring frames."""
         x = joint_features(positions, None, valid).flatten(2).transpose(1, 2)   # (N, J*(C+1), L)
         frame_mask = valid.any(-1).to(x.dtype)[:, None, :]                       # (N, 1, L)
         for conv in self.convs:
             x = torch.relu(conv(x)) * frame_mask   # padded frames stay zero
         return x.sum(-1) / frame_mask.sum(-1).clamp_min(1.0)
-
-    def forward(self, batch: PoseBatch) -> StyleOutput:
-        self.check_batch(batch)
-        positions, _, valid, window_mask = gather_windows(batch)
-        vectors = encode_windows_in_chunks(self._encode_windows, (positions, valid),
-                                           None if self.training else EVAL_WINDOW_CHUNK)
-        embedding, logits = self.head(mean_over_windows(vectors, window_mask))
-        return StyleOutput(embedding=embedding, logits=logits, window_mask=window_mask)

@@ -17,7 +17,7 @@ import hashlib
 
 import numpy as np
 
-from encoder.data.camera import add_keypoint_jitter, benchmark_2d_view, drop_joints, random_2d_view
+from encoder.data.camera import add_keypoint_jitter, drop_joints, random_2d_view, training_view
 from encoder.data.errors import PoseDataError
 from encoder.data.preprocess import resample_fps
 from encoder.data.sequence import PoseSequence
@@ -72,31 +72,37 @@ def variant_rng(name: str, seed: int) -> np.random.Generator:
     return np.random.default_rng(int.from_bytes(digest[:16], "big"))
 
 
-def training_view(seq: PoseSequence, view: str) -> PoseSequence:
-    """The un-augmented training input: a 3D take in the ``2d`` view goes through its benchmark camera."""
-    if view == "2d" and seq.dims == 3:
-        return benchmark_2d_view(seq, seq.name or _source(seq))
-    if view == "3d" and seq.dims == 2:
-        raise PoseDataError(_source(seq), "is 2D; the 3d view needs 3D sequences (use --view 2d)")
-    return seq
+def random_clip(seq: PoseSequence, rng: np.random.Generator, min_seconds: float) -> PoseSequence:
+    """A random contiguous clip lasting between ``min_seconds`` and the whole take."""
+    shortest = max(2, int(round(min_seconds * seq.fps)))
+    if seq.num_frames <= shortest:
+        return seq
+    length = int(rng.integers(shortest, seq.num_frames + 1))
+    start = int(rng.integers(0, seq.num_frames - length + 1))
+    return seq.with_(joints=seq.joints[start:start + length].copy(),
+                     confidence=seq.confidence[start:start + length].copy())
 
 
 def augment_once(seq: PoseSequence, cfg: AugmentConfig, view: str, rng: np.random.Generator) -> PoseSequence:
     """One augmented copy of an original (un-projected) sequence, in the training view.
 
-    Order: tempo, mirror (in the source space), then the view (random camera for a 3D source
-    seen in 2D, when enabled), then jitter and joint dropout.
+    Order: clip, tempo, mirror (in the source space), then the view (random camera for a 3D
+    source seen in 2D, when enabled), then jitter and joint dropout at strengths drawn per copy.
     """
     out = seq
+    if cfg.crop and rng.random() < cfg.crop_prob:
+        out = random_clip(out, rng, cfg.crop_min_seconds)
     if cfg.tempo:
         out = change_tempo(out, float(rng.uniform(*cfg.tempo_range)))
     if cfg.mirror and rng.random() < cfg.mirror_prob:
         out = mirror_sequence(out)
-    jitter_frac = cfg.jitter_frac if cfg.jitter else 0.0
-    dropout = cfg.dropout_rate if cfg.joint_dropout else 0.0
+    jitter_frac = float(rng.uniform(cfg.jitter_frac, cfg.jitter_max_frac)) if cfg.jitter else 0.0
+    dropout = float(rng.uniform(cfg.dropout_rate, cfg.dropout_max_rate)) if cfg.joint_dropout else 0.0
     if out.dims == 3 and view == "2d":
         if cfg.random_view:
-            return random_2d_view(out, rng, jitter_frac=jitter_frac, drop_fraction=dropout)
+            return random_2d_view(out, rng, pitch_range=cfg.pitch_range,
+                                  distance_scale=cfg.distance_scale_range,
+                                  jitter_frac=jitter_frac, drop_fraction=dropout)
         return training_view(out, view)         # its fixed benchmark camera, jitter and dropout
     if jitter_frac > 0:
         out = _jitter_3d(out, rng, jitter_frac) if out.dims == 3 else add_keypoint_jitter(out, rng, jitter_frac)

@@ -14,7 +14,7 @@ Overrides use dotted keys (``augment.mirror=false``); values are parsed as YAML 
 from __future__ import annotations
 
 import dataclasses
-import tomllib
+import sys
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,9 +22,14 @@ from typing import Any, Literal, Mapping
 
 import yaml
 
-from encoder.data.errors import PoseDataError
+from encoder.data.errors import ConfigError
 from encoder.data.preprocess import PreprocessConfig
 from encoder.models.losses import StyleLossConfig
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:                      # Python 3.10: tomli is the same parser (declared for 3.10 only)
+    import tomli as tomllib
 
 EarlyStopMetric = Literal["val_macro_f1", "val_loss"]
 View = Literal["2d", "3d"]
@@ -40,26 +45,40 @@ class AugmentConfig:
     Each epoch every sequence contributes one of its K + 1 versions, picked at random.
 
     - ``random_view``: a 3D source trained in the ``2d`` view gets a random virtual camera
-      (yaw, pitch, distance) instead of its fixed benchmark camera.
+      instead of its fixed benchmark camera: any yaw, pitch uniform in ``pitch_range`` (runway
+      and show cameras sit above the walkers, so the range reaches well past the benchmark's
+      15 degrees), distance x focal scaled together by a factor log-uniform in
+      ``distance_scale_range`` (lenses from wide to long).
     - ``tempo``: playback speed changed by a factor drawn from ``tempo_range``.
     - ``mirror``: left/right mirror (joint swap and x reflected about the body centre), with
       probability ``mirror_prob``.
-    - ``jitter``: Gaussian keypoint noise, sigma = ``jitter_frac`` x bounding-box height (2D).
-    - ``joint_dropout``: each joint-frame dropped with probability ``dropout_rate``.
+    - ``jitter``: Gaussian keypoint noise, sigma = a fraction of the bounding-box height drawn
+      per copy uniformly from [``jitter_frac``, ``jitter_max_frac``].
+    - ``joint_dropout``: each joint-frame dropped with a probability drawn per copy uniformly
+      from [``dropout_rate``, ``dropout_max_rate``] (missing and low-confidence joints).
+    - ``crop``: with probability ``crop_prob`` the copy is a random clip of ``crop_min_seconds``
+      up to the whole take (short queries).
     """
 
     enabled: bool = True
     variants: int = 3
     seed: int = 0
     random_view: bool = True
+    pitch_range: tuple[float, float] = (-10.0, 50.0)
+    distance_scale_range: tuple[float, float] = (1.0, 3.0)
     tempo: bool = True
-    tempo_range: tuple[float, float] = (0.8, 1.2)
+    tempo_range: tuple[float, float] = (0.8, 1.25)
     mirror: bool = True
     mirror_prob: float = 0.5
     jitter: bool = True
-    jitter_frac: float = 0.01
+    jitter_frac: float = 0.005
+    jitter_max_frac: float = 0.04
     joint_dropout: bool = True
-    dropout_rate: float = 0.05
+    dropout_rate: float = 0.0
+    dropout_max_rate: float = 0.3
+    crop: bool = True
+    crop_prob: float = 0.2
+    crop_min_seconds: float = 1.0
 
     def __post_init__(self) -> None:
         if self.variants < 0:
@@ -67,11 +86,22 @@ class AugmentConfig:
         low, high = self.tempo_range
         if not 0.0 < low <= high:
             raise ValueError(f"augment.tempo_range must satisfy 0 < low <= high, got {self.tempo_range}")
-        for name in ("mirror_prob", "dropout_rate"):
+        for name in ("mirror_prob", "dropout_rate", "dropout_max_rate", "crop_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"augment.{name} must be in [0, 1], got {getattr(self, name)}")
-        if self.jitter_frac < 0:
-            raise ValueError(f"augment.jitter_frac must be >= 0, got {self.jitter_frac}")
+        if not 0 <= self.jitter_frac <= self.jitter_max_frac:
+            raise ValueError("augment needs 0 <= jitter_frac <= jitter_max_frac, "
+                             f"got {self.jitter_frac}, {self.jitter_max_frac}")
+        if self.dropout_rate > self.dropout_max_rate:
+            raise ValueError("augment needs dropout_rate <= dropout_max_rate, "
+                             f"got {self.dropout_rate}, {self.dropout_max_rate}")
+        if not -89.0 < self.pitch_range[0] <= self.pitch_range[1] < 89.0:
+            raise ValueError(f"augment.pitch_range must be within (-89, 89), low <= high, got {self.pitch_range}")
+        if not 0.0 < self.distance_scale_range[0] <= self.distance_scale_range[1]:
+            raise ValueError("augment.distance_scale_range must satisfy 0 < low <= high, "
+                             f"got {self.distance_scale_range}")
+        if not self.crop_min_seconds > 0:
+            raise ValueError(f"augment.crop_min_seconds must be > 0, got {self.crop_min_seconds}")
 
     @property
     def active(self) -> bool:
@@ -150,7 +180,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "<config>") -> "TrainConfig":
-        """Build from a (possibly partial) nested mapping; unknown keys raise ``PoseDataError``."""
+        """Build from a (possibly partial) nested mapping; unknown keys raise ``ConfigError``."""
         return _build(cls, data, source, prefix="")
 
     def with_overrides(self, overrides: Mapping[str, Any], source: str = "<overrides>") -> "TrainConfig":
@@ -161,10 +191,10 @@ class TrainConfig:
             parts = dotted.split(".")
             for part in parts[:-1]:
                 if not isinstance(node.get(part), dict):
-                    raise PoseDataError(source, f"unknown setting {dotted!r}")
+                    raise ConfigError(source, f"unknown setting {dotted!r}")
                 node = node[part]
             if parts[-1] not in node and not (len(parts) > 1 and parts[0] == "model_config"):
-                raise PoseDataError(source, f"unknown setting {dotted!r}; valid: {', '.join(sorted(node))}")
+                raise ConfigError(source, f"unknown setting {dotted!r}; valid: {', '.join(sorted(node))}")
             node[parts[-1]] = value
         return TrainConfig.from_dict(data, source)
 
@@ -184,54 +214,54 @@ def _coerce(value: Any, hint: Any, where: str, source: str) -> Any:
         if isinstance(value, hint):
             return value
         if not isinstance(value, Mapping):
-            raise PoseDataError(source, f"{where} must be a mapping, got {type(value).__name__}")
+            raise ConfigError(source, f"{where} must be a mapping, got {type(value).__name__}")
         return _build(hint, value, source, prefix=f"{where}.")
     if origin is Literal:
         if value not in typing.get_args(hint):
-            raise PoseDataError(source, f"{where} must be one of {list(typing.get_args(hint))}, got {value!r}")
+            raise ConfigError(source, f"{where} must be one of {list(typing.get_args(hint))}, got {value!r}")
         return value
     if origin is tuple:
         args = typing.get_args(hint)
         if not isinstance(value, (list, tuple)) or len(value) != len(args):
-            raise PoseDataError(source, f"{where} must be a list of {len(args)} values, got {value!r}")
+            raise ConfigError(source, f"{where} must be a list of {len(args)} values, got {value!r}")
         return tuple(_coerce(v, a, where, source) for v, a in zip(value, args))
     if origin is dict or hint is dict:
         if not isinstance(value, Mapping):
-            raise PoseDataError(source, f"{where} must be a mapping, got {type(value).__name__}")
+            raise ConfigError(source, f"{where} must be a mapping, got {type(value).__name__}")
         return dict(value)
     if hint is bool:
         if not isinstance(value, bool):
-            raise PoseDataError(source, f"{where} must be true or false, got {value!r}")
+            raise ConfigError(source, f"{where} must be true or false, got {value!r}")
         return value
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise PoseDataError(source, f"{where} must be an integer, got {value!r}")
+            raise ConfigError(source, f"{where} must be an integer, got {value!r}")
         return value
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise PoseDataError(source, f"{where} must be a number, got {value!r}")
+            raise ConfigError(source, f"{where} must be a number, got {value!r}")
         return float(value)
     if hint is str:
         if not isinstance(value, str):
-            raise PoseDataError(source, f"{where} must be a string, got {value!r}")
+            raise ConfigError(source, f"{where} must be a string, got {value!r}")
         return value
     return value
 
 
 def _build(cls: type, data: Mapping[str, Any], source: str, prefix: str) -> Any:
     if not isinstance(data, Mapping):
-        raise PoseDataError(source, f"{prefix.rstrip('.') or 'config'} must be a mapping")
+        raise ConfigError(source, f"{prefix.rstrip('.') or 'config'} must be a mapping")
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     unknown = [k for k in data if k not in names]
     if unknown:
-        raise PoseDataError(source, f"unknown setting(s) {', '.join(prefix + str(k) for k in unknown)}; "
+        raise ConfigError(source, f"unknown setting(s) {', '.join(prefix + str(k) for k in unknown)}; "
                             f"valid: {', '.join(prefix + n for n in names)}")
     kwargs = {k: _coerce(v, hints[k], prefix + k, source) for k, v in data.items()}
     try:
         return cls(**kwargs)
     except (ValueError, TypeError) as err:
-        raise PoseDataError(source, str(err)) from None
+        raise ConfigError(source, str(err)) from None
 
 
 def load_train_config(path: str | Path | None, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
@@ -242,7 +272,7 @@ def load_train_config(path: str | Path | None, overrides: Mapping[str, Any] | No
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as err:
-            raise PoseDataError(path, f"cannot read config: {err.strerror or err}") from None
+            raise ConfigError(path, f"cannot read config: {err.strerror or err}") from None
         suffix = path.suffix.lower()
         try:
             if suffix in (".yaml", ".yml"):
@@ -250,9 +280,9 @@ def load_train_config(path: str | Path | None, overrides: Mapping[str, Any] | No
             elif suffix == ".toml":
                 data = tomllib.loads(text)
             else:
-                raise PoseDataError(path, f"config must be .yaml, .yml or .toml, got {suffix or '(none)'!r}")
+                raise ConfigError(path, f"config must be .yaml, .yml or .toml, got {suffix or '(none)'!r}")
         except (yaml.YAMLError, tomllib.TOMLDecodeError) as err:
-            raise PoseDataError(path, f"invalid {suffix[1:].upper()}: {err}") from None
+            raise ConfigError(path, f"invalid {suffix[1:].upper()}: {err}") from None
         config = TrainConfig.from_dict(data, str(path))
     if overrides:
         config = config.with_overrides(overrides)
@@ -263,7 +293,7 @@ def parse_override(text: str) -> tuple[str, Any]:
     """``"augment.mirror=false"`` -> ``("augment.mirror", False)`` (value parsed as a YAML scalar)."""
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
-        raise PoseDataError("--set", f"expected KEY=VALUE, got {text!r}")
+        raise ConfigError("--set", f"expected KEY=VALUE, got {text!r}")
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:

@@ -13,6 +13,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from encoder.data.dataset import read_split_file
 from encoder.data.errors import PoseDataError
 
 PARTS: tuple[str, ...] = ("train", "val", "test")
@@ -21,16 +22,11 @@ AUTO_FRACTIONS: tuple[float, float, float] = (0.7, 0.1, 0.2)
 
 
 def read_names(path: str | Path) -> list[str]:
-    """Names listed in a split file, in order, duplicates removed."""
-    path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as err:
-        raise PoseDataError(path, f"cannot read split file: {err.strerror or err}") from None
-    names = [ln.strip() for ln in lines if ln.strip() and not ln.strip().startswith("#")]
+    """Names listed in a split file (``read_split_file``); an empty list is refused."""
+    names = read_split_file(path)
     if not names:
         raise PoseDataError(path, "split file lists no names")
-    return list(dict.fromkeys(names))
+    return names
 
 
 def stratified_split(names: Sequence[str], labels: Sequence[str | None], seed: int,

@@ -34,17 +34,18 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
+from sklearn.metrics import accuracy_score, f1_score
 from tqdm import tqdm
 
 from encoder.checkpoint import CheckpointMeta, save_checkpoint
 from encoder.data.batch import PoseBatch, SegmentedSequence, collate_segments
-from encoder.data.errors import PoseDataError
+from encoder.data.camera import training_view
+from encoder.data.errors import ConfigError, PoseDataError
 from encoder.data.preprocess import preprocess_sequence
 from encoder.data.sequence import PoseSequence
 from encoder.data.skeleton import CANONICAL_SKELETON
-from encoder.evaluation.metrics import classification_metrics
 from encoder.models import StyleLoss, build_model, config_from_dict, config_to_dict
-from encoder.training.augment import make_variants, training_view
+from encoder.training.augment import make_variants
 from encoder.training.config import TrainConfig
 
 
@@ -127,7 +128,7 @@ def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise PoseDataError("--device", f"{device} requested but CUDA is not available")
+        raise ConfigError("--device", f"{device} requested but CUDA is not available")
     return torch.device(device)
 
 
@@ -202,8 +203,7 @@ def _forward_loss(model: torch.nn.Module, loss_fn: torch.nn.Module, batch: PoseB
 
 
 @torch.no_grad()
-def _validate(model: torch.nn.Module, loss_fn: torch.nn.Module, batches: list[PoseBatch],
-              num_classes: int) -> dict[str, float]:
+def _validate(model: torch.nn.Module, loss_fn: torch.nn.Module, batches: list[PoseBatch]) -> dict[str, float]:
     model.eval()
     losses, weights, preds, trues = [], [], [], []
     for batch in batches:
@@ -213,9 +213,9 @@ def _validate(model: torch.nn.Module, loss_fn: torch.nn.Module, batches: list[Po
         preds.append(logits.argmax(dim=1).cpu().numpy())
         trues.append(batch.labels.cpu().numpy())
     pred, true = np.concatenate(preds), np.concatenate(trues)
-    cls = classification_metrics(true.tolist(), pred.tolist(), [str(k) for k in range(num_classes)])
-    return {"val_loss": float(np.average(losses, weights=weights)), "val_accuracy": cls["accuracy"],
-            "val_macro_f1": cls["macro_f1"]}
+    # macro-F1 over the classes present as truth or prediction, as encoder.evaluation.metrics reports it
+    return {"val_loss": float(np.average(losses, weights=weights)), "val_accuracy": float(accuracy_score(true, pred)),
+            "val_macro_f1": float(f1_score(true, pred, average="macro", zero_division=0))}
 
 
 def is_improvement(metrics: dict[str, float], best: dict[str, float] | None, cfg: TrainConfig) -> bool:
@@ -314,7 +314,7 @@ def fit(train_seqs: Sequence[PoseSequence], val_seqs: Sequence[PoseSequence], co
                                       "train_loss": sums["loss"] / seen, "train_accuracy": correct / seen,
                                       **{f"train_{k}": v / seen for k, v in sums.items() if k != "loss"}}
             if val_batches:
-                record.update(_validate(model, loss_fn, val_batches, len(label_names)))
+                record.update(_validate(model, loss_fn, val_batches))
             record["seconds"] = time.perf_counter() - epoch_start
             history.append(record)
             if not val_batches or is_improvement(record, best, cfg):

@@ -8,14 +8,16 @@ from retrieval.index.errors import (
     VectorIndexError,
 )
 from retrieval.index.manager import IndexManager, VerificationReport, new_version_name
-from retrieval.index.searcher import FilterStrategy, RawHits, VectorSearcher, exact_search
+from retrieval.index.searcher import FilterStrategy, RawHits, VectorSearcher
 from retrieval.index.spec import (
     FLAT_MAX,
     HNSW_MAX,
     SearchParams,
     build_faiss_index,
     choose_index_spec,
+    exact_search,
     normalize_rows,
+    recall_at_k,
     tune_search_params,
 )
 from retrieval.index.storage import IndexFiles, load_index_version, save_index_version
@@ -42,6 +44,7 @@ __all__ = [
     "load_index_version",
     "new_version_name",
     "normalize_rows",
+    "recall_at_k",
     "save_index_version",
     "tune_search_params",
 ]

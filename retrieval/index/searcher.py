@@ -26,11 +26,10 @@ import faiss
 import numpy as np
 
 from retrieval.index.spec import (
-    SERIAL_MAX_QUERIES,
     SearchParams,
     can_widen,
+    exact_search,
     index_kind,
-    openmp_threads,
     search_with,
 )
 from retrieval.index.storage import IndexFiles
@@ -255,13 +254,3 @@ class VectorSearcher:
         log.debug("index %s: %d query rows answered by exact fallback", self.version, short.size)
         return scores, rows, int(short.size)
 
-
-def exact_search(queries: np.ndarray, vectors: np.ndarray, rows: np.ndarray,
-                 k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Exact inner-product top-``k`` of ``queries`` over ``vectors`` (labelled ``rows``)."""
-    k = min(k, vectors.shape[0])
-    with openmp_threads(1 if queries.shape[0] <= SERIAL_MAX_QUERIES else None):
-        scores, local = faiss.knn(np.ascontiguousarray(queries, dtype=np.float32),
-                                  np.ascontiguousarray(vectors, dtype=np.float32), k,
-                                  metric=faiss.METRIC_INNER_PRODUCT)
-    return scores, np.where(local >= 0, rows[np.clip(local, 0, None)], -1)

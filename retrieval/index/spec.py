@@ -36,7 +36,7 @@ import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 import faiss
 import numpy as np
@@ -49,6 +49,9 @@ FLAT_MAX = 50_000
 HNSW_MAX = 1_000_000
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
+INDEX_TYPES: tuple[str, ...] = ("Flat", "HNSW", "IVFPQ")   # the index families a user can ask for
+PQ_FULL_BITS = 8          # 256 centroids per sub-quantiser once there are enough vectors to train them
+PQ_MIN_BITS = 4           # 16 centroids: the smallest code worth having
 TUNE_K = 10
 TUNE_QUERIES = 100
 TUNE_HEADROOM = 0.5           # tune to target + this share of (1 - target)
@@ -74,13 +77,28 @@ def choose_index_spec(n: int, dim: int, recall_target: float = 0.95) -> str:
 
 
 def ivf_pq_spec(n: int, dim: int) -> str:
-    """``IVF{nlist},PQ{m}np,RFlat`` for ``n`` vectors: ``nlist`` ~ 4 sqrt(n), a power of two of at most
-    65536 and at most ``n / 39`` (so every list can train; this bound only bites below ~25k vectors)."""
-    nlist = 2 ** round(math.log2(4.0 * math.sqrt(max(n, 1))))
+    """``IVF{nlist},PQ{m}x{bits}np,RFlat`` for ``n`` vectors: ``nlist`` ~ 4 sqrt(n), a power of two of at
+    most 65536 and at most ``n / 39`` (so every list can train; this bound only bites below ~25k vectors);
+    PQ codes of 4 to 8 bits (8 once there are 39 training vectors per centroid); exact re-ranking."""
+    nlist = 2 ** max(0, round(math.log2(4.0 * math.sqrt(max(n, 1)))))
     nlist = int(min(nlist, 65536))
     while nlist > 1 and nlist * 39 > n:
         nlist //= 2
-    return f"IVF{nlist},PQ{pq_subquantizers(dim)}np,RFlat"
+    bits = max(PQ_MIN_BITS, min(PQ_FULL_BITS, int(math.log2(max(n, 1) / 39)) if n >= 39 else 0))
+    if n < 2 ** bits:
+        raise IndexBuildError(f"an IVFPQ index needs at least {2 ** bits} vectors to train, got {n}; use Flat")
+    return f"IVF{nlist},PQ{pq_subquantizers(dim)}x{bits}np,RFlat"
+
+
+def index_type_spec(index_type: str, n: int, dim: int) -> str:
+    """FAISS factory string of one of ``INDEX_TYPES`` for ``n`` vectors of ``dim`` dimensions."""
+    if index_type == "Flat":
+        return "Flat"
+    if index_type == "HNSW":
+        return f"HNSW{HNSW_M},Flat"
+    if index_type == "IVFPQ":
+        return ivf_pq_spec(n, dim)
+    raise IndexBuildError(f"unknown index type {index_type!r}; choose one of {', '.join(INDEX_TYPES)}")
 
 
 def pq_subquantizers(dim: int, dims_per_subquantizer: int = 4) -> int:
@@ -195,6 +213,7 @@ def make_faiss_params(index: faiss.Index, params: SearchParams, *, selector: Any
     keep: list[Any] = [selector]
 
     def build(ix: faiss.Index) -> Any:
+        p: Any
         ix = faiss.downcast_index(ix)
         if isinstance(ix, faiss.IndexRefine):
             p = faiss.IndexRefineSearchParameters()
@@ -204,7 +223,7 @@ def make_faiss_params(index: faiss.Index, params: SearchParams, *, selector: Any
             keep.append(base)
             return p
         if isinstance(ix, faiss.IndexHNSW):
-            p = faiss.SearchParametersHNSW()
+            p = faiss.SearchParametersHNSW()  # type: ignore[attr-defined]  # missing from faiss's stubs
             p.efSearch = int(min(max((params.ef_search or ix.hnsw.efSearch) * widen, 1), max(ix.ntotal, 1)))
         elif isinstance(ix, faiss.IndexIVF):
             p = faiss.SearchParametersIVF()
@@ -246,23 +265,45 @@ def search_with(index: faiss.Index, queries: np.ndarray, k: int, params: SearchP
     return scores, labels
 
 
+def exact_search(queries: np.ndarray, vectors: np.ndarray, rows: np.ndarray,
+                 k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact inner-product top-``k`` of ``queries`` over ``vectors`` (labelled ``rows``; -1 past the end)."""
+    k = min(k, vectors.shape[0])
+    with openmp_threads(1 if queries.shape[0] <= SERIAL_MAX_QUERIES else None):
+        scores, local = faiss.knn(np.ascontiguousarray(queries, dtype=np.float32),
+                                  np.ascontiguousarray(vectors, dtype=np.float32), k,
+                                  metric=faiss.METRIC_INNER_PRODUCT)
+    return scores, np.where(local >= 0, rows[np.clip(local, 0, None)], -1)
+
+
+def recall_at_k(found: Sequence[Sequence[int]] | np.ndarray, truth: np.ndarray, k: int = TUNE_K) -> float:
+    """Mean over queries of |found top-k  intersect  true top-k| / k (ids are row positions)."""
+    hits = sum(len(set(np.asarray(f)[:k].tolist()) & set(np.asarray(t)[:k].tolist())) for f, t in zip(found, truth))
+    return hits / (k * len(truth))
+
+
+def _without_self(labels: np.ndarray, query_rows: np.ndarray, k: int) -> list[list[int]]:
+    """Each row's first ``k`` found positions other than the query's own row (and -1)."""
+    return [[int(p) for p in row if p >= 0 and p != q][:k] for row, q in zip(labels, query_rows)]
+
+
 def _exact_neighbours(vectors: np.ndarray, query_rows: np.ndarray, k: int) -> np.ndarray:
-    """Exact top-k positions (self excluded) for the sampled rows, by blocked brute force."""
-    _, labels = faiss.knn(np.ascontiguousarray(vectors[query_rows]), vectors, k + 1,
-                          metric=faiss.METRIC_INNER_PRODUCT)
-    return np.stack([np.array([p for p in row if p != q][:k]) for row, q in zip(labels, query_rows)])
+    """Exact top-k positions (self excluded) for the sampled rows."""
+    _, labels = exact_search(vectors[query_rows], vectors, np.arange(len(vectors)), k + 1)
+    return np.array(_without_self(labels, query_rows, k))
 
 
 def _recall(index: faiss.Index, vectors: np.ndarray, query_rows: np.ndarray, truth: np.ndarray,
             params: SearchParams, k: int) -> float:
     _, labels = search_with(index, vectors[query_rows], k + 1, params)
-    hits = 0
-    for row, got in enumerate(labels):
-        found = [p for p in got if p >= 0 and p != query_rows[row]][:k]
-        hits += len(set(found) & set(truth[row].tolist()))
-    return hits / (k * len(query_rows))
+    return recall_at_k(_without_self(labels, query_rows, k), truth, k)
 
 
+# Not faiss.ParameterSpace.explore / OperatingPoints: explore ranks settings by wall time measured
+# while it runs (noisy on a shared machine, so the choice would change run to run) and sets knobs on
+# the shared index, which concurrent searches would see. Each knob here costs more as it grows, so
+# walking the candidates in order finds the cheapest passing one deterministically, and the result
+# travels as per-query SearchParameters (make_faiss_params).
 def tune_search_params(index: faiss.Index, vectors: np.ndarray, recall_target: float, *,
                        seed: int = 0) -> tuple[SearchParams, float]:
     """Cheapest ``efSearch`` / (``nprobe``, ``k_factor``) whose recall@10 on sampled corpus queries

@@ -20,6 +20,7 @@ from typing import Any
 import faiss
 import numpy as np
 
+from encoder.data.atomic import fsync_dir, write_bytes_durably
 from retrieval.index.crashpoints import crash_point
 from retrieval.index.errors import IndexBuildError, IndexCorruptError
 
@@ -37,34 +38,6 @@ def check_version_name(version: str) -> str:
         raise IndexBuildError(f"index version name {version!r} must be 1-128 letters, digits, '.', '_' or '-', "
                               f"starting with a letter or digit")
     return version
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename or new entry in ``path`` durable."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_bytes_durably(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` and fsync it."""
-    with open(path, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` atomically (temp file in the same dir, fsync, os.replace)."""
-    tmp = path.with_name(f"{TEMP_PREFIX}{path.name}-{uuid.uuid4().hex}")
-    try:
-        write_bytes_durably(tmp, text.encode("utf-8"))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    fsync_dir(path.parent)
 
 
 def sha256_bytes(data: bytes) -> str:

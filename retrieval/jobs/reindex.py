@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import os
 import socket
 import threading
@@ -42,8 +41,10 @@ from tqdm.auto import tqdm
 from encoder.data.dataset import DatasetCache
 from encoder.inference import StyleEncoder
 from retrieval.index import IndexCorruptError, IndexManager, VectorIndexError, new_version_name
+from retrieval.index.errors import IndexBuildError
 from retrieval.index.recovery import RECOVERY_HOLDER
-from retrieval.index.spec import HNSW_M, pq_subquantizers
+from retrieval.index.spec import INDEX_TYPES as FAISS_INDEX_TYPES
+from retrieval.index.spec import index_type_spec
 from retrieval.jobs.backends import DEFAULT_BATCH_SIZE, EmbeddedBatch, EmbeddingBackend, LocalBackend
 from retrieval.jobs.errors import JobError
 from retrieval.jobs.ray_backend import RayBackend
@@ -55,35 +56,31 @@ log = logging.getLogger(__name__)
 
 JOB_KIND = "reindex"
 BACKENDS = ("local", "ray")
-INDEX_TYPES = ("auto", "Flat", "HNSW", "IVFPQ")
+INDEX_TYPES = ("auto", *FAISS_INDEX_TYPES)
 DEFAULT_STALE_AFTER_S = 120.0
 DEFAULT_HEARTBEAT_S = 10.0
 ROOT_LOCK_WAIT_S = 5.0    # for an app's recovery at open, which holds the root lock for milliseconds
 EMBEDDINGS_DIR = "embeddings"
-PQ_FULL_BITS = 8          # 256 centroids per sub-quantiser once there are enough vectors to train them
-PQ_MIN_BITS = 4           # 16 centroids: the smallest code worth having
 
 
 def spec_for_index_type(index_type: str, n: int, dim: int) -> str | None:
-    """FAISS factory string for ``--index-type`` (None = let the index manager choose for ``n``).
-
-    ``IVFPQ``: ``nlist`` ~ 4 sqrt(n) (a power of two, at most n / 39 so each list trains), PQ codes of
-    4 to 8 bits (8 once there are 39 training vectors per centroid), exact re-ranking."""
+    """FAISS factory string for ``--index-type`` (None = let the index manager choose for ``n``);
+    see ``retrieval.index.spec.index_type_spec``."""
     if index_type == "auto":
         return None
-    if index_type == "Flat":
-        return "Flat"
-    if index_type == "HNSW":
-        return f"HNSW{HNSW_M},Flat"
-    if index_type == "IVFPQ":
-        nlist = 2 ** max(0, round(math.log2(4.0 * math.sqrt(max(n, 1)))))
-        while nlist > 1 and nlist * 39 > n:
-            nlist //= 2
-        bits = max(PQ_MIN_BITS, min(PQ_FULL_BITS, int(math.log2(max(n, 1) / 39)) if n >= 39 else 0))
-        if n < 2 ** bits:
-            raise JobError(f"an IVFPQ index needs at least {2 ** bits} vectors to train, got {n}; use Flat")
-        return f"IVF{nlist},PQ{pq_subquantizers(dim)}x{bits}np,RFlat"
-    raise JobError(f"unknown index type {index_type!r}; choose one of {', '.join(INDEX_TYPES)}")
+    if index_type not in INDEX_TYPES:
+        raise JobError(f"unknown index type {index_type!r}; choose one of {', '.join(INDEX_TYPES)}")
+    try:
+        return index_type_spec(index_type, n, dim)
+    except IndexBuildError as err:                      # too few vectors to train
+        raise JobError(str(err)) from None
+
+
+def encoder_record(encoder: StyleEncoder, checkpoint: Path) -> EncoderRecord:
+    """The store's record of a loaded encoder and the checkpoint file it came from."""
+    return EncoderRecord(version=encoder.version, checkpoint_hash=file_sha256(checkpoint),
+                         checkpoint_path=str(checkpoint.resolve()), model_name=encoder.model_name,
+                         embedding_dim=encoder.dim, config=encoder.meta.identity())
 
 
 def file_sha256(path: Path) -> str:
@@ -262,11 +259,7 @@ class ReindexJob:
                 raise JobError(f"encoder {self.encoder_version} is registered with dimension "
                                f"{existing.embedding_dim}, the checkpoint has {self.encoder.dim}")
             return existing
-        meta = self.encoder.meta
-        return self.store.register_encoder(EncoderRecord(
-            version=self.encoder_version, checkpoint_hash=file_sha256(self.checkpoint),
-            checkpoint_path=str(self.checkpoint.resolve()), model_name=meta.model_name,
-            embedding_dim=self.encoder.dim, config=meta.identity()))
+        return self.store.register_encoder(encoder_record(self.encoder, self.checkpoint))
 
     def _params(self) -> dict[str, object]:
         return {"checkpoint": str(self.checkpoint.resolve()),

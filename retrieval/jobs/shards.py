@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from encoder.data.atomic import fsync_dir
 from retrieval.jobs.errors import JobError, ShardError
 from retrieval.store import EmbeddingRecord
 
@@ -33,14 +34,6 @@ TEMP_SUFFIX = ".tmp"
 LOCK_FILE = ".lock"
 _SHARD_NAME = re.compile(r"^shard-(\d{5,})\.npy$")
 _ENCODER_DIR = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class ShardStore:
@@ -97,7 +90,7 @@ class ShardStore:
                 except FileExistsError:
                     number += 1
             self._next_number = number + 1
-            _fsync_dir(self.directory)
+            fsync_dir(self.directory)
         finally:
             tmp.unlink(missing_ok=True)
         return self.key(final.name)
@@ -163,7 +156,7 @@ class ShardStore:
         for key in removed:
             self.path(key).unlink(missing_ok=True)
         if removed:
-            _fsync_dir(self.directory)
+            fsync_dir(self.directory)
         return removed
 
     def remove_temp_files(self) -> int:

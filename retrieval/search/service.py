@@ -23,6 +23,7 @@ from retrieval.store import MetadataStore, SequenceFilters
 
 if TYPE_CHECKING:
     from encoder.data.sequence import PoseSequence
+    from encoder.data.video import VideoOptions
 
 log = logging.getLogger(__name__)
 
@@ -171,14 +172,15 @@ class SearchService:
         results = self._run(searcher, _check_queries(vectors, searcher), k, filters, exclude=None)
         return results[0] if single else results
 
-    def search_by_file(self, path: str | Path, k: int = 10,
-                       filters: SearchFilters | None = None) -> list[list[SearchHit]]:
-        """Read a pose file (any format ``read_pose_file`` supports) and search with each sequence in it:
-        one hit list per sequence, in file order. Unreadable files raise ``PoseDataError``."""
+    def search_by_file(self, path: str | Path, k: int = 10, filters: SearchFilters | None = None,
+                       video: "VideoOptions | None" = None) -> list[list[SearchHit]]:
+        """Read a pose file or video (any format ``read_pose_file`` supports; ``video`` sets how a clip is
+        read) and search with each sequence in it: one hit list per sequence, in file order. Unreadable
+        files raise ``PoseDataError``."""
         from encoder.data.readers import read_pose_file
 
         self._embedder()
-        sequences = read_pose_file(path)
+        sequences = read_pose_file(path, video=video)
         if not sequences:
             raise QueryError(f"{path}: no pose sequence found in the file")
         return self.search_by_sequence(list(sequences), k, filters)

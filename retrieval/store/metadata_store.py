@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, Select, create_engine, delete, event, func, insert, select, update
+from sqlalchemy import Engine, Select, String, create_engine, delete, event, func, insert, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
@@ -27,6 +27,7 @@ from retrieval.store.models import (
     JOB_ITEM_STATUSES,
     JOB_STATUSES,
     SEQUENCE_ID_MAX,
+    Base,
     EmbeddingRow,
     EncoderRow,
     IndexVersionRow,
@@ -212,7 +213,8 @@ class MetadataStore:
         row.content_hash = record.content_hash
         row.label, row.collection, row.season, row.model_id = (
             record.label, record.collection, record.season, record.model_id)
-        row.fps, row.frames, row.skeleton, row.dims = float(record.fps), int(record.frames), record.skeleton, int(record.dims)
+        row.fps, row.frames = float(record.fps), int(record.frames)
+        row.skeleton, row.dims = record.skeleton, int(record.dims)
         row.extra = dict(record.extra)
         row.updated = now
         current = {t.tag for t in row.tag_rows}
@@ -273,6 +275,7 @@ class MetadataStore:
     def distinct_values(self, field: str) -> list[str]:
         """Sorted distinct non-null values of ``label``, ``collection``, ``season``, ``model_id`` or ``tags``
         (for filter menus)."""
+        query: Select[Any]
         if field == "tags":
             query = select(SequenceTagRow.tag).distinct().order_by(SequenceTagRow.tag)
         elif field in _FILTER_COLUMNS:
@@ -535,7 +538,7 @@ class MetadataStore:
             fresh = [{"job_id": job_id, "sequence_id": s, "status": "pending", "error": None, "updated": now}
                      for s in chunk if s not in known]
             if fresh:
-                session.execute(JobItemRow.__table__.insert(), fresh)
+                session.execute(insert(JobItemRow), fresh)
                 added += len(fresh)
         return added
 
@@ -736,18 +739,25 @@ def _apply_filters(query: Select[Any], filters: SequenceFilters | None) -> Selec
     return query
 
 
+def _max_chars(row: type[Base], column: str) -> int:
+    """The declared length of a string column of ``row``'s table."""
+    kind = row.__table__.columns[column].type
+    if not isinstance(kind, String) or kind.length is None:
+        raise TypeError(f"{row.__name__}.{column} is not a bounded string column")
+    return kind.length
+
+
 def _check_sequence_record(record: SequenceRecord) -> None:
     """Refuse ids and texts the columns cannot hold, before anything is written."""
     if not isinstance(record.id, str) or not record.id.strip() or len(record.id) > SEQUENCE_ID_MAX:
         raise StoreError(f"sequence id must be a non-empty string of at most {SEQUENCE_ID_MAX} characters, "
                          f"got {record.id!r}")
-    columns = SequenceRow.__table__.columns
     for name in ("source", "content_hash", "label", "collection", "season", "model_id", "skeleton"):
         value = getattr(record, name)
-        limit = columns[name].type.length
+        limit = _max_chars(SequenceRow, name)
         if value is not None and len(str(value)) > limit:
             raise StoreError(f"sequence {record.id!r}: {name} is longer than {limit} characters")
-    tag_limit = SequenceTagRow.__table__.columns["tag"].type.length
+    tag_limit = _max_chars(SequenceTagRow, "tag")
     for tag in record.tags:
         if not tag or len(tag) > tag_limit:
             raise StoreError(f"sequence {record.id!r}: tag {tag[:40]!r} must be 1-{tag_limit} characters")

@@ -194,7 +194,8 @@ class JobItemRow(Base):
     """One sequence of a job, so an interrupted job resumes where it stopped."""
 
     __tablename__ = "job_items"
-    __table_args__ = (_status_check("status", JOB_ITEM_STATUSES), Index("ix_job_items_job_id_status", "job_id", "status"))
+    __table_args__ = (_status_check("status", JOB_ITEM_STATUSES),
+                      Index("ix_job_items_job_id_status", "job_id", "status"))
 
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
     sequence_id: Mapped[str] = mapped_column(String(SEQUENCE_ID_MAX), primary_key=True)

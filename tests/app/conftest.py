@@ -39,14 +39,14 @@ class SmallIndex:
     labels: dict[str, str]
 
 
-def tiny_checkpoint(path: Path, seed: int = 0) -> str:
-    """An untrained, tiny 3D PoseStyle-Net at ``path``; returns its encoder version."""
+def tiny_checkpoint(path: Path, seed: int = 0, dims: int = 3) -> str:
+    """An untrained, tiny PoseStyle-Net for ``dims``-D input at ``path``; returns its encoder version."""
     torch.manual_seed(seed)
-    config = PoseStyleNetConfig(in_dims=3, embedding_dim=EMBEDDING_DIM, branch_channels=(8, 8, 8),
+    config = PoseStyleNetConfig(in_dims=dims, embedding_dim=EMBEDDING_DIM, branch_channels=(8, 8, 8),
                                 relation_dim=16, num_relation_layers=1)
     meta = CheckpointMeta(model_name="posestyle_net", model_config=config_to_dict(config),
                           preprocess_config=asdict(PreprocessConfig(max_segments=4)), labels=STYLE_CLASSES,
-                          input_dims=3)
+                          input_dims=dims)
     return save_checkpoint(path, build_model("posestyle_net", config), meta).encoder_version
 
 
@@ -111,9 +111,9 @@ def index_copy(small_index: SmallIndex, tmp_path: Path) -> Path:
     return root
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def make_checkpoint():
-    """``make_checkpoint(path, seed) -> encoder version``: another untrained tiny encoder."""
+    """``make_checkpoint(path, seed, dims=3) -> encoder version``: another untrained tiny encoder."""
     return tiny_checkpoint
 
 

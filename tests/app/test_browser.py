@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from retrieval.analysis import AppService
+from app.services.analysis import AppService
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

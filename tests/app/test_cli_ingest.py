@@ -102,8 +102,8 @@ def test_csv_labels_and_csv_without_columns(takes: Path, tmp_path: Path) -> None
     (["--label-pattern", "(?P<label>x", "--preset", "demo"], "give at most one of"),
     (["--label-pattern", "(?P<label>[a-z"], "invalid regular expression"),
     (["--label-pattern", "runway_[a-z]+"], "no named group"),
-    (["--preset", "cmu"], "unknown preset 'cmu'"),
-    (["--person", "tallest"], "--person: must be one of main, all"),
+    (["--preset", "cmu"], "'cmu' is not one of 'bandai-namco', 'demo'"),
+    (["--person", "tallest"], "'tallest' is not one of 'main', 'all'"),
 ])
 def test_usage_errors_exit_2_with_one_line(takes: Path, tmp_path: Path, extra: list[str], message: str) -> None:
     result = _ingest(str(takes), "--out", str(tmp_path / "ds"), *extra)

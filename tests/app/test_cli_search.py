@@ -8,7 +8,7 @@ import numpy as np
 from typer.testing import CliRunner
 
 from app.cli import cli
-from retrieval.analysis import AppService
+from app.services.analysis import AppService
 
 runner = CliRunner()
 

@@ -1,4 +1,4 @@
-"""``retrieval.analysis``, the service the app's pages call: upload handling, motion for display, the
+"""``app.services.analysis``, the service the app's pages call: upload handling, motion for display, the
 per-version caches (atomic, reused, rebuilt when damaged) and cluster quality."""
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 
 import encoder.evaluation.plots as plots
+from app.services.analysis import AppService, NoIndexError, motion_view, read_uploaded_pose, safe_upload_name
 from encoder.data.dataset import DatasetCache
 from encoder.data.errors import PoseDataError
 from encoder.data.preprocess import normalize_center_scale
 from encoder.data.skeleton import LEFT_HIP, RIGHT_HIP
 from encoder.evaluation.metrics import compute_metrics
 from encoder.inference import StyleEncoder
-from retrieval.analysis import AppService, NoIndexError, motion_view, read_uploaded_pose, safe_upload_name
 
 
 @pytest.mark.parametrize("name, safe", [

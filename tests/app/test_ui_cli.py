@@ -9,8 +9,8 @@ from typer.testing import CliRunner
 
 from app.cli import cli
 from app.cli.app_commands import APP_MAIN, streamlit_command
+from app.services.analysis import MAX_UPLOAD_MB
 from app.ui.state import DEFAULT_ROOT, parse_app_args
-from retrieval.analysis import MAX_UPLOAD_MB
 
 
 def _option(command: list[str], name: str) -> str:
@@ -46,7 +46,7 @@ def test_app_arguments(tmp_path: Path) -> None:
 
 def test_app_is_read_only_unless_it_listens_on_loopback(tmp_path: Path, monkeypatch) -> None:
     import app.cli.app_commands as app_commands
-    from app.ui.server_paths import is_loopback
+    from app.services.server_paths import is_loopback
 
     served: list[list[str]] = []
 

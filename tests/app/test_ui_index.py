@@ -130,8 +130,9 @@ def test_reindex_paths_outside_the_root_are_refused(app_test, small_index, tmp_p
         assert [e.value for e in at.error] == [f"{typed}: the checkpoint must lie under the index root {root}"]
     _start(at, str(small_index.checkpoint), "/etc")
     assert [e.value for e in at.error] == [f"/etc: the dataset must lie under the index root {root}"]
-    from app.ui.server_paths import PathNotAllowedError, allowed_server_path
     import pytest
+
+    from app.services.server_paths import PathNotAllowedError, allowed_server_path
 
     with pytest.raises(PathNotAllowedError, match="must lie under"):
         allowed_server_path("escape/outside.safetensors", link, "checkpoint")     # a symlink out of the root

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import io
+import logging
 import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from retrieval.analysis import MAX_UPLOAD_BYTES, AppService
-
+from app.services.analysis import MAX_UPLOAD_BYTES, UPLOAD_SUFFIXES, AppService
 
 
 def assert_no_traceback(at) -> None:
@@ -94,7 +94,6 @@ def test_upload_of_a_pose_file_searches_with_it(app_test, small_index) -> None:
 
 
 @pytest.mark.parametrize("name, data, problem", [
-    ("notes.txt", b"hello", "unsupported file type '.txt'"),
     ("walk.npz", b"this is not a numpy archive", "walk.npz: "),
     ("walk.bvh", b"HIERARCHY\nROOT Hips\n{\n", "walk.bvh: "),
     ("walk.json", b"{\"annotations\": [", "walk.json: "),
@@ -104,6 +103,37 @@ def test_bad_uploads_show_one_line_errors(app_test, small_index, name: str, data
     errors = [e.value for e in at.error]
     assert len(errors) == 1 and problem in errors[0] and "\n" not in errors[0], errors
     assert not _card_titles(at)
+
+
+def test_uploader_offers_only_pose_file_types(app_test, small_index) -> None:
+    """The browser's file picker is restricted up front; another extension is refused before Search."""
+    at = app_test(small_index.root)
+    at.run()
+    at.radio(key="query-source").set_value("Upload a pose file").run()
+    uploader = at.file_uploader(key="query-upload")
+    assert sorted(uploader.proto.type) == sorted(UPLOAD_SUFFIXES)
+    uploader.set_value(("notes.txt", b"hello", "text/plain")).run()   # what the browser's picker prevents
+    assert any("Invalid file extension: `.txt`" in e.value for e in at.exception)
+
+
+def test_rejected_upload_logs_one_line_without_traceback(app_test, small_index, caplog) -> None:
+    with caplog.at_level(logging.INFO, logger="posestyle.app"):
+        at = _upload(app_test, small_index.root, "walk.npz", b"this is not a numpy archive")
+    assert len(at.error) == 1
+    records = [r for r in caplog.records if r.name == "posestyle.app"]
+    assert records and all(r.exc_info is None for r in records), [r.getMessage() for r in records]
+    assert all("\n" not in r.getMessage() for r in records)
+
+
+def test_compare_button_asks_the_browser_to_scroll_to_the_comparison(app_test, small_index) -> None:
+    at = _searched(app_test, small_index.root, small_index.sequence_ids[2])
+    assert not [h for h in at.get("html") if "scrollIntoView" in h.proto.body]
+    at.button(key="compare-4").click().run()
+    assert_no_traceback(at)
+    scripts = [h for h in at.get("html") if "scrollIntoView" in h.proto.body]
+    assert len(scripts) == 1 and ".st-key-comparison" in scripts[0].proto.body
+    at.run()                                   # an unrelated rerun does not scroll again
+    assert not [h for h in at.get("html") if "scrollIntoView" in h.proto.body]
 
 
 def test_oversize_upload_is_refused(app_test, small_index) -> None:

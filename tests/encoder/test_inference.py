@@ -10,7 +10,7 @@ from encoder.checkpoint import CheckpointMeta
 from encoder.data.errors import PoseDataError
 from encoder.data.preprocess import PreprocessConfig
 from encoder.data.skeleton import BODY_REGIONS
-from encoder.inference import StyleEncoder, frontal_camera, frontal_2d_view
+from encoder.inference import StyleEncoder, frontal_2d_view, frontal_camera
 from encoder.models import build_model, config_to_dict
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -23,6 +23,7 @@ def saved_encoder(trained_toy, tmp_path_factory):
     return path, StyleEncoder.load(path)
 
 
+@pytest.mark.slow   # uses trained_toy: a 25-epoch training run
 def test_properties(saved_encoder, trained_toy):
     _, enc = saved_encoder
     assert enc.version == trained_toy.checkpoint.encoder_version and len(enc.version) == 12
@@ -31,6 +32,7 @@ def test_properties(saved_encoder, trained_toy):
     assert not enc.model.training
 
 
+@pytest.mark.slow   # uses trained_toy: a 25-epoch training run
 def test_embed_is_unit_norm_deterministic_and_survives_reload(saved_encoder, trained_toy, make_toy_corpus):
     path, enc = saved_encoder
     seqs = make_toy_corpus(3, dims=2, seed=11)
@@ -106,3 +108,15 @@ def test_bad_sequence_does_not_lose_the_others(saved_encoder, make_toy_corpus):
     np.testing.assert_allclose(emb[[0, 2]], enc.embed([seqs[0], seqs[2]]), atol=1e-5)
     with pytest.raises(PoseDataError, match="toy/broken"):
         enc.embed([bad])
+
+
+def test_mirror_segments_equals_preprocessing_the_mirrored_take(make_toy_corpus):
+    from encoder.data.preprocess import mirror_segments, preprocess_sequence
+    from encoder.training.augment import mirror_sequence
+
+    seq = make_toy_corpus(1, dims=2)[0]
+    direct = preprocess_sequence(mirror_sequence(seq))
+    fast = mirror_segments(preprocess_sequence(seq))
+    np.testing.assert_allclose(fast.positions, direct.positions, atol=1e-4)
+    np.testing.assert_allclose(fast.velocity, direct.velocity, atol=1e-2)
+    np.testing.assert_array_equal(fast.joint_mask, direct.joint_mask)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,11 +18,6 @@ from sqlalchemy.engine import make_url
 
 from retrieval.store import MetadataStore
 from retrieval.store.models import Base
-
-# Helper modules next to this file (retrieval_support, jobs_support) are imported by plain name;
-# under --import-mode=importlib pytest no longer puts test dirs on sys.path, so do it here.
-if str(Path(__file__).resolve().parent) not in sys.path:
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 SUPPORT_DIR = Path(__file__).resolve().parents[1] / "support"
 POSTGRES_SCRIPT = SUPPORT_DIR / "postgres.sh"

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from jobs_support import demo_sequences, one_torch_thread, tiny_checkpoint, write_dataset
 from retrieval.index import IndexManager
 from retrieval.index.crashpoints import CRASH_ENV
 from retrieval.index.storage import TEMP_PREFIX
 from retrieval.jobs import ReindexJob, register_dataset
 from retrieval.store import MetadataStore
+from tests.retrieval.jobs_support import demo_sequences, one_torch_thread, tiny_checkpoint, write_dataset
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BATCH = 4

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import asdict
 from pathlib import Path
 
@@ -15,21 +15,16 @@ from encoder.data.dataset import DatasetCache, ingest
 from encoder.data.demo import STYLE_CLASSES, generate_demo_corpus
 from encoder.data.preprocess import PreprocessConfig
 from encoder.data.sequence import PoseSequence
+from encoder.inference import torch_threads
 from encoder.models import PoseStyleNetConfig, build_model, config_to_dict
 
 EMBEDDING_DIM = 16
 
 
-@contextmanager
-def one_torch_thread() -> Iterator[None]:
+def one_torch_thread() -> AbstractContextManager[None]:
     """One torch thread inside: on a shared 2-core machine, two spinning OpenMP threads make the
     tiny model several times slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
+    return torch_threads(1)
 
 
 @pytest.fixture(autouse=True)

@@ -10,10 +10,7 @@ import time
 
 import pytest
 
-from crash_support import (
-    BATCH, WAIT_S, Setup, assert_consistent, leftovers, make_setup, pointer_file, start_worker, wait, worker_output)
 from encoder.data.dataset import DatasetCache
-from jobs_support import single_torch_thread, tiny_checkpoint  # noqa: F401 (autouse fixture)
 from retrieval.index import IndexManager
 from retrieval.index.crashpoints import CRASH_POINTS
 from retrieval.index.recovery import LOCK_FILE
@@ -21,6 +18,19 @@ from retrieval.index.storage import TEMP_PREFIX
 from retrieval.jobs import JOB_KIND, JobError, ReindexJob
 from retrieval.search import SearchService
 from retrieval.store import MetadataStore
+from tests.retrieval.crash_support import (
+    BATCH,
+    WAIT_S,
+    Setup,
+    assert_consistent,
+    leftovers,
+    make_setup,
+    pointer_file,
+    start_worker,
+    wait,
+    worker_output,
+)
+from tests.retrieval.jobs_support import single_torch_thread, tiny_checkpoint  # noqa: F401 (autouse fixture)
 
 N_SEQUENCES = 16
 

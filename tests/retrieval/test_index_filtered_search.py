@@ -6,7 +6,7 @@ import pytest
 
 from retrieval.index import VectorSearcher, build_faiss_index, tune_search_params
 from retrieval.index.storage import IndexFiles
-from retrieval_support import clustered_unit_vectors
+from tests.retrieval.retrieval_support import clustered_unit_vectors
 
 N, DIM = 1500, 16
 STRATEGIES = ("selector", "overfetch", "exact")

@@ -19,7 +19,7 @@ from retrieval.index import (
 )
 from retrieval.index.storage import IDS_FILE, INDEX_FILE, MANIFEST_FILE, TEMP_PREFIX
 from retrieval.store import EmbeddingRecord, MetadataStore
-from retrieval_support import catalogue, clustered_unit_vectors, register_encoder
+from tests.retrieval.retrieval_support import catalogue, clustered_unit_vectors, register_encoder
 
 DIM = 16
 N = 300
@@ -58,7 +58,8 @@ def test_round_trip_preserves_vectors_ids_and_results(manager: IndexManager, cor
     directory = manager.version_dir("v1")
     assert sorted(p.name for p in directory.iterdir()) == sorted([INDEX_FILE, IDS_FILE, MANIFEST_FILE])
     manifest = json.loads((directory / MANIFEST_FILE).read_text())
-    assert (manifest["count"], manifest["dim"], manifest["spec"], manifest["encoder_version"]) == (N, DIM, spec, "enc-a")
+    assert (manifest["count"], manifest["dim"], manifest["spec"],
+            manifest["encoder_version"]) == (N, DIM, spec, "enc-a")
     assert set(manifest["files"]) == {INDEX_FILE, IDS_FILE}
     assert not [p for p in manager.indexes_dir.iterdir() if p.name.startswith(TEMP_PREFIX)]
 

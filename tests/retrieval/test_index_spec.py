@@ -8,9 +8,16 @@ import faiss
 import numpy as np
 import pytest
 
-from retrieval.index import FLAT_MAX, HNSW_MAX, IndexBuildError, build_faiss_index, choose_index_spec, tune_search_params
+from retrieval.index import (
+    FLAT_MAX,
+    HNSW_MAX,
+    IndexBuildError,
+    build_faiss_index,
+    choose_index_spec,
+    tune_search_params,
+)
 from retrieval.index.spec import SearchParams, index_kind, ivf_pq_spec, pq_subquantizers, search_with
-from retrieval_support import clustered_unit_vectors
+from tests.retrieval.retrieval_support import clustered_unit_vectors
 
 
 @pytest.mark.parametrize("n, expected", [(1, "Flat"), (FLAT_MAX - 1, "Flat"), (FLAT_MAX, "HNSW32,Flat"),
@@ -22,7 +29,7 @@ def test_small_and_medium_corpora_get_flat_then_hnsw(n: int, expected: str) -> N
 @pytest.mark.parametrize("n, dim", [(HNSW_MAX, 128), (50_000_000, 64), (3_000_000, 100)])
 def test_large_corpora_get_ivf_pq_with_refinement(n: int, dim: int) -> None:
     spec = choose_index_spec(n, dim)
-    match = re.fullmatch(r"IVF(\d+),PQ(\d+)np,RFlat", spec)
+    match = re.fullmatch(r"IVF(\d+),PQ(\d+)x8np,RFlat", spec)
     assert match, spec
     nlist, m = int(match.group(1)), int(match.group(2))
     assert nlist & (nlist - 1) == 0 and 1024 <= nlist <= 65536
@@ -35,7 +42,7 @@ def test_large_corpora_get_ivf_pq_with_refinement(n: int, dim: int) -> None:
 @pytest.mark.parametrize("n", [40, 5_000, 100_000, HNSW_MAX, 3_000_000])
 def test_ivf_pq_spec_keeps_every_list_trainable(n: int) -> None:
     spec = ivf_pq_spec(n, 128)
-    nlist = int(re.fullmatch(r"IVF(\d+),PQ32np,RFlat", spec).group(1))
+    nlist = int(re.fullmatch(r"IVF(\d+),PQ32x[4-8]np,RFlat", spec).group(1))
     assert nlist & (nlist - 1) == 0 and 39 * nlist <= n
     if n >= HNSW_MAX:
         assert spec == choose_index_spec(n, 128)

@@ -14,9 +14,13 @@ from encoder.inference import StyleEncoder
 from retrieval.index import IndexManager
 from retrieval.jobs import JOB_KIND, JobError, LocalBackend, ReindexJob, ReindexSummary, ShardStore, register_dataset
 from retrieval.store import MetadataStore
-
-from jobs_support import (  # noqa: F401 (single_torch_thread: autouse fixture)
-    demo_sequences, one_torch_thread, single_torch_thread, tiny_checkpoint, write_dataset)
+from tests.retrieval.jobs_support import (  # noqa: F401 (single_torch_thread: autouse fixture)
+    demo_sequences,
+    one_torch_thread,
+    single_torch_thread,
+    tiny_checkpoint,
+    write_dataset,
+)
 
 N_SEQUENCES = 60
 BATCH = 16

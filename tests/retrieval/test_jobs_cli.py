@@ -8,9 +8,7 @@ from typer.testing import CliRunner
 
 from app.cli import cli
 from retrieval.store import MetadataStore
-
-from jobs_support import (  # noqa: F401 (single_torch_thread: autouse fixture)
-    demo_sequences, single_torch_thread, tiny_checkpoint, write_dataset)
+from tests.retrieval.jobs_support import demo_sequences, single_torch_thread, tiny_checkpoint, write_dataset  # noqa: F401 (single_torch_thread: autouse fixture)
 
 N_SEQUENCES = 12
 
@@ -43,8 +41,8 @@ def test_index_then_reindex_prints_summaries_and_keeps_the_current_version(files
 
 
 @pytest.mark.parametrize("args, message", [
-    (("--backend", "spark"), "--backend must be one of local, ray"),
-    (("--index-type", "LSH"), "--index-type must be one of"),
+    (("--backend", "spark"), "'spark' is not one of 'local', 'ray'"),
+    (("--index-type", "LSH"), "Invalid value for '--index-type': 'LSH' is not one of"),
     (("--ray-address", "auto"), "--ray-address needs --backend ray"),
 ])
 def test_bad_options_exit_2_with_one_line(files, args, message):

@@ -10,9 +10,7 @@ from encoder.data.dataset import DatasetCache
 from retrieval.index import IndexManager
 from retrieval.jobs import ReindexJob, ReindexSummary, register_dataset
 from retrieval.store import MetadataStore
-
-from jobs_support import (  # noqa: F401 (single_torch_thread: autouse fixture)
-    demo_sequences, single_torch_thread, tiny_checkpoint, write_dataset)
+from tests.retrieval.jobs_support import demo_sequences, single_torch_thread, tiny_checkpoint, write_dataset  # noqa: F401 (single_torch_thread: autouse fixture)
 
 ray = pytest.importorskip("ray")
 

@@ -16,13 +16,22 @@ import time
 
 import pytest
 
-from crash_support import (
-    BATCH, WAIT_S, Reader, assert_consistent, leftovers, make_setup, start_worker, wait, worker_output)
 from encoder.data.dataset import DatasetCache
-from jobs_support import single_torch_thread  # noqa: F401 (autouse fixture)
 from retrieval.index import IndexManager
 from retrieval.jobs import JOB_KIND, ReindexJob, ShardStore
 from retrieval.store import MetadataStore
+from tests.retrieval.crash_support import (
+    BATCH,
+    WAIT_S,
+    Reader,
+    assert_consistent,
+    leftovers,
+    make_setup,
+    start_worker,
+    wait,
+    worker_output,
+)
+from tests.retrieval.jobs_support import single_torch_thread  # noqa: F401 (autouse fixture)
 
 KILLS = 20
 N_SEQUENCES = 24

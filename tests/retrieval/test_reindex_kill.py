@@ -22,9 +22,14 @@ from encoder.inference import StyleEncoder
 from retrieval.index import IndexManager
 from retrieval.jobs import JOB_KIND, ReindexJob, ShardStore, register_dataset
 from retrieval.store import MetadataStore
-
-from jobs_support import (  # noqa: F401 (single_torch_thread: autouse fixture)
-    EMBEDDING_DIM, demo_sequences, one_torch_thread, single_torch_thread, tiny_checkpoint, write_dataset)
+from tests.retrieval.jobs_support import (  # noqa: F401 (single_torch_thread: autouse fixture)
+    EMBEDDING_DIM,
+    demo_sequences,
+    one_torch_thread,
+    single_torch_thread,
+    tiny_checkpoint,
+    write_dataset,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 N_SEQUENCES = 60
@@ -247,6 +252,7 @@ def _kill_and_resume(tmp_path: Path, setup: Setup, kill_at: str) -> None:
         store.close()
 
 
+@pytest.mark.slow   # a real subprocess killed mid-run, then resumed: about a minute
 def test_kill_9_mid_reindex_resumes_without_duplicates_while_old_version_serves(tmp_path, setup):
     _kill_and_resume(tmp_path, setup, "external")
 

@@ -13,7 +13,7 @@ from retrieval.index import IndexManager
 from retrieval.index.storage import INDEX_FILE
 from retrieval.search import QueryError, SearchFilters, SearchHit, SearchService
 from retrieval.store import EmbeddingRecord, MetadataStore, SequenceRecord
-from retrieval_support import catalogue, clustered_unit_vectors, register_encoder
+from tests.retrieval.retrieval_support import catalogue, clustered_unit_vectors, register_encoder
 
 N, DIM = 400, 16
 

@@ -24,7 +24,7 @@ from retrieval.store import (
     UpsertReport,
 )
 from retrieval.store.models import Base
-from retrieval_support import LABELS, TAGS, catalogue, register_encoder
+from tests.retrieval.retrieval_support import LABELS, TAGS, catalogue, register_encoder
 
 TABLES = {"sequences", "sequence_tags", "encoders", "embeddings", "index_versions", "jobs", "job_items",
           "alembic_version"}

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Installs the system packages the test suite needs on a clean Debian machine:
-# PostgreSQL (store tests run against a real server) and Chromium + ChromeDriver (browser test).
+# PostgreSQL (store tests run against a real server), Chromium + ChromeDriver (browser test), and the
+# GL/GLib libraries OpenCV needs (mediapipe imports it; video tests).
 # Idempotent: does nothing when they are already there. Needs root (CI runs as root).
 set -euo pipefail
 need=()
 ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || need+=(postgresql)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
+ldconfig -p 2>/dev/null | grep -q 'libGL\.so\.1' || need+=(libgl1)
+ldconfig -p 2>/dev/null | grep -q 'libgthread-2\.0\.so\.0' || need+=(libglib2.0-0t64)
 if [ ${#need[@]} -eq 0 ]; then
     exit 0
 fi

@@ -1,6 +1,6 @@
 """Evaluate page: cluster quality of the live index (purity, NMI, silhouette, intra/inter-class
 distances; k chosen by the user) and the style head's confusion matrix and per-class figures, all
-computed by ``encoder.evaluation.metrics`` through ``retrieval.analysis``."""
+computed by ``encoder.evaluation.metrics`` through ``app.services.analysis``."""
 from __future__ import annotations
 
 from typing import Any

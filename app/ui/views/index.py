@@ -7,7 +7,7 @@ from typing import Any
 
 import streamlit as st
 
-from app.ui.server_paths import allowed_server_path
+from app.services.server_paths import allowed_server_path
 from app.ui.state import app_config, one_line, page_guard, service, show_no_index
 from retrieval.jobs import INDEX_TYPES
 

@@ -8,7 +8,9 @@ from typing import Any
 
 import streamlit as st
 
+from app.services.analysis import MAX_UPLOAD_MB, UPLOAD_SUFFIXES, motion_view, read_uploaded_pose
 from app.ui import figures
+from app.ui.video_panels import QueryVideo, query_video, show_hit_clip, show_query_video
 from app.ui.state import (
     AUTO_SEARCH_KEY,
     QUERY_ID_KEY,
@@ -24,12 +26,30 @@ from app.ui.state import (
     service,
 )
 from encoder.data.skeleton import COCO17_JOINTS
-from retrieval.analysis import MAX_UPLOAD_MB, UPLOAD_SUFFIXES, motion_view, read_uploaded_pose
 from retrieval.search import SearchHit
 
 CARD_COLUMNS = 4
 RESULTS_KEY = "search_results"
 COMPARE_KEY = "compare-select"
+SCROLL_KEY = "scroll-to-comparison"
+COMPARISON_KEY = "comparison"
+# Cards of a row as tall as the tallest (captions wrap differently), the Compare button at the bottom.
+CARD_CSS = """<style>
+div[data-testid="stHorizontalBlock"]:has([class*="st-key-hit-card-"]) { align-items: stretch; }
+div[data-testid="stColumn"]:has([class*="st-key-hit-card-"]) > div { height: 100%; }
+div[class*="st-key-hit-card-"] { height: 100%; }
+div[class*="st-key-hit-card-"] > div:last-child { margin-top: auto; }
+</style>"""
+# Bring the comparison into view after "Compare with query" (retries while the page is still drawing).
+SCROLL_JS = """<script>
+(function (tries) {
+  const go = () => {
+    const el = document.querySelector(".st-key-%s");
+    if (el) { el.scrollIntoView({block: "start"}); } else if (tries-- > 0) { setTimeout(go, 100); }
+  };
+  setTimeout(go, 50);
+})(40);
+</script>""" % COMPARISON_KEY
 SOURCE_INDEXED, SOURCE_UPLOAD = "An indexed sequence", "Upload a pose file"
 
 
@@ -42,6 +62,7 @@ class SearchResult:
     query_explanation: dict[str, Any] | None
     hits: list[SearchHit]
     live_key: str
+    query_video: QueryVideo | None = None    # the uploaded clip, when the query was a video
 
 
 def _run_search(live: Any, live_key: str, source: str, query_id: str | None, upload: Any, k: int,
@@ -60,10 +81,12 @@ def _run_search(live: Any, live_key: str, source: str, query_id: str | None, upl
     if upload is None:
         st.error(f"Choose a file to upload ({', '.join(UPLOAD_SUFFIXES)}).")
         return None
-    query = read_uploaded_pose(upload.name, upload.getvalue())[0]   # keypoint JSON: the tracked main person
+    # A bad file raises PoseDataError: page_guard shows its one line (and logs it without a traceback).
+    query = read_uploaded_pose(upload.name, upload.getvalue())[0]   # keypoint JSON, video: the main person
     hits = svc.search_by_sequence(live, query, k, filters)
-    return SearchResult(query.source.removeprefix("upload:"), motion_view(query),
-                        svc.explain(live, query), hits, live_key)
+    explanation = svc.explain(live, query)
+    return SearchResult(query.source.removeprefix("upload:"), motion_view(query), explanation, hits, live_key,
+                        query_video(upload.name, upload.getvalue(), query))
 
 
 def _hit_card(hit: SearchHit, root: str, store_url: str | None) -> None:
@@ -74,6 +97,7 @@ def _hit_card(hit: SearchHit, root: str, store_url: str | None) -> None:
                      width="stretch")
         except Exception as err:  # noqa: BLE001 - one unreadable hit must not hide the others
             st.warning(f"cannot draw: {one_line(err)}")
+        show_hit_clip(meta)
         st.markdown(f"**#{hit.rank} {hit.sequence_id}**")
         st.markdown(f"similarity **{hit.score:.3f}**")
         st.caption(" | ".join(str(x) for x in (
@@ -86,6 +110,7 @@ def _hit_card(hit: SearchHit, root: str, store_url: str | None) -> None:
 
 def _choose_hit(sequence_id: str) -> None:
     st.session_state[COMPARE_KEY] = sequence_id
+    st.session_state[SCROLL_KEY] = True
 
 
 def _explanation_panel(explanation: dict[str, Any] | None, title: str, key: str) -> None:
@@ -158,6 +183,7 @@ def render() -> None:
                                 format_func=lambda s: f"{s}  ({labels.get(s) or 'unlabelled'})")
     else:
         upload = st.file_uploader(f"Pose file: {', '.join(UPLOAD_SUFFIXES)} (up to {MAX_UPLOAD_MB} MB)",
+                                  type=[suffix.lstrip(".") for suffix in UPLOAD_SUFFIXES],
                                   key="query-upload", max_upload_size=MAX_UPLOAD_MB)
 
     options = filter_options(config.root, config.store_url, live_key)
@@ -187,14 +213,20 @@ def render() -> None:
     if not result.hits:
         st.info(f"No sequence matches the filters for {result.query_name}.")
         return
+    if result.query_video is not None:
+        show_query_video(result.query_video)
     st.subheader(f"{len(result.hits)} closest in style to {result.query_name}")
+    st.html(CARD_CSS)
     for start in range(0, len(result.hits), CARD_COLUMNS):
         for column, hit in zip(st.columns(CARD_COLUMNS), result.hits[start:start + CARD_COLUMNS]):
             with column:
                 _hit_card(hit, config.root, config.store_url)
     st.divider()
-    st.subheader("Query and hit side by side")
-    _comparison(result, config.root, config.store_url)
+    with st.container(key=COMPARISON_KEY):
+        st.subheader("Query and hit side by side")
+        _comparison(result, config.root, config.store_url)
+    if st.session_state.pop(SCROLL_KEY, False):
+        st.html(SCROLL_JS, unsafe_allow_javascript=True)
 
 
 with page_guard():

@@ -19,7 +19,13 @@ import numpy as np
 
 from encoder.data.errors import PoseDataError
 from encoder.data.readers._common import (
-    DEFAULT_FPS, check_file, check_fps, check_frame_count, format_bytes, guard_errors, map_to_coco17,
+    DEFAULT_FPS,
+    check_file,
+    check_fps,
+    check_frame_count,
+    format_bytes,
+    guard_errors,
+    map_to_coco17,
     skeleton_for_joint_count,
 )
 from encoder.data.readers.limits import DEFAULT_LIMITS, ReaderLimits

@@ -17,11 +17,21 @@ from typing import NamedTuple
 import numpy as np
 
 from encoder.data.errors import PoseDataError
-from encoder.data.readers._common import check_fps, check_frame_count, guard_errors, read_text
+from encoder.data.readers._common import (
+    check_fps,
+    check_frame_count,
+    guard_errors,
+    read_text,
+)
 from encoder.data.readers.limits import DEFAULT_LIMITS, ReaderLimits
 from encoder.data.sequence import PoseSequence
 from encoder.data.skeleton import (
-    BVH_DERIVED, COCO17_JOINTS, JOINT_INDEX, NUM_JOINTS, bvh_joint_lookup, normalize_joint_name,
+    BVH_DERIVED,
+    COCO17_JOINTS,
+    JOINT_INDEX,
+    NUM_JOINTS,
+    bvh_joint_lookup,
+    normalize_joint_name,
 )
 
 CHANNEL_NAMES = ("Xposition", "Yposition", "Zposition", "Xrotation", "Yrotation", "Zrotation")

@@ -30,8 +30,15 @@ from scipy.spatial import cKDTree
 
 from encoder.data.errors import PoseDataError
 from encoder.data.readers._common import (
-    DEFAULT_FPS, check_fps, check_frame_count, guard_errors, last_number, map_to_coco17, natural_key,
-    read_text, skeleton_for_joint_count,
+    DEFAULT_FPS,
+    check_fps,
+    check_frame_count,
+    guard_errors,
+    last_number,
+    map_to_coco17,
+    natural_key,
+    read_text,
+    skeleton_for_joint_count,
 )
 from encoder.data.readers.limits import DEFAULT_LIMITS, ReaderLimits
 from encoder.data.sequence import PoseSequence

@@ -8,9 +8,20 @@ import numpy as np
 import pytest
 
 from encoder.data.camera import (
-    CameraParams, add_keypoint_jitter, bbox_heights, benchmark_2d_view, benchmark_camera,
-    camera_depth, drop_joints, occlude, project_points, random_2d_view, random_camera, shift_camera,
-    take_rng, visible_mask,
+    CameraParams,
+    add_keypoint_jitter,
+    bbox_heights,
+    benchmark_2d_view,
+    benchmark_camera,
+    camera_depth,
+    drop_joints,
+    occlude,
+    project_points,
+    random_2d_view,
+    random_camera,
+    shift_camera,
+    take_rng,
+    visible_mask,
 )
 from encoder.data.errors import PoseDataError
 from encoder.data.sequence import PoseSequence
@@ -271,7 +282,7 @@ DATA_DIR = Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "ban
 def test_benchmark_view_of_real_takes_keeps_walker_in_frame():
     if not (DATA_DIR / "data").is_dir():
         pytest.skip("shared data absent")
-    readers = pytest.importorskip("encoder.data.readers")
+    from encoder.data import readers
     from encoder.data.preprocess import PreprocessConfig, preprocess_sequence
     paths = sorted((DATA_DIR / "data").glob("dataset-2_*.bvh"))[::120][:8]
     assert paths

@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 
 from encoder.data.dataset import (
-    ARRAYS_DIR, HISTORY_DIR, MANIFEST_NAME, DatasetCache, dataset_version, discover_inputs, ingest,
+    ARRAYS_DIR,
+    HISTORY_DIR,
+    MANIFEST_NAME,
+    DatasetCache,
+    dataset_version,
+    discover_inputs,
+    ingest,
 )
 from encoder.data.errors import PoseDataError
 from encoder.data.labels import CsvLabels, PatternLabels

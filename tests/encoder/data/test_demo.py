@@ -8,17 +8,25 @@ from collections import Counter, defaultdict
 
 import numpy as np
 import pytest
-from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from encoder.data.demo import (
-    GAIT_PARAMETER_NAMES, STYLE_CLASSES, STYLE_DISTRIBUTIONS, STYLE_TITLES, BodyProportions,
-    demo_cast, generate_demo_corpus, generate_walk, sample_gait_parameters, write_demo_corpus,
+    GAIT_PARAMETER_NAMES,
+    STYLE_CLASSES,
+    STYLE_DISTRIBUTIONS,
+    STYLE_TITLES,
+    BodyProportions,
+    demo_cast,
+    generate_demo_corpus,
+    generate_walk,
+    sample_gait_parameters,
+    write_demo_corpus,
 )
 from encoder.data.sequence import PoseSequence
-from encoder.data.skeleton import COCO17_EDGES, JOINT_INDEX as J
+from encoder.data.skeleton import COCO17_EDGES
+from encoder.data.skeleton import JOINT_INDEX as J
 
 PAPER_CLASSES = ("stable_stretching", "rhythmic_progression", "light_swing_linkage",
                  "integrated_variation", "strong_control", "rapid_transition")
@@ -241,39 +249,49 @@ def _gait_features(seq: PoseSequence) -> list[float]:
             ((x[:, J["nose"]] - mid_sh) @ fwd).std() / leg]
 
 
-def test_linear_classifier_on_gait_features_beats_chance_but_is_not_perfect() -> None:
+TABLE5_PAIRS = {frozenset(p) for p in (("stable_stretching", "rhythmic_progression"),
+                                       ("light_swing_linkage", "integrated_variation"),
+                                       ("strong_control", "rapid_transition"))}
+
+
+@pytest.mark.slow   # 600 demo walks
+def test_linear_classifier_on_gait_features_separates_the_styles() -> None:
+    """Gait features read off the 3D joints separate the styles well, like the paper's corpus
+    (its classifier reaches 0.946); what a linear model still confuses are Table 5 pairs."""
     corpus = generate_demo_corpus(600, seed=11, views=("3d",), progress=False)
     features = np.array([_gait_features(s) for s in corpus])
     labels = np.array([STYLE_CLASSES.index(s.label) for s in corpus])
     clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(features[:420], labels[:420])
-    accuracy = float((clf.predict(features[420:]) == labels[420:]).mean())
-    assert 0.45 < accuracy < 0.97, accuracy     # chance is 1/6; measured about 0.77
+    predicted = clf.predict(features[420:])
+    accuracy = float((predicted == labels[420:]).mean())
+    assert accuracy > 0.85, accuracy
+    confusions = {frozenset((STYLE_CLASSES[t], STYLE_CLASSES[p])) for t, p in zip(labels[420:], predicted) if t != p}
+    assert len(confusions - TABLE5_PAIRS) <= 2, confusions
 
 
-def test_class_parameter_means_differ_but_distributions_overlap() -> None:
+def _parameter_samples(n: int = 400) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(0)
     cast = demo_cast(0)
-    samples = {s: np.array([[getattr(sample_gait_parameters(s, rng, m.body, m.gait_offsets), n)
-                             for n in GAIT_PARAMETER_NAMES]
-                            for m in (cast[int(k)] for k in rng.integers(len(cast), size=400))])
-               for s in STYLE_CLASSES}
-    pooled_std = np.concatenate(list(samples.values())).std(axis=0)
-    for i, a in enumerate(STYLE_CLASSES):
-        for b in STYLE_CLASSES[i + 1:]:
-            gap = np.abs(samples[a].mean(axis=0) - samples[b].mean(axis=0)) / pooled_std
-            assert gap.max() > 0.5, (a, b)
-    # Intended overlap: rhythmic_progression and rapid_transition share the cadence range.
+    return {s: np.array([[getattr(sample_gait_parameters(s, rng, m.body, m.gait_offsets), n)
+                          for n in GAIT_PARAMETER_NAMES]
+                         for m in (cast[int(k)] for k in rng.integers(len(cast), size=n))])
+            for s in STYLE_CLASSES}
+
+
+def test_table5_pairs_are_the_closest_styles_yet_every_style_is_separable() -> None:
+    samples = _parameter_samples()
+    within = np.sqrt(np.mean([v.var(axis=0) for v in samples.values()], axis=0))
+    distance = {frozenset((a, b)): float(np.linalg.norm((samples[a].mean(0) - samples[b].mean(0)) / within))
+                for i, a in enumerate(STYLE_CLASSES) for b in STYLE_CLASSES[i + 1:]}
+    closest = sorted(distance, key=distance.get)[:3]
+    assert set(closest) == TABLE5_PAIRS, closest
+    assert min(distance.values()) > 4.0           # separable with the true parameters...
+    assert max(distance[p] for p in TABLE5_PAIRS) < 0.9 * min(v for p, v in distance.items() if p not in TABLE5_PAIRS)
+    # ...and the pairs still share ranges of single parameters (rapid steps as fast as rhythmic ones).
     cadence = GAIT_PARAMETER_NAMES.index("cadence")
     lo, hi = np.percentile(samples["rhythmic_progression"][:, cadence], [10, 90])
     inside = np.mean((samples["rapid_transition"][:, cadence] >= lo) & (samples["rapid_transition"][:, cadence] <= hi))
     assert inside > 0.3
-    # Even with the true parameters a linear classifier is clearly better than chance, not perfect.
-    x = np.concatenate([samples[s] for s in STYLE_CLASSES])
-    y = np.repeat(np.arange(len(STYLE_CLASSES)), 400)
-    order = rng.permutation(len(y))
-    x, y = x[order], y[order]
-    accuracy = float((LinearDiscriminantAnalysis().fit(x[:1800], y[:1800]).predict(x[1800:]) == y[1800:]).mean())
-    assert 0.6 < accuracy < 0.97, accuracy      # measured about 0.85
 
 
 # -- writing ----------------------------------------------------------------------------------

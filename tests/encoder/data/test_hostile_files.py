@@ -18,7 +18,12 @@ from encoder.data.readers import ReaderLimits, read_pose_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "support"))
 from hostile_files import (  # noqa: E402
-    CROWD_150, CROWD_1000, SPAN_BOMB, ZIP_BOMB, write_crowd, write_hostile_files,
+    CROWD_150,
+    CROWD_1000,
+    SPAN_BOMB,
+    ZIP_BOMB,
+    write_crowd,
+    write_hostile_files,
 )
 
 MAX_EXTRA_BYTES = 200_000_000

@@ -9,7 +9,7 @@ import torch
 
 from encoder.data.batch import PoseBatch, collate_segments
 from encoder.models import StyleLoss, build_model, model_names
-from models_support import TINY_CONFIGS, make_batch, make_sequence, tiny_config
+from tests.encoder.models.models_support import TINY_CONFIGS, make_batch, make_sequence, tiny_config
 
 ALL_MODELS = model_names()
 

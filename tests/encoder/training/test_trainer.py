@@ -16,6 +16,7 @@ def _state_equal(a: torch.nn.Module, b: torch.nn.Module) -> bool:
     return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
+@pytest.mark.slow   # uses trained_toy: a 25-epoch training run
 def test_short_run_learns_the_toy_styles(trained_toy, make_toy_corpus):
     history = trained_toy.history
     first, last = history[0]["train_loss"], min(h["train_loss"] for h in history[-3:])
@@ -32,6 +33,7 @@ def test_short_run_learns_the_toy_styles(trained_toy, make_toy_corpus):
     assert not trained_toy.model.training
 
 
+@pytest.mark.slow   # uses trained_toy: a 25-epoch training run
 def test_best_epoch_weights_are_restored(trained_toy, make_toy_corpus):
     val = make_toy_corpus(2, dims=2, seed=2)
     best = trained_toy.history[trained_toy.best_epoch - 1]

@@ -44,24 +44,29 @@ import faiss
 import numpy as np
 from tqdm.auto import tqdm
 
-from encoder.inference import SERIAL_MAX_SEQUENCES
+from benchmarks.machine import cpu_model, load_average, memory_total_gib, peak_rss_bytes, reset_peak_rss, rss_bytes
+from encoder.data.atomic import atomic_write_bytes, atomic_write_text, write_bytes_durably
+from encoder.inference import SERIAL_MAX_SEQUENCES, torch_threads
 from retrieval.index import IndexManager, VectorSearcher, new_version_name
 from retrieval.index.spec import (
     EF_SEARCH_STEPS,
-    HNSW_M,
+    INDEX_TYPES,
     K_FACTOR_STEPS,
     SERIAL_MAX_QUERIES,
     SearchParams,
     build_faiss_index,
     choose_index_spec,
+    exact_search,
     index_kind,
-    ivf_pq_spec,
+    index_type_spec,
     make_faiss_params,
+    normalize_rows,
     openmp_threads,
+    recall_at_k,
     tune_search_params,
 )
-from retrieval.index.storage import IndexFiles, atomic_write_text, fsync_dir, write_bytes_durably
-from retrieval.store import EncoderRecord, MetadataStore, SequenceRecord
+from retrieval.index.storage import IndexFiles
+from retrieval.store import MetadataStore, SequenceRecord
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +81,6 @@ SWEEP_MAX_NPROBE = 256
 FLAT_SINGLE_BUDGET = 20_000_000   # vectors scanned by Flat single-query timing: n_single x n capped here
 STORE_INSERT_CHUNK = 10_000
 REPORT_MD, REPORT_JSON, REPORT_PNG = "retrieval.md", "retrieval.json", "retrieval_recall_latency.png"
-INDEX_TYPES = ("Flat", "HNSW", "IVF-PQ")
 
 
 # -- configuration ------------------------------------------------------------------------------------
@@ -112,26 +116,6 @@ def quick_config(**overrides: Any) -> BenchConfig:
 
 
 # -- machine ------------------------------------------------------------------------------------------
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def _memory_total_gib() -> float | None:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return round(int(line.split()[1]) / 2 ** 20, 1)
-    except (OSError, ValueError):
-        pass
-    return None
-
-
 def machine_info() -> dict[str, Any]:
     """CPU, cores, memory, load and library versions/threads: what the timings depend on."""
     import torch
@@ -141,49 +125,14 @@ def machine_info() -> dict[str, Any]:
         ray_version: str | None = ray.__version__
     except ImportError:
         ray_version = None
-    return {"cpu_model": _cpu_model(), "cpu_cores": os.cpu_count(), "memory_gib": _memory_total_gib(),
-            "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+    return {"cpu_model": cpu_model(), "cpu_cores": os.cpu_count(), "memory_gib": memory_total_gib(),
+            "load_average_at_start": load_average(),
             "python": platform.python_version(), "numpy": np.__version__, "faiss": faiss.__version__,
             "faiss_omp_threads": faiss.omp_get_max_threads(), "torch": torch.__version__,
             "torch_threads": torch.get_num_threads(), "ray": ray_version, "platform": platform.platform()}
 
 
-def _rss_bytes() -> int:
-    """Resident set size of this process (Linux ``/proc``; 0 elsewhere)."""
-    return _proc_status_kib("VmRSS") * 1024
-
-
-def _peak_rss_bytes() -> int:
-    return _proc_status_kib("VmHWM") * 1024
-
-
-def _proc_status_kib(key: str) -> int:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return 0
-
-
-def _reset_peak_rss() -> bool:
-    """Reset ``VmHWM`` to the current RSS (Linux ``clear_refs`` 5); False where not allowed."""
-    try:
-        with open("/proc/self/clear_refs", "w") as handle:
-            handle.write("5")
-        return True
-    except OSError:
-        return False
-
-
 # -- vectors ------------------------------------------------------------------------------------------
-def _unit_rows(a: np.ndarray) -> np.ndarray:
-    out = np.ascontiguousarray(a, dtype=np.float32)
-    faiss.normalize_L2(out)
-    return out
-
-
 @dataclass
 class ClusteredSphereMixture:
     """Unit vectors from a two-level mixture of Gaussians: ``groups`` directions on the sphere, each
@@ -206,9 +155,9 @@ class ClusteredSphereMixture:
     def __post_init__(self) -> None:
         rng = np.random.default_rng([self.seed, 17])
         n_clusters = self.groups * self.clusters_per_group
-        group_dirs = _unit_rows(rng.standard_normal((self.groups, self.dim)))
+        group_dirs = normalize_rows(rng.standard_normal((self.groups, self.dim)))
         offsets = rng.standard_normal((n_clusters, self.dim)) * (self.group_spread / math.sqrt(self.dim))
-        self.centres = _unit_rows(np.repeat(group_dirs, self.clusters_per_group, axis=0) + offsets)
+        self.centres = normalize_rows(np.repeat(group_dirs, self.clusters_per_group, axis=0) + offsets)
         self.weights = rng.dirichlet(np.full(n_clusters, 2.0))
         bases = rng.standard_normal((n_clusters, self.dim, self.cluster_rank)).astype(np.float32)
         bases /= np.linalg.norm(bases, axis=1, keepdims=True)
@@ -232,7 +181,7 @@ class ClusteredSphereMixture:
             z = rng.standard_normal((rows.size, self.cluster_rank)).astype(np.float32)
             noise = rng.standard_normal((rows.size, self.dim)).astype(np.float32)
             out[rows] = self.centres[cluster] + low_amp * (z @ self.bases[cluster].T) + iso_amp * noise
-        return _unit_rows(out)
+        return normalize_rows(out)
 
     def describe(self) -> str:
         return (f"synthetic: a two-level mixture of Gaussians on the unit sphere in {self.dim} dimensions - "
@@ -312,7 +261,7 @@ class FittedMixture:
             z = rng.standard_normal((rows.size, self.bases.shape[2])).astype(np.float32)
             noise = rng.standard_normal((rows.size, self.dim)).astype(np.float32)
             out[rows] = self.means[c] + z @ self.bases[c].T + self.residual_std[c] * noise
-        return _unit_rows(out)
+        return normalize_rows(out)
 
     def describe(self) -> str:
         return (f"fitted to {self.n_fitted} real embeddings of {self.source}: one Gaussian per style class "
@@ -348,18 +297,6 @@ def fit_mixture_to_dataset(encoder: Any, dataset_path: Path, max_items: int, see
 
 
 # -- measurement helpers --------------------------------------------------------------------------------
-def exact_top_k(queries: np.ndarray, vectors: np.ndarray, k: int = K) -> np.ndarray:
-    """Exact inner-product top-``k`` rows (brute force, all threads)."""
-    _, rows = faiss.knn(np.ascontiguousarray(queries), vectors, k, metric=faiss.METRIC_INNER_PRODUCT)
-    return rows
-
-
-def recall_at_k(found: np.ndarray, truth: np.ndarray, k: int = K) -> float:
-    """Mean over queries of |found top-k  intersect  true top-k| / k."""
-    hits = sum(len(set(f[:k].tolist()) & set(t[:k].tolist())) for f, t in zip(found, truth))
-    return hits / (k * len(truth))
-
-
 def latency_stats(seconds: Sequence[float] | np.ndarray) -> dict[str, float]:
     """p50 / p99 / mean in milliseconds, and the sample count."""
     ms = np.asarray(seconds, dtype=np.float64) * 1e3
@@ -377,19 +314,6 @@ def time_each(fn: Callable[[int], Any], count: int, warmup: int = 3) -> np.ndarr
         fn(i)
         out[i] = time.perf_counter() - start
     return out
-
-
-@contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """torch intra-op threads set to ``n`` inside, restored after."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 class StageProgress:
@@ -428,7 +352,7 @@ class StageProgress:
 # -- index benchmarks -----------------------------------------------------------------------------------
 def index_specs(n: int, dim: int) -> dict[str, str]:
     """Index type -> FAISS spec as the product builds them (``choose_index_spec`` picks one per size)."""
-    return {"Flat": "Flat", "HNSW": f"HNSW{HNSW_M},Flat", "IVF-PQ": ivf_pq_spec(n, dim)}
+    return {index_type: index_type_spec(index_type, n, dim) for index_type in INDEX_TYPES}
 
 
 def sweep_candidates(index: faiss.Index, tuned: SearchParams) -> list[list[SearchParams]]:
@@ -474,16 +398,16 @@ def bench_index(index_type: str, spec: str, vectors: np.ndarray, ids: list[str],
     """Build, tune and measure one index type on one corpus (see the module doc)."""
     n, dim = vectors.shape
     gc.collect()
-    rss_before = _rss_bytes()
-    peak_ok = _reset_peak_rss()
+    rss_before = rss_bytes()
+    peak_ok = reset_peak_rss()
     start = time.perf_counter()
     index = build_faiss_index(spec, vectors, seed=config.seed)
     build_s = time.perf_counter() - start
     start = time.perf_counter()
     tuned, tuned_self_recall = tune_search_params(index, vectors, config.recall_target, seed=config.seed)
     tune_s = time.perf_counter() - start
-    rss_after = _rss_bytes()
-    peak = _peak_rss_bytes() if peak_ok else 0
+    rss_after = rss_bytes()
+    peak = peak_rss_bytes() if peak_ok else 0
     index_bytes = int(faiss.serialize_index(index).size)
     searcher = _searcher_for(index, ids, spec, tuned)
     default_threads = faiss.omp_get_max_threads()
@@ -546,7 +470,7 @@ def bench_indexes_at_size(n: int, mixture: VectorMixture, config: BenchConfig,
         data = mixture.sample(n + config.queries, seed=n)
         vectors, queries = data[:n], np.ascontiguousarray(data[n:])
         del data
-        truth = exact_top_k(queries, vectors)
+        truth = exact_search(queries, vectors, np.arange(len(vectors)), K)[1]
         ids = [f"v{i}" for i in range(n)]
     results = []
     for index_type, spec in index_specs(n, mixture.dim).items():
@@ -577,11 +501,9 @@ def make_untrained_checkpoint(path: Path, seed: int = 0) -> Path:
 
 
 def _register_encoder(store: MetadataStore, encoder: Any, checkpoint: Path) -> None:
-    from retrieval.jobs.reindex import file_sha256
+    from retrieval.jobs.reindex import encoder_record
 
-    store.register_encoder(EncoderRecord(
-        version=encoder.version, checkpoint_hash=file_sha256(checkpoint), checkpoint_path=str(checkpoint.resolve()),
-        model_name=encoder.model_name, embedding_dim=encoder.dim, config=encoder.meta.identity()))
+    store.register_encoder(encoder_record(encoder, checkpoint))
 
 
 def _bench_record(i: int, rng: np.random.Generator) -> SequenceRecord:
@@ -879,7 +801,8 @@ def _findings(report: dict[str, Any]) -> list[str]:
     sq = threaded["single_query"]
     out.append(
         f"- FAISS threads: one query on FAISS's default {threaded['omp_threads_default']} OpenMP threads is slower "
-        f"than on one (worst here: {threaded['type']} at {threaded['size']:,}, p50 {sq['faiss_all_threads']['p50_ms']:.3f} "
+        f"than on one (worst here: {threaded['type']} at {threaded['size']:,}, "
+        f"p50 {sq['faiss_all_threads']['p50_ms']:.3f} "
         f"vs {sq['faiss_1_thread']['p50_ms']:.3f} ms): FAISS splits work by query, and each parallel region waits for "
         f"both threads to be scheduled on a busy machine. The service therefore searches batches of up to "
         f"{SERIAL_MAX_QUERIES} queries on one thread (`retrieval.index.spec.search_with`).")
@@ -1032,7 +955,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"measured. *As shipped*: torch's default {e['torch_threads']} intra-op threads (nothing in the product sets "
         f"them); *torch 1 thread*: the same after `torch.set_num_threads(1)`.",
         "",
-        f"| stage | as shipped p50 ms | p99 ms | mean ms | torch 1 thread p50 ms | p99 ms | mean ms |",
+        "| stage | as shipped p50 ms | p99 ms | mean ms | torch 1 thread p50 ms | p99 ms | mean ms |",
         "|---|---|---|---|---|---|---|",
         f"| **total (search_by_file)** | **{e['latency']['p50_ms']:.2f}** | **{e['latency']['p99_ms']:.2f}** | "
         f"**{e['latency']['mean_ms']:.2f}** | **{one['latency']['p50_ms']:.2f}** | "
@@ -1068,7 +991,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-_TYPE_STYLE = {"Flat": ("tab:gray", "s"), "HNSW": ("tab:blue", "o"), "IVF-PQ": ("tab:orange", "^")}
+_TYPE_STYLE = {"Flat": ("tab:gray", "s"), "HNSW": ("tab:blue", "o"), "IVFPQ": ("tab:orange", "^")}
 
 
 def pareto_front(points: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -1128,22 +1051,12 @@ def render_plot(report: dict[str, Any]) -> bytes:
     return buffer.getvalue()
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        write_bytes_durably(tmp, data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    fsync_dir(path.parent)
-
-
 def write_reports(report: dict[str, Any], out_dir: Path) -> dict[str, Path]:
     """``retrieval.md``, ``retrieval.json`` and the recall/latency PNG, each written atomically."""
     paths = {"markdown": out_dir / REPORT_MD, "json": out_dir / REPORT_JSON, "plot": out_dir / REPORT_PNG}
     atomic_write_text(paths["json"], json.dumps(report, indent=2, default=str) + "\n")
     atomic_write_text(paths["markdown"], render_markdown(report))
-    _atomic_write_bytes(paths["plot"], render_plot(report))
+    atomic_write_bytes(paths["plot"], render_plot(report))
     return paths
 
 
@@ -1152,7 +1065,6 @@ __all__ = [
     "ClusteredSphereMixture",
     "FittedMixture",
     "evaluate_targets",
-    "exact_top_k",
     "index_specs",
     "latency_stats",
     "machine_info",

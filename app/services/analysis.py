@@ -13,21 +13,23 @@
 """
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from encoder.data.atomic import atomic_write_npz
+from encoder.data.atomic import atomic_write_bytes, atomic_write_npz
 from encoder.data.errors import PoseDataError
 from encoder.data.preprocess import align_heading, body_centre, normalize_center_scale
 from encoder.data.sequence import PoseSequence
-from encoder.evaluation.metrics import classification_metrics, cluster_purity, compute_metrics
+from encoder.data.video import VIDEO_SUFFIXES
+from encoder.evaluation.metrics import classification_metrics, cluster_purity, compute_metrics, kmeans_labels
 from retrieval.index import IndexManager, VectorSearcher
 from retrieval.index.errors import IndexCorruptError, NoLiveIndexError
 from retrieval.jobs import JOB_KIND, EmbedRequest, JobError, ReindexJob, SequenceLoader, dataset_for
@@ -40,10 +42,13 @@ from retrieval.store import (
     default_database_url,
 )
 
+if TYPE_CHECKING:                       # torch is loaded only when an encoder is
+    from encoder.inference import StyleEncoder
+
 log = logging.getLogger(__name__)
 
 CACHE_DIR = "cache"
-UPLOAD_SUFFIXES: tuple[str, ...] = (".bvh", ".json", ".npy", ".npz")
+UPLOAD_SUFFIXES: tuple[str, ...] = (".bvh", ".json", ".npy", ".npz", *VIDEO_SUFFIXES)
 MAX_UPLOAD_MB = 50
 MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024 * 1024
 FILTER_FIELDS: tuple[str, ...] = ("label", "collection", "season", "tags")
@@ -81,6 +86,15 @@ def _read_npz(path: Path) -> dict[str, np.ndarray] | None:
         return None
 
 
+def _json_number(value: Any) -> Any:
+    """numpy scalars and arrays in the metrics, as JSON numbers and lists."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
 def _str_array(values: Sequence[str]) -> np.ndarray:
     """Strings as a fixed-width unicode array (stored without pickle)."""
     return np.asarray([str(v) for v in values], dtype=np.str_) if len(values) else np.zeros(0, dtype="<U1")
@@ -101,7 +115,7 @@ def safe_upload_name(name: str) -> str:
 
 
 def read_uploaded_pose(name: str, data: bytes, max_bytes: int = MAX_UPLOAD_BYTES) -> list[PoseSequence]:
-    """Read an uploaded pose file (BVH, keypoint JSON, NPZ/NPY) into sequences.
+    """Read an uploaded pose file (BVH, keypoint JSON, NPZ/NPY) or video clip into sequences.
 
     The bytes are read in a worker process with time and memory limits, from memory (no temporary
     file: ``encoder.data.readers.sandbox``); every problem (type, size, content, a limit) is a
@@ -176,21 +190,6 @@ def motion_view(seq: PoseSequence) -> MotionView:
 
 
 # -- clustering -------------------------------------------------------------------------------------
-def _l2_normalise(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-
-
-def kmeans_clusters(embeddings: np.ndarray, k: int, restarts: int = KMEANS_RESTARTS, seed: int = 0) -> np.ndarray:
-    """k-means cluster of each embedding (on the L2-normalised vectors, as the evaluation metrics do)."""
-    from sklearn.cluster import KMeans
-
-    x = _l2_normalise(embeddings)
-    if not 1 <= k <= len(x):
-        raise ValueError(f"k must be between 1 and the number of embeddings ({len(x)}), got {k}")
-    return KMeans(n_clusters=k, n_init=restarts, random_state=seed).fit(x).labels_.astype(np.int64)
-
-
 @dataclass(frozen=True)
 class EmbeddingMap:
     """2D layout of an index version's embeddings (row i is ``sequence_ids[i]``)."""
@@ -244,7 +243,7 @@ class LiveIndex:
     record: IndexVersionRecord
     searcher: VectorSearcher
     search: SearchService
-    encoder: Any | None
+    encoder: StyleEncoder | None
     encoder_problem: str | None = None
 
     @property
@@ -489,7 +488,7 @@ class AppService:
         return StylePredictions(live.version, done_ids, matrix, list(encoder.labels), failures)
 
     @staticmethod
-    def _batch_logits(encoder: Any, batch: list[tuple[str, PoseSequence]],
+    def _batch_logits(encoder: StyleEncoder, batch: list[tuple[str, PoseSequence]],
                       failures: dict[str, str]) -> list[tuple[str, np.ndarray]]:
         """Logits of a batch; when one sequence is refused, the others are done one by one."""
         if not batch:
@@ -509,13 +508,38 @@ class AppService:
     def cluster_labels(self, live: LiveIndex, k: int, seed: int = 0) -> dict[str, int]:
         """k-means cluster of every indexed sequence."""
         ids, vectors = self.embeddings(live)
-        return dict(zip(ids, kmeans_clusters(vectors, k, seed=seed).tolist()))
+        return dict(zip(ids, kmeans_labels(vectors, k, KMEANS_RESTARTS, seed).tolist()))
+
+    def precompute_views(self, live: LiveIndex) -> None:
+        """Compute what the Explore and Evaluate pages show for a version (the map, the style head's
+        predictions, the default cluster quality) and store it under ``cache/``, each file atomically;
+        run when a version is built, so the pages only load it. Already stored parts are kept."""
+        self.embedding_map(live)
+        self.style_predictions(live)
+        try:
+            self.cluster_quality(live)
+        except ValueError:    # fewer than 2 styles: the Evaluate page says why when it is opened
+            pass
+
+    def _cached_quality(self, live: LiveIndex, n_indexed: int) -> ClusterQuality | None:
+        path = self.cache_path("quality", live.version).with_suffix(".json")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            quality = ClusterQuality(**data)
+        except (OSError, ValueError, TypeError):
+            return None
+        fresh = quality.version == live.version and quality.n + quality.unlabelled == n_indexed
+        return quality if fresh else None
 
     def cluster_quality(self, live: LiveIndex, k: int | None = None, seed: int = 0) -> ClusterQuality:
         """Purity, NMI (k-means with ``k``, default the number of styles), silhouette, intra/inter-class
-        distances and the style head's confusion matrix, for the live index's labelled sequences."""
+        distances and the style head's confusion matrix, for the live index's labelled sequences.
+        The default (``k=None``, ``seed=0``) is stored per version and read back."""
         from sklearn.metrics import normalized_mutual_info_score
 
+        default = k is None and seed == 0
+        if default and (cached := self._cached_quality(live, len(live.searcher.sequence_ids))) is not None:
+            return cached
         ids, vectors = self.embeddings(live)
         records = self.store.get_sequences(ids)
         labelled = [i for i, s in enumerate(ids) if s in records and records[s].label is not None]
@@ -529,7 +553,7 @@ class AppService:
         chosen = n_styles if k is None else int(k)
         purity, nmi = metrics["embedding"]["purity"], metrics["embedding"]["nmi"]
         if chosen != n_styles:
-            clusters = kmeans_clusters(emb, chosen, seed=seed)
+            clusters = kmeans_labels(emb, chosen, KMEANS_RESTARTS, seed)
             purity = float(cluster_purity(labels, clusters))
             nmi = float(normalized_mutual_info_score(labels, clusters))
         classification, failures = None, {}
@@ -541,9 +565,13 @@ class AppService:
             if pairs:
                 classification = classification_metrics([t for t, _ in pairs], [p for _, p in pairs],
                                                          predictions.label_names)
-        return ClusterQuality(version=live.version, n=len(labelled), unlabelled=len(ids) - len(labelled),
-                              k=chosen, purity=purity, nmi=nmi, metrics=metrics, classification=classification,
-                              prediction_failures=failures)
+        quality = ClusterQuality(version=live.version, n=len(labelled), unlabelled=len(ids) - len(labelled),
+                                 k=chosen, purity=purity, nmi=nmi, metrics=metrics, classification=classification,
+                                 prediction_failures=failures)
+        if default:
+            text = json.dumps(asdict(quality), default=_json_number)
+            atomic_write_bytes(self.cache_path("quality", live.version).with_suffix(".json"), text.encode("utf-8"))
+        return quality
 
     # -- versions and jobs ----------------------------------------------------------------------
     def index_versions(self) -> list[IndexVersionRecord]:
@@ -601,6 +629,8 @@ class AppService:
                                      index_type=index_type, progress=False)
                     summary = job.run()
                     launch.job_id, launch.live_version = summary.job_id, summary.live_version
+                with AppService(self.root, self.store_url) as views:
+                    views.precompute_views(views.open_live())
             except Exception as exc:  # kept for the app to show; the job row records it too
                 log.exception("re-index started by the app failed")
                 launch.error = _one_line(exc)

@@ -14,8 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from app.cli import cli
-from jobs_support import one_torch_thread
-from retrieval.bench import (
+from benchmarks.retrieval_bench import (
     INDEX_TYPES,
     REPORT_JSON,
     REPORT_MD,
@@ -27,6 +26,9 @@ from retrieval.bench import (
     run_retrieval_bench,
 )
 from retrieval.index.spec import openmp_threads
+from tests.retrieval.jobs_support import one_torch_thread
+
+pytestmark = pytest.mark.slow   # runs the whole quick retrieval bench once
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,4 @@
+"""``python -m app.cli``: the ``posestyle`` command without the console script."""
+from app.cli import main
+
+main()
