@@ -54,6 +54,7 @@ def _wait_until_claimed(store: MetadataStore, proc, workdir, encoder_version: st
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)     # about 25 worker start-ups (torch import each): minutes on 2 idle cores
 def test_twenty_kill_9s_at_random_points_lose_nothing(tmp_path):
     setup = make_setup(tmp_path / "base", N_SEQUENCES, names=("a", "b", "c"))
     root, rng = setup.root, random.Random(12)
