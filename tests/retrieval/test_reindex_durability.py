@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import sys
 import time
 
 import pytest
@@ -53,6 +54,7 @@ def _wait_until_claimed(store: MetadataStore, proc, workdir, encoder_version: st
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)     # about 25 worker start-ups (torch import each): minutes on 2 idle cores
 def test_twenty_kill_9s_at_random_points_lose_nothing(tmp_path):
     setup = make_setup(tmp_path / "base", N_SEQUENCES, names=("a", "b", "c"))
     root, rng = setup.root, random.Random(12)
@@ -74,6 +76,7 @@ def test_twenty_kill_9s_at_random_points_lose_nothing(tmp_path):
                     if proc.poll() is None:
                         os.kill(proc.pid, signal.SIGKILL)
                 code = wait(proc, tmp_path)
+                print(f"round {rounds}: encoder {target}, exit {code}", file=sys.stderr, flush=True)
                 if code == -signal.SIGKILL:
                     kills += 1
                     continue

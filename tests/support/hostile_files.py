@@ -2,7 +2,7 @@
 
 ``write_hostile_files(folder)`` writes them; ``python tests/support/hostile_files.py [--out FILE]``
 reads each one in a fresh process through the public ``read_pose_file`` and prints (or writes as
-Markdown) its wall time, the extra peak memory (peak RSS minus RSS after imports) and the outcome.
+Markdown) its wall and CPU time, the extra peak memory (peak RSS minus RSS after imports) and the outcome.
 Only ``read_pose_file(path)`` is used, so the same script measures an older tree:
 ``PYTHONPATH=/old/tree python tests/support/hostile_files.py``.
 """
@@ -90,19 +90,20 @@ def rss(field):
 from encoder.data.readers import read_pose_file
 from encoder.data.errors import PoseDataError
 base = rss("VmRSS:")
-start = time.perf_counter()
+start, cpu = time.perf_counter(), time.process_time()
 try:
     seqs = read_pose_file(sys.argv[1])
     outcome = f"read: {len(seqs)} sequence(s), {seqs[0].num_frames} frames"
 except PoseDataError as err:
     outcome = f"refused: {err}"
-elapsed = time.perf_counter() - start
-print(json.dumps({"seconds": elapsed, "extra_mb": (rss("VmHWM:") - base) / 1e6, "outcome": outcome}))
+elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+print(json.dumps({"seconds": elapsed, "cpu_seconds": cpu, "extra_mb": (rss("VmHWM:") - base) / 1e6,
+                  "outcome": outcome}))
 '''
 
 
 def measure(path: Path) -> dict:
-    """Time, extra peak memory and outcome of ``read_pose_file(path)`` in a fresh process."""
+    """Wall and CPU time, extra peak memory and outcome of ``read_pose_file(path)`` in a fresh process."""
     done = subprocess.run([sys.executable, "-c", _CHILD, str(path.resolve())], capture_output=True, text=True,
                           check=True, cwd=path.parent)   # not the repo: PYTHONPATH picks the tree measured
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -120,11 +121,12 @@ def main() -> None:
             result = measure(path)
             size = path.stat().st_size
             rows.append(f"| {name} | {size / 1024:.1f} KiB | {result['seconds']:.2f} s | "
+                        f"{result['cpu_seconds']:.2f} s | "
                         f"{result['extra_mb']:.0f} MB | {result['outcome'].replace(folder + '/', '')[:150]} |")
             print(rows[-1], flush=True)
     if args.out:
-        table = ["", f"{args.label}:", "", "| file | size | time | extra peak memory | outcome |",
-                 "|---|---|---|---|---|", *rows, ""]
+        table = ["", f"{args.label}:", "", "| file | size | wall time | CPU time | extra peak memory | outcome |",
+                 "|---|---|---|---|---|---|", *rows, ""]
         with args.out.open("a", encoding="utf-8") as handle:
             handle.write("\n".join(table))
 

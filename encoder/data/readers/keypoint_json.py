@@ -432,16 +432,15 @@ def build_sequences(table: FrameTable, source: Path, name: str, default_fps: flo
     fps = table.fps if table.fps is not None else check_fps(source, default_fps)
     num_frames = len(table.frames)
     chosen = ranked[:1] if person == "main" else ranked[:max(1, limits.max_track_frames // num_frames)]
-    slot = {track: i for i, track in enumerate(chosen)}
-    joints_all = np.zeros((len(chosen), num_frames, num_source_joints, 2), dtype=np.float64)
-    conf_all = np.zeros((len(chosen), num_frames, num_source_joints), dtype=np.float64)
-    for t, (dets, frame_keys) in enumerate(zip(table.frames, keys)):
-        for key, det in _best_per_track(dets, frame_keys).items():
-            if key in slot:
-                joints_all[slot[key], t], conf_all[slot[key], t] = det.keypoints, det.scores
+    best = [_best_per_track(dets, frame_keys) for dets, frame_keys in zip(table.frames, keys)]
     sequences = []
     for rank, track in enumerate(chosen):
-        joints, conf = joints_all[rank], conf_all[rank]
+        joints = np.zeros((num_frames, num_source_joints, 2), dtype=np.float64)
+        conf = np.zeros((num_frames, num_source_joints), dtype=np.float64)
+        for t, frame_best in enumerate(best):
+            det = frame_best.get(track)
+            if det is not None:
+                joints[t], conf[t] = det.keypoints, det.scores
         mapped, mapped_conf = map_to_coco17(source, joints, conf, skeleton)
         track_id = track[1] if track[0] == "file" else None  # type: ignore[index]
         metadata = {

@@ -25,7 +25,7 @@ class ReaderLimits:
     max_source_joints: int = 500         # joints of one source skeleton (BVH hierarchy, array width)
     max_people_per_frame: int = 1000     # detections in one frame of keypoint JSON
     max_detections: int = 500_000        # detections summed over all frames of keypoint JSON
-    max_track_frames: int = 2_000_000    # tracks returned x timeline frames (``person="all"``)
+    max_track_frames: int = 500_000      # tracks returned x timeline frames (``person="all"``)
     max_joint_frames: int = 4_000_000    # BVH frames x joints (forward-kinematics memory)
     link_candidates: int = 8             # nearest active tracks considered per detection when linking
 
