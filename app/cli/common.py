@@ -6,13 +6,13 @@ each command imports its heavy modules inside its body.
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from enum import Enum
-from typing import Any, Sequence
+from typing import Any
 
 import typer
-from typer.core import TyperGroup
-
 from typer import Abort
+from typer.core import TyperGroup
 
 try:  # typer vendors click as typer._click since 0.26; before, it used click itself
     from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError

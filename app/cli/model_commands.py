@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import typer
 
 from app.cli import cli
-from app.cli.common import EXIT_CODES_HELP, EXIT_FAILED, EXIT_USAGE, View, fail
+from app.cli.common import EXIT_CODES_HELP, EXIT_USAGE, View, fail
 
 if TYPE_CHECKING:
     from rich.table import Table
