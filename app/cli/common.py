@@ -6,8 +6,9 @@ each command imports its heavy modules inside its body.
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from enum import Enum
-from typing import Any, Sequence
+from typing import Any
 
 import typer
 from typer import Abort

@@ -139,3 +139,24 @@ def demo_corpus_command(
     for view, folder in sorted(written.view_dirs.items()):
         console.print(f"{view} view: {folder}  (posestyle ingest {folder} --out DATASET --preset demo)",
                       markup=False, highlight=False, soft_wrap=True)
+
+
+@cli.command("view-2d", epilog=EXIT_CODES_HELP)
+def view_2d_command(
+    dataset: Path = typer.Argument(..., metavar="DATASET", help="Dataset cache written by `posestyle ingest`."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for one .npz per take."),
+) -> None:
+    """Write each take as seen through its BENCHMARK.md 2d camera (.npz per take), for ingest."""
+    from encoder.data.errors import PoseDataError
+    from encoder.data.views import write_benchmark_2d_views
+
+    try:
+        report = write_benchmark_2d_views(dataset, out)
+    except (PoseDataError, OSError) as err:
+        raise fail(str(err) if isinstance(err, PoseDataError) else f"{out}: {err.strerror or err}") from None
+    for line in report.errors:
+        typer.echo(line, err=True)
+    typer.echo(f"2d views in {report.out}: {report.written} written, {report.kept} kept, "
+               f"{len(report.errors)} refused  (posestyle ingest {report.out} --out DATASET ...)")
+    if not report.written and not report.kept:
+        raise typer.Exit(EXIT_FAILED)

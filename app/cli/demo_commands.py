@@ -1,7 +1,10 @@
-"""``posestyle demo``: the main job on the embedded demo corpus, one idempotent step at a time.
+"""``posestyle demo``: the main job, one idempotent step at a time, on the embedded demo corpus or
+(``--source bandai``) on the Bandai-Namco takes seen in the benchmark's ``2d`` view.
 
 Each step is the very command a user would type, skipped when its output is already there:
-demo-corpus -> ingest -> train -> index -> app. Delete ``index_data/`` to start over.
+demo-corpus -> ingest -> train -> index -> app (bandai: ingest the BVH -> train on the benchmark's
+random split in the 2d view -> view-2d -> ingest the views -> index -> app, under ``<root>/bandai``).
+Delete ``index_data/`` to start over.
 """
 from __future__ import annotations
 
@@ -10,8 +13,10 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from enum import Enum
+
 from app.cli import cli
-from app.cli.common import EXIT_CODES_HELP
+from app.cli.common import EXIT_CODES_HELP, EXIT_USAGE, fail
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -31,8 +36,22 @@ def _run_step(title: str, args: list[str], console: Console) -> None:
         raise typer.Exit(code)
 
 
+class DemoSource(str, Enum):
+    """What the demo indexes: the generated demo corpus or the Bandai-Namco motion capture."""
+
+    demo = "demo"
+    bandai = "bandai"
+
+
+BANDAI_DIR = Path("../shared/data/bandai-namco-motion-2")
+
+
 @cli.command("demo", epilog=EXIT_CODES_HELP)
 def demo_command(
+    source: DemoSource = typer.Option(DemoSource.demo, "--source",
+                                      help="demo: the generated corpus; bandai: the Bandai-Namco takes (2d view)."),
+    bandai_dir: Path = typer.Option(BANDAI_DIR, "--bandai-dir", metavar="DIR",
+                                    help="The Bandai-Namco dataset (data/*.bvh, splits/) for --source bandai."),
     root: Path = typer.Option(Path("index_data"), "--root", help="Where the demo's artifacts go."),
     n: int = typer.Option(3000, "--n", min=60, help="Number of demo walks."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of the corpus and of training."),
@@ -47,6 +66,9 @@ def demo_command(
     from rich.console import Console
 
     console = Console()
+    if DemoSource(source) is DemoSource.bandai:
+        _bandai_demo(bandai_dir, root, seed, epochs, train_windows, model, app, port, console)
+        return
     raw = root / "demo" / "raw"
     dataset = root / "demo" / "dataset"
     checkpoint = root / "models" / f"demo-{model}-seed{seed}.safetensors"
@@ -75,3 +97,37 @@ def demo_command(
         _run_step("5/5 open the app", ["app", "--root", str(root), "--port", str(port)], console)
     else:
         console.print(f"demo: done; open the app with `posestyle app --root {root}`", markup=False)
+
+
+def _bandai_demo(bandai_dir: Path, root: Path, seed: int, epochs: int, train_windows: int, model: str, app: bool,
+                 port: int, console: Console) -> None:
+    """The demo's steps over the 962 Bandai-Namco takes: train in the benchmark's 2d view (random split),
+    index every take's benchmark 2d view under ``<root>/bandai`` and serve that."""
+    data, splits = bandai_dir / "data", bandai_dir / "splits" / "random"
+    if not data.is_dir() or not Path(f"{splits}-train.txt").is_file():
+        raise fail(f"{bandai_dir}: not the Bandai-Namco dataset (needs data/*.bvh and splits/random-*.txt)",
+                   EXIT_USAGE)
+    home = root / "bandai"
+    takes, views, dataset = home / "takes", home / "views-2d", home / "dataset-2d"
+    checkpoint = root / "models" / f"bandai-{model}-seed{seed}.safetensors"
+    if not (takes / "manifest.json").exists():
+        _run_step("1/6 ingest the BVH takes", ["ingest", str(data), "--out", str(takes), "--preset", "bandai-namco",
+                                               "--workers", "2"], console)
+    if not checkpoint.exists():
+        _run_step("2/6 train the encoder (2d view, random split)",
+                  ["train", "--model", model, "--data", str(takes), "--split", str(splits), "--view", "2d",
+                   "--seed", str(seed), "--epochs", str(epochs), "--set", f"train_windows={train_windows}",
+                   "--out", str(checkpoint)], console)
+    else:
+        console.print(f"demo: checkpoint {checkpoint} exists, training skipped", markup=False)
+    if not (dataset / "manifest.json").exists():
+        _run_step("3/6 the takes through their benchmark 2d cameras", ["view-2d", str(takes), "--out", str(views)],
+                  console)
+        _run_step("4/6 ingest the 2d views", ["ingest", str(views), "--out", str(dataset), "--preset",
+                                              "bandai-namco"], console)
+    _run_step("5/6 index (incremental)", ["index", "--checkpoint", str(checkpoint), "--data", str(dataset),
+                                          "--root", str(home)], console)
+    if app:
+        _run_step("6/6 open the app", ["app", "--root", str(home), "--port", str(port)], console)
+    else:
+        console.print(f"demo: done; open the app with `posestyle app --root {home}`", markup=False)

@@ -111,17 +111,17 @@ def _distribution(style: str, description: str, table: Sequence[tuple[float, flo
 #   stride/H    cadence     arm deg     lean deg    sway deg    hip m          knee m         cross       bob deg     variab.
 STYLE_DISTRIBUTIONS: dict[str, StyleDistribution] = {d.style: d for d in (
     _distribution("stable_stretching", "long, extended strides at an unhurried cadence; upright, quiet torso",
-                  [(0.88, .017), (108, 2.5), (23, 2.5), (-1.5, .85), (1.8, .42), (.028, .004), (.10, .011), (.60, .09), (1.6, .34), (.04, .008)]),
+                  [(0.88, .015), (108, 2.1), (23, 2.1), (-1.5, .72), (1.8, .36), (.028, .0034), (.10, .0093), (.60, .077), (1.6, .29), (.04, .007)]),
     _distribution("rhythmic_progression", "long strides driven at a brisk beat; slight forward lean, head keeps time",
-                  [(0.85, .017), (117, 2.5), (25, 2.5), (1.5, .85), (2.4, .42), (.031, .004), (.12, .011), (.55, .09), (2.8, .38), (.05, .008)]),
+                  [(0.85, .015), (117, 2.1), (25, 2.1), (1.5, .72), (2.4, .36), (.031, .0034), (.12, .0093), (.55, .077), (2.8, .32), (.05, .007)]),
     _distribution("light_swing_linkage", "free arm swing linked with torso and hip sway; light, low foot lift",
-                  [(0.80, .017), (111, 2.5), (33, 2.5), (0.0, .85), (4.6, .58), (.045, .0042), (.085, .008), (.70, .09), (2.4, .42), (.06, .011)]),
+                  [(0.80, .015), (111, 2.1), (33, 2.1), (0.0, .72), (4.6, .49), (.045, .0036), (.085, .0068), (.70, .077), (2.4, .36), (.06, .0093)]),
     _distribution("integrated_variation", "mixes the other styles' traits and changes them from cycle to cycle",
-                  [(0.81, .019), (110, 3.0), (28, 3.0), (-0.3, 1.05), (4.0, .58), (.042, .0046), (.11, .012), (.78, .11), (2.3, .42), (.12, .012)]),
+                  [(0.81, .016), (110, 2.6), (28, 2.6), (-0.3, .89), (4.0, .49), (.042, .0039), (.11, .010), (.78, .094), (2.3, .36), (.12, .010)]),
     _distribution("strong_control", "measured, controlled walk: arms held close, feet crossing on the line, high knee",
-                  [(0.77, .017), (113, 2.5), (13, 2.1), (-2.0, .85), (1.8, .42), (.042, .0042), (.14, .011), (1.08, .085), (1.2, .25), (.04, .008)]),
+                  [(0.77, .015), (113, 2.1), (13, 1.8), (-2.0, .72), (1.8, .36), (.042, .0036), (.14, .0093), (1.08, .072), (1.2, .21), (.04, .007)]),
     _distribution("rapid_transition", "quick, short crossing steps with small arm swing; fast changes of support",
-                  [(0.75, .017), (121, 2.5), (17, 2.5), (1.5, .85), (2.6, .46), (.036, .0042), (.125, .011), (0.98, .09), (2.1, .34), (.06, .008)]),
+                  [(0.75, .015), (121, 2.1), (17, 2.1), (1.5, .72), (2.6, .39), (.036, .0036), (.125, .0093), (0.98, .077), (2.1, .29), (.06, .007)]),
 )}
 
 # Per-model habits: each model's personal offset is this fraction of the classes' mean std.

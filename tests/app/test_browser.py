@@ -201,3 +201,76 @@ def test_clicking_a_point_on_the_map_searches_with_it(served_app: str, browser, 
     expected = _expected_hits(index_copy, point["id"], 8)
     cards = _wait(browser, lambda d: (c := _cards_with_images(d)) and len(c) == len(expected) and c, "result cards")
     assert _card_titles(cards) == [f"#{rank} {s}" for rank, s in enumerate(expected, start=1)]
+
+
+PAGE_TITLES = {"search": "Search by style", "explore": "Explore the style space", "evaluate": "Evaluate the live index"}
+
+
+def _h1(driver) -> str:
+    from selenium.webdriver.common.by import By
+
+    found = driver.find_elements(By.CSS_SELECTOR, "h1")
+    return found[0].text if found else ""
+
+
+def test_pages_have_urls_cards_line_up_compare_scrolls_and_each_page_is_captured(
+        served_app: str, browser, small_index, index_copy: Path) -> None:
+    """``/search`` serves Search (``/`` forwards to it); after a search every card of a row is as tall as
+    the others, "Compare with query" brings the comparison into view, and each page is captured."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as EC
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / ".gitignore").write_text("*\n")
+    for path in ("explore", "evaluate"):
+        browser.get(f"{served_app}/{path}")
+        _wait(browser, lambda d, p=path: _h1(d) == PAGE_TITLES[p], f"the {path} page at /{path}")
+    browser.get(served_app)
+    _wait(browser, lambda d: d.current_url.rstrip("/").endswith("/search") and _h1(d) == PAGE_TITLES["search"],
+          "/ forwarding to /search")
+    browser.get(f"{served_app}/search")
+    box = _wait(browser, EC.element_to_be_clickable((By.CSS_SELECTOR, ".st-key-query-id input")), "the query picker")
+    assert _h1(browser) == PAGE_TITLES["search"]
+    assert not browser.find_elements(By.XPATH, "//*[contains(text(), 'Page not found')]")
+
+    query = small_index.sequence_ids[3]
+    box.click()
+    box.send_keys(query)
+    _wait(browser, EC.visibility_of_element_located((By.CSS_SELECTOR, '[role="option"]')), "the picker's options")
+    box.send_keys(Keys.ENTER)
+    browser.find_element(By.CSS_SELECTOR, ".st-key-search-button button").click()
+    cards = _wait(browser, lambda d: (c := _cards_with_images(d)) and len(c) == 8 and c, "8 result cards")
+    rows: dict[int, list[float]] = {}
+    for card in cards:
+        rows.setdefault(round(card.rect["y"]), []).append(card.rect["height"])
+    assert len(rows) == 2 and all(max(h) - min(h) <= 1.0 for h in rows.values()), rows
+
+    browser.set_window_size(1400, 900)
+    last = cards[-1]
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", last)
+    last.find_element(By.CSS_SELECTOR, "button").click()
+    _wait(browser, lambda d: d.execute_script(
+        "const r = document.querySelector('.st-key-comparison').getBoundingClientRect();"
+        "return r.top >= -2 && r.top < 120;"), "the comparison scrolled into view")
+    selected = browser.find_element(By.CSS_SELECTOR, ".st-key-compare-select").text
+    assert last.text.splitlines()[0].split(" ", 1)[1] in selected
+
+    browser.set_window_size(1400, 2000)
+    browser.execute_script("window.scrollTo(0, 0)")
+    time.sleep(1)
+    shots = {"search": ARTIFACTS / "page-search.png"}
+    assert browser.save_screenshot(str(shots["search"]))
+    for path, title in (("explore", PAGE_TITLES["explore"]), ("evaluate", PAGE_TITLES["evaluate"]),
+                        ("index", None)):
+        link = browser.find_element(By.CSS_SELECTOR, f'[data-testid="stSidebarNav"] a[href$="/{path}"]')
+        link.click()
+        _wait(browser, lambda d, p=path: d.current_url.rstrip("/").endswith(f"/{p}"), f"the {path} page")
+        if title:
+            _wait(browser, lambda d, t=title: _h1(d) == t, f"the {path} page's title")
+        _wait(browser, lambda d: not d.find_elements(By.CSS_SELECTOR, '[data-testid="stSpinner"]'), "the page")
+        time.sleep(2)
+        assert not browser.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')
+        shots[path] = ARTIFACTS / f"page-{path}.png"
+        assert browser.save_screenshot(str(shots[path]))
+    print("screenshots: " + ", ".join(str(p) for p in shots.values()))

@@ -287,11 +287,12 @@ def test_table5_pairs_are_the_closest_styles_yet_every_style_is_separable() -> N
     assert set(closest) == TABLE5_PAIRS, closest
     assert min(distance.values()) > 4.0           # separable with the true parameters...
     assert max(distance[p] for p in TABLE5_PAIRS) < 0.9 * min(v for p, v in distance.items() if p not in TABLE5_PAIRS)
-    # ...and the pairs still share ranges of single parameters (rapid steps as fast as rhythmic ones).
-    cadence = GAIT_PARAMETER_NAMES.index("cadence")
-    lo, hi = np.percentile(samples["rhythmic_progression"][:, cadence], [10, 90])
-    inside = np.mean((samples["rapid_transition"][:, cadence] >= lo) & (samples["rapid_transition"][:, cadence] <= hi))
-    assert inside > 0.3
+    # ...yet each Table 5 pair shares the range of at least two single parameters.
+    for pair in TABLE5_PAIRS:
+        a, b = sorted(pair)
+        lo, hi = np.percentile(samples[a], [10, 90], axis=0)
+        inside = ((samples[b] >= lo) & (samples[b] <= hi)).mean(axis=0)
+        assert int((inside > 0.5).sum()) >= 2, (a, b, dict(zip(GAIT_PARAMETER_NAMES, inside.round(2))))
 
 
 # -- writing ----------------------------------------------------------------------------------
