@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -177,6 +178,20 @@ def _start_worker(checkpoint: str, threads: int, parent_pid: int) -> None:
     _worker["loader"] = SequenceLoader()
 
 
+@contextmanager
+def _main_module_not_rerun() -> Iterator[None]:
+    """While workers start, hide ``__main__``'s file and spec: spawn would otherwise run the calling
+    script again in every worker, and a script without a ``__main__`` guard would re-run the job.
+    The workers need nothing from it (their code lives in this module)."""
+    main = sys.modules["__main__"]
+    saved = {name: main.__dict__.pop(name) for name in ("__file__", "__spec__") if name in main.__dict__}
+    main.__spec__ = None
+    try:
+        yield
+    finally:
+        main.__dict__.update(saved)
+
+
 def _embed_in_worker(requests: list[EmbedRequest]) -> EmbeddedBatch:
     return embed_requests(_worker["encoder"], _worker["loader"], requests)  # type: ignore[arg-type]
 
@@ -219,14 +234,16 @@ class LocalBackend:
             return
         # spawn, not fork: a worker must not inherit the job's shard lock or store connection
         context = multiprocessing.get_context("spawn")
-        pool = context.Pool(min(self.workers, len(chunks)), initializer=_start_worker,
-                            initargs=(str(self.checkpoint.resolve()), self.threads or 1, os.getpid()))
+        with _main_module_not_rerun():
+            pool = context.Pool(min(self.workers, len(chunks)), initializer=_start_worker,
+                                initargs=(str(self.checkpoint.resolve()), self.threads or 1, os.getpid()))
         try:
             yield from pool.imap(_embed_in_worker, chunks)
-            pool.close()
-        finally:
+        except BaseException:  # an error, Ctrl-C, or the consumer stopped early
             pool.terminate()
-            pool.join()
+            raise
+        pool.close()
+        pool.join()
 
     def close(self) -> None:
         self._encoder = None
