@@ -35,6 +35,7 @@ DEFAULT_BATCH_SIZE = 256
 MODEL_BATCH_SIZE = 64
 WORKER_STAGES = ("read", "preprocess", "embed")   # per-batch seconds an ``EmbeddedBatch`` reports
 _PARENT_POLL_S = 1.0
+POOL_MIN_SEQUENCES = 2048   # fewer are embedded in this process: starting workers costs seconds each
 
 
 def available_cores() -> int:
@@ -204,9 +205,10 @@ class LocalBackend:
 
     def __init__(self, checkpoint: str | Path, *, batch_size: int = DEFAULT_BATCH_SIZE,
                  encoder: StyleEncoder | None = None, device: str = "cpu", workers: int = 1,
-                 threads: int | None = 1) -> None:
+                 threads: int | None = 1, pool_min_sequences: int = POOL_MIN_SEQUENCES) -> None:
         """``encoder`` reuses an already loaded encoder of ``checkpoint`` (in-process only);
-        ``threads=None`` keeps this process's torch thread count."""
+        ``threads=None`` keeps this process's torch thread count; worker processes are started only
+        for at least ``pool_min_sequences`` requests."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if workers < 1 or (threads is not None and threads < 1):
@@ -216,6 +218,7 @@ class LocalBackend:
         self.device = device
         self.workers = workers
         self.threads = threads
+        self.pool_min_sequences = pool_min_sequences
         self._encoder = encoder
         self._loader = SequenceLoader()
 
@@ -227,7 +230,8 @@ class LocalBackend:
 
     def embed_batches(self, requests: Sequence[EmbedRequest]) -> Iterator[EmbeddedBatch]:
         chunks = [list(requests[i:i + self.batch_size]) for i in range(0, len(requests), self.batch_size)]
-        if self.workers == 1 or len(chunks) < 2 or self.device != "cpu":
+        in_process = self.workers == 1 or len(chunks) < 2 or self.device != "cpu"
+        if in_process or len(requests) < self.pool_min_sequences:
             with torch_threads(self.threads):
                 for chunk in chunks:
                     yield embed_requests(self.encoder, self._loader, chunk)
