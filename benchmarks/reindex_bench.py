@@ -28,6 +28,7 @@ from encoder.data.dataset import ARRAYS_DIR, FORMAT_VERSION, MANIFEST_NAME, Data
 from encoder.data.sequence import PoseSequence
 
 POOL_SIZE = 500
+START_ATTEMPTS = 3
 STAGES = ("read", "preprocess", "embed", "write_shards", "record", "build", "verify", "promote")
 
 
@@ -195,22 +196,20 @@ class LocalRayCluster:
     def __enter__(self) -> "LocalRayCluster":
         start = time.perf_counter()
         self.temp_dir.mkdir(parents=True, exist_ok=True)
-        try:
-            self._ray_start(
-                "--head",
-                "--port",
-                str(self.port),
-                "--node-ip-address",
-                "127.0.0.1",
-                "--include-dashboard=false",
-                "--temp-dir",
-                str(self.temp_dir),
-            )
-            for _ in range(self.nodes - 1):
-                self._ray_start("--address", self.address, "--node-ip-address", "127.0.0.1")
-        except BaseException:
-            self.stop()
-            raise
+        for attempt in range(1, START_ATTEMPTS + 1):
+            try:
+                self._ray_start("--head", "--port", str(self.port), "--node-ip-address", "127.0.0.1",
+                                "--include-dashboard=false", "--temp-dir", str(self.temp_dir))
+                for _ in range(self.nodes - 1):
+                    self._ray_start("--address", self.address, "--node-ip-address", "127.0.0.1")
+                break
+            except RuntimeError:  # ray start gives a raylet 30 s to register: a busy machine can miss that
+                self.stop()
+                if attempt == START_ATTEMPTS:
+                    raise
+            except BaseException:
+                self.stop()
+                raise
         self.start_s = time.perf_counter() - start
         return self
 

@@ -8,12 +8,11 @@ Delete ``index_data/`` to start over.
 """
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-
-from enum import Enum
 
 from app.cli import cli
 from app.cli.common import EXIT_CODES_HELP, EXIT_USAGE, fail

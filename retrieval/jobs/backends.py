@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -34,6 +35,7 @@ DEFAULT_BATCH_SIZE = 256
 MODEL_BATCH_SIZE = 64
 WORKER_STAGES = ("read", "preprocess", "embed")   # per-batch seconds an ``EmbeddedBatch`` reports
 _PARENT_POLL_S = 1.0
+POOL_MIN_SEQUENCES = 2048   # fewer are embedded in this process: starting workers costs seconds each
 
 
 def available_cores() -> int:
@@ -177,6 +179,20 @@ def _start_worker(checkpoint: str, threads: int, parent_pid: int) -> None:
     _worker["loader"] = SequenceLoader()
 
 
+@contextmanager
+def _main_module_not_rerun() -> Iterator[None]:
+    """While workers start, hide ``__main__``'s file and spec: spawn would otherwise run the calling
+    script again in every worker, and a script without a ``__main__`` guard would re-run the job.
+    The workers need nothing from it (their code lives in this module)."""
+    main = sys.modules["__main__"]
+    saved = {name: main.__dict__.pop(name) for name in ("__file__", "__spec__") if name in main.__dict__}
+    main.__spec__ = None
+    try:
+        yield
+    finally:
+        main.__dict__.update(saved)
+
+
 def _embed_in_worker(requests: list[EmbedRequest]) -> EmbeddedBatch:
     return embed_requests(_worker["encoder"], _worker["loader"], requests)  # type: ignore[arg-type]
 
@@ -189,9 +205,10 @@ class LocalBackend:
 
     def __init__(self, checkpoint: str | Path, *, batch_size: int = DEFAULT_BATCH_SIZE,
                  encoder: StyleEncoder | None = None, device: str = "cpu", workers: int = 1,
-                 threads: int | None = 1) -> None:
+                 threads: int | None = 1, pool_min_sequences: int = POOL_MIN_SEQUENCES) -> None:
         """``encoder`` reuses an already loaded encoder of ``checkpoint`` (in-process only);
-        ``threads=None`` keeps this process's torch thread count."""
+        ``threads=None`` keeps this process's torch thread count; worker processes are started only
+        for at least ``pool_min_sequences`` requests."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if workers < 1 or (threads is not None and threads < 1):
@@ -201,6 +218,7 @@ class LocalBackend:
         self.device = device
         self.workers = workers
         self.threads = threads
+        self.pool_min_sequences = pool_min_sequences
         self._encoder = encoder
         self._loader = SequenceLoader()
 
@@ -212,21 +230,24 @@ class LocalBackend:
 
     def embed_batches(self, requests: Sequence[EmbedRequest]) -> Iterator[EmbeddedBatch]:
         chunks = [list(requests[i:i + self.batch_size]) for i in range(0, len(requests), self.batch_size)]
-        if self.workers == 1 or len(chunks) < 2 or self.device != "cpu":
+        in_process = self.workers == 1 or len(chunks) < 2 or self.device != "cpu"
+        if in_process or len(requests) < self.pool_min_sequences:
             with torch_threads(self.threads):
                 for chunk in chunks:
                     yield embed_requests(self.encoder, self._loader, chunk)
             return
         # spawn, not fork: a worker must not inherit the job's shard lock or store connection
         context = multiprocessing.get_context("spawn")
-        pool = context.Pool(min(self.workers, len(chunks)), initializer=_start_worker,
-                            initargs=(str(self.checkpoint.resolve()), self.threads or 1, os.getpid()))
+        with _main_module_not_rerun():
+            pool = context.Pool(min(self.workers, len(chunks)), initializer=_start_worker,
+                                initargs=(str(self.checkpoint.resolve()), self.threads or 1, os.getpid()))
         try:
             yield from pool.imap(_embed_in_worker, chunks)
-            pool.close()
-        finally:
+        except BaseException:  # an error, Ctrl-C, or the consumer stopped early
             pool.terminate()
-            pool.join()
+            raise
+        pool.close()
+        pool.join()
 
     def close(self) -> None:
         self._encoder = None

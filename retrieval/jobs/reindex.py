@@ -53,7 +53,7 @@ from retrieval.jobs.backends import DEFAULT_BATCH_SIZE, EmbeddedBatch, Embedding
 from retrieval.jobs.errors import JobError
 from retrieval.jobs.ray_backend import RayBackend
 from retrieval.jobs.shards import ShardStore
-from retrieval.jobs.sources import EmbedRequest, dataset_for
+from retrieval.jobs.sources import EmbedRequest, dataset_of
 from retrieval.store import EmbeddingRecord, EncoderRecord, JobRecord, MetadataStore, StoreError
 
 log = logging.getLogger(__name__)
@@ -373,19 +373,20 @@ class ReindexJob:
 
         failed_before = set(self.store.job_items(job.id, "failed"))
         work = [s for s in scope if s in needing and s not in failed_before]
-        records = self.store.get_sequences(work)
+        contents = self.store.content_of(work)
+        preferred_root = str(self.dataset.root.resolve()) if self.dataset is not None else None
         requests: list[EmbedRequest] = []
         unresolved: dict[str, str] = {}
         for sequence_id in work:
-            record = records.get(sequence_id)
-            if record is None:
+            if sequence_id not in contents:
                 continue  # deleted since the plan started
-            root = dataset_for(record, self.dataset)
+            content_hash, extra = contents[sequence_id]
+            root = dataset_of(sequence_id, content_hash, extra, self.dataset, preferred_root)
             if root is None:
                 unresolved[sequence_id] = (f"{sequence_id}: no known dataset holds this sequence; pass --data "
                                            "with the dataset cache it was ingested into")
             else:
-                requests.append(EmbedRequest(sequence_id, root, record.content_hash))
+                requests.append(EmbedRequest(sequence_id, root, content_hash))
         if unresolved:
             self.store.record_job_progress(job.id, failed=unresolved)
         return requests

@@ -56,10 +56,17 @@ def register_dataset(store: MetadataStore, dataset: DatasetCache) -> UpsertRepor
 def dataset_for(record: SequenceRecord, preferred: DatasetCache | None) -> str | None:
     """The dataset folder to load ``record`` from: ``preferred`` when it holds that name with the same
     content, else the folder recorded at registration, else None."""
-    if (preferred is not None and record.id in preferred
-            and preferred.item(record.id).content_hash == record.content_hash):
-        return str(preferred.root.resolve())
-    recorded = record.extra.get(DATASET_KEY)
+    return dataset_of(record.id, record.content_hash, record.extra, preferred)
+
+
+def dataset_of(sequence_id: str, content_hash: str, extra: dict[str, Any], preferred: DatasetCache | None,
+               preferred_root: str | None = None) -> str | None:
+    """``dataset_for`` from a sequence's id, content hash and ``extra`` (``preferred_root``: the
+    preferred dataset's resolved folder, when the caller already has it)."""
+    if (preferred is not None and sequence_id in preferred
+            and preferred.item(sequence_id).content_hash == content_hash):
+        return preferred_root or str(preferred.root.resolve())
+    recorded = extra.get(DATASET_KEY)
     return str(recorded) if recorded else None
 
 

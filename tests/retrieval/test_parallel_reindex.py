@@ -58,7 +58,8 @@ def test_worker_processes_embed_exactly_what_this_process_does(tmp_path):
         return vectors, errors, seconds
 
     here, here_errors, _ = results(LocalBackend(checkpoint, batch_size=3, workers=1))
-    pooled, pooled_errors, seconds = results(LocalBackend(checkpoint, batch_size=3, workers=2, threads=1))
+    pooled, pooled_errors, seconds = results(LocalBackend(checkpoint, batch_size=3, workers=2, threads=1,
+                                                          pool_min_sequences=0))
 
     assert list(pooled_errors) == list(here_errors) == [broken]
     assert sorted(pooled) == sorted(here) == sorted(set(dataset.names) - {broken})
