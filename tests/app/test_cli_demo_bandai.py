@@ -28,9 +28,9 @@ def _mini_bandai(real: Path, out: Path) -> Path:
 
 
 def test_bandai_demo_indexes_the_benchmark_2d_views(tmp_path: Path) -> None:
+    from app.services.analysis import AppService
     from encoder.data.camera import benchmark_2d_view
     from encoder.data.dataset import DatasetCache
-    from app.services.analysis import AppService
 
     bandai = _mini_bandai(require_shared_data("bandai-namco-motion-2"), tmp_path / "bn2")
     root = tmp_path / "index_data"
