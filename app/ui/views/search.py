@@ -36,6 +36,7 @@ COMPARISON_KEY = "comparison"
 # Cards of a row as tall as the tallest (captions wrap differently), the Compare button at the bottom.
 CARD_CSS = """<style>
 div[data-testid="stHorizontalBlock"]:has([class*="st-key-hit-card-"]) { align-items: stretch; }
+div[data-testid="stColumn"]:has([class*="st-key-hit-card-"]) div:has([class*="st-key-hit-card-"]) { height: 100%; }
 div[data-testid="stColumn"]:has([class*="st-key-hit-card-"]) > div { height: 100%; }
 div[class*="st-key-hit-card-"] { height: 100%; }
 div[class*="st-key-hit-card-"] > div:last-child { margin-top: auto; }
@@ -48,7 +49,7 @@ SCROLL_JS = """<script>
     if (el) { el.scrollIntoView({block: "start"}); } else if (tries-- > 0) { setTimeout(go, 100); }
   };
   setTimeout(go, 50);
-})(40);
+})(200);
 </script>""" % COMPARISON_KEY
 SOURCE_INDEXED, SOURCE_UPLOAD = "An indexed sequence", "Upload a pose file"
 
