@@ -30,7 +30,7 @@ def vectors() -> np.ndarray:
 
 
 def test_codes_spec_is_the_product_spec_without_refine():
-    assert ivf_pq_codes_spec(1_000_000, 128) == "IVF4096,PQ32np"
+    assert ivf_pq_codes_spec(1_000_000, 128) == "IVF4096,PQ32x8np"
     with pytest.raises(IndexBuildError, match="not a plain IVF"):
         train_ivf_pq("IVF16,PQ8np,RFlat", np.zeros((100, DIM), np.float32))
 
