@@ -27,7 +27,7 @@ import torch
 
 from encoder.data.batch import SegmentedSequence
 from encoder.data.errors import PoseDataError
-from encoder.inference import StyleEncoder
+from encoder.inference import StyleEncoder, torch_threads
 from retrieval.jobs.errors import JobError
 from retrieval.jobs.sources import EmbedRequest, SequenceLoader
 
@@ -140,19 +140,6 @@ def embed_requests(encoder: StyleEncoder, loader: SequenceLoader, requests: Sequ
     kept = np.ascontiguousarray(vectors[keep], dtype=np.float32).reshape(len(keep), encoder.dim)
     seconds = {"read": read_s, "preprocess": preprocess_s, "embed": time.perf_counter() - t_embed}
     return EmbeddedBatch(ids=[ids[i] for i in keep], embeddings=kept, errors=errors, seconds=seconds)
-
-
-@contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """Torch intra-op threads set to ``n`` inside (None: unchanged)."""
-    previous = torch.get_num_threads()
-    if n is not None and n != previous:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        if n is not None and n != previous:
-            torch.set_num_threads(previous)
 
 
 # -- worker processes ---------------------------------------------------------------------------------
