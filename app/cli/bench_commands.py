@@ -24,6 +24,13 @@ def _fail(message: str) -> typer.Exit:
     return fail(message, EXIT_USAGE)
 
 
+def _command_line(bench: str) -> str:
+    """The command as typed (for the report), or its plain form when not run from the shell."""
+    if sys.argv[1:2] == ["bench"]:
+        return "posestyle " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    return f"posestyle bench {bench}"
+
+
 def _parse_sizes(text: str) -> tuple[int, ...]:
     try:
         sizes = tuple(int(part.replace("_", "")) for part in text.split(",") if part.strip())
@@ -109,8 +116,7 @@ def retrieval_command(
         config = BenchConfig(sizes=_parse_sizes(sizes), reindex_walks=reindex_walks, serving_size=serving_size,
                              sharded_size=serving_size, **common)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    command = "posestyle " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["bench"] else \
-        "posestyle bench retrieval"
+    command = _command_line("retrieval")
     try:
         report = run_retrieval_bench(config, out, progress=progress, command=command)
     except ValueError as err:
@@ -251,8 +257,7 @@ def encoders_command(
             time_budget_minutes=budget, open_set=OPEN_SET_HOLDOUTS if open_set else ())
     except ValueError as err:
         raise _fail(str(err)) from None
-    command = "posestyle " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["bench"] else \
-        "posestyle bench encoders"
+    command = _command_line("encoders")
     try:
         report = run_encoder_bench(bench_config, out, progress=progress, command=command, stem=stem)
     except (ValueError, PoseDataError) as err:
@@ -279,8 +284,7 @@ def robustness_command(
     if not runs_file.is_file():
         raise _fail(f"{runs_file}: runs file not found; run `posestyle bench encoders` first")
     chosen = tuple(m.strip() for m in models.split(",") if m.strip()) if models else None
-    command = "posestyle " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["bench"] else \
-        "posestyle bench robustness"
+    command = _command_line("robustness")
     try:
         report = run_robustness_bench(runs_file, data, splits_dir, out, chosen, progress, command)
     except (ValueError, InputError) as err:
