@@ -61,7 +61,7 @@ class Person(str, Enum):
 
 
 class View(str, Enum):
-    """The benchmark views (``benchmarks.encoder_bench.VIEWS``)."""
+    """The two views of a take: the benchmark's 2d camera and the 3d capture."""
 
     v2d = "2d"
     v3d = "3d"

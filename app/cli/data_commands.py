@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from app.cli import cli
-from app.cli.common import EXIT_CODES_HELP, EXIT_FAILED, EXIT_USAGE, Person, Preset, fail
+from app.cli.common import EXIT_CODES_HELP, EXIT_FAILED, EXIT_USAGE, Person, Preset, View, fail
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -114,6 +114,8 @@ def demo_corpus_command(
     out: Path = typer.Option(..., "--out", "-o", help="Folder to write the demo corpus into."),
     n: int = typer.Option(3000, "--n", min=1, help="Number of walks (each written in every view)."),
     seed: int = typer.Option(0, "--seed", min=0, help="Random seed (same seed, same corpus)."),
+    views: list[View] = typer.Option(list(View), "--view",
+                                         help="View to write (repeat for several; default: every view)."),
 ) -> None:
     """Write the synthetic demo corpus (one folder of .npz + labels.csv per view) for ingest --preset demo."""
     from rich.console import Console
@@ -125,7 +127,7 @@ def demo_corpus_command(
 
     console = Console()
     try:
-        written = write_demo_corpus(out, n=n, seed=seed)
+        written = write_demo_corpus(out, n=n, seed=seed, views=[View(v).value for v in views])
     except (PoseDataError, OSError) as err:
         message = str(err) if isinstance(err, PoseDataError) else f"{out}: {err.strerror or err}"
         raise fail(message, EXIT_FAILED) from None

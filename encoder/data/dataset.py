@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from encoder.data.atomic import atomic_write_bytes, atomic_write_npz
+from encoder.data.atomic import DurableBatchWriter, atomic_write_bytes
 from encoder.data.errors import PoseDataError
 from encoder.data.labels import LabelSource
 from encoder.data.readers import PERSON_SELECTIONS, SUPPORTED_SUFFIXES, read_pose_file
@@ -429,29 +429,31 @@ def ingest(paths: Iterable[str | Path], out: str | Path, label_source: LabelSour
     seen_names: dict[str, str] = {}
     video = replace(video or VideoOptions(), progress=progress and workers <= 1)
     jobs = [(str(p), person, video) for p in inputs]
-    for path, (seqs, error) in zip(inputs, _read_all(jobs, workers, progress), strict=True):
-        if error is not None:
-            report.errors.append(error)
-            continue
-        for raw in seqs:     # several only for --person all; the reader names each person apart
-            seq = _labelled(raw, path, label_source)
-            if seq.name in seen_names:
-                report.errors.append(IngestError(str(path), f"duplicate sequence name {seq.name!r} "
-                                                 f"(already read from {seen_names[seq.name]}); rename one"))
+    # arrays are content-addressed and made durable in batches before the manifest names them
+    with DurableBatchWriter() as arrays:
+        for path, (seqs, error) in zip(inputs, _read_all(jobs, workers, progress), strict=True):
+            if error is not None:
+                report.errors.append(error)
                 continue
-            seen_names[seq.name] = str(path)
-            content_hash = seq.content_hash()
-            array_path = arrays_dir / f"{content_hash}.npz"
-            if array_path.is_file():
-                report.reused += 1
-            else:
-                content_only = seq.with_(name="", source="", label=None, metadata={})
-                atomic_write_npz(array_path, content_only.to_arrays())
-                report.written += 1
-            items.append(DatasetItem(name=seq.name, source=str(path), content_hash=content_hash,
-                                     label=seq.label, metadata=to_json_value(seq.metadata),
-                                     frames=seq.num_frames,
-                                     fps=float(seq.fps), dims=seq.dims, skeleton=seq.skeleton))
+            for raw in seqs:     # several only for --person all; the reader names each person apart
+                seq = _labelled(raw, path, label_source)
+                if seq.name in seen_names:
+                    report.errors.append(IngestError(str(path), f"duplicate sequence name {seq.name!r} "
+                                                     f"(already read from {seen_names[seq.name]}); rename one"))
+                    continue
+                seen_names[seq.name] = str(path)
+                content_hash = seq.content_hash()
+                array_path = arrays_dir / f"{content_hash}.npz"
+                if array_path.is_file() or array_path in arrays:
+                    report.reused += 1
+                else:
+                    content_only = seq.with_(name="", source="", label=None, metadata={})
+                    arrays.add_npz(array_path, content_only.to_arrays())
+                    report.written += 1
+                items.append(DatasetItem(name=seq.name, source=str(path), content_hash=content_hash,
+                                         label=seq.label, metadata=to_json_value(seq.metadata),
+                                         frames=seq.num_frames,
+                                         fps=float(seq.fps), dims=seq.dims, skeleton=seq.skeleton))
     report.read = len(items)
     report.failed = len({e.source for e in report.errors})
     report.label_counts = dict(sorted(Counter(it.label or UNLABELLED for it in items).items()))

@@ -32,6 +32,7 @@ then turned by the heading jitter and placed on the runway. 30 fps, all 17 joint
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import math
 import sys
@@ -42,7 +43,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from encoder.data.atomic import atomic_write_bytes
+from encoder.data.atomic import DurableBatchWriter, atomic_write_bytes
 from encoder.data.sequence import PoseSequence
 from encoder.data.skeleton import CANONICAL_SKELETON, JOINT_INDEX, NUM_JOINTS
 
@@ -539,6 +540,19 @@ def generate_demo_corpus(n_sequences: int = 3000, seed: int = 0, views: Iterable
     return out
 
 
+def demo_corpus_fingerprint(seed: int = 0, n_walks: int = 12) -> str:
+    """SHA-256 of the first ``n_walks`` 2d walks (rounded to 0.1 mm / 1e-4): changes when the generator does.
+
+    A demo encoder trained on one generator is only valid for the corpus it was trained on; the
+    shipped demo encoder records this fingerprint and is used only while it still matches.
+    """
+    digest = hashlib.sha256()
+    for seq in generate_demo_corpus(n_walks, seed, views=("2d",), progress=False):
+        digest.update(f"{seq.name}:{seq.label}:{seq.fps:.3f}:{seq.joints.shape}".encode())
+        digest.update((np.round(np.asarray(seq.joints, np.float64), 4) + 0.0).astype("<f8").tobytes())
+    return digest.hexdigest()
+
+
 @dataclass(frozen=True)
 class WrittenDemoCorpus:
     """Where ``write_demo_corpus`` put things: one folder per view, each with its labels.csv."""
@@ -557,23 +571,24 @@ def write_demo_corpus(out_dir: str | Path, n: int = 3000, seed: int = 0, views: 
                       progress: bool | None = None) -> WrittenDemoCorpus:
     """Write the corpus as user-like data: ``<out>/<view>/<name>.npz`` plus ``<out>/<view>/labels.csv``.
 
-    Every file is written atomically; tags in labels.csv are joined with ``;``.
+    Every walk file is durable before its view's labels.csv (written last, atomically) names it;
+    tags in labels.csv are joined with ``;``.
     """
     root = Path(out_dir)
     corpus = generate_demo_corpus(n, seed, views, config, progress)
     rows: dict[str, list[list[str]]] = {}
     view_dirs: dict[str, Path] = {}
-    for seq in tqdm(corpus, desc="writing demo corpus", unit="file",
-                    disable=not _show_progress(progress, len(corpus))):
-        view = seq.metadata["view"]
-        folder = view_dirs.setdefault(view, root / view)
-        folder.mkdir(parents=True, exist_ok=True)
-        buf = io.BytesIO()
-        np.savez_compressed(buf, **seq.to_arrays())
-        atomic_write_bytes(folder / f"{seq.name}.npz", buf.getvalue())
-        m = seq.metadata
-        rows.setdefault(view, []).append([seq.name, seq.label or "", m["collection"], m["season"],
-                                          m["model_id"], ";".join(m["tags"])])
+    with DurableBatchWriter() as files:
+        for seq in tqdm(corpus, desc="writing demo corpus", unit="file",
+                        disable=not _show_progress(progress, len(corpus))):
+            view = seq.metadata["view"]
+            folder = view_dirs.setdefault(view, root / view)
+            buf = io.BytesIO()
+            np.savez_compressed(buf, **seq.to_arrays())
+            files.add(folder / f"{seq.name}.npz", buf.getvalue())
+            m = seq.metadata
+            rows.setdefault(view, []).append([seq.name, seq.label or "", m["collection"], m["season"],
+                                              m["model_id"], ";".join(m["tags"])])
     for view, folder in view_dirs.items():
         text = io.StringIO()
         writer = csv.writer(text, lineterminator="\n")
