@@ -44,7 +44,7 @@ HANDCRAFTED = "handcrafted_stats_logreg"
 
 # Bump when a change to the models, preprocessing, augmentation or training changes what a run
 # gives: runs recorded under another recipe are then retrained instead of resumed.
-RECIPE_VERSION = "2026-12-02.1"
+RECIPE_VERSION = "2026-12-02.2"
 
 # The paper's Table 6 rows (the complete model is the main posestyle_net row), then the pieces this
 # project adds to it: TrainConfig overrides.

@@ -3,8 +3,8 @@
 A config file is a mapping with the same nesting as the dataclasses below, e.g.::
 
     model: posestyle-net
-    epochs: 40
-    augment: {variants: 3, mirror: true, tempo_range: [0.8, 1.2]}
+    epochs: 60
+    augment: {variants: 8, mirror: true, tempo_range: [0.8, 1.2]}
     loss: {mu1: 0.1, mu2: 0.5, delta: 1.2, mu3: 0.001}
     preprocess: {window_length: 32, max_segments: 16}
 
@@ -61,7 +61,7 @@ class AugmentConfig:
     """
 
     enabled: bool = True
-    variants: int = 3
+    variants: int = 8
     seed: int = 0
     random_view: bool = True
     pitch_range: tuple[float, float] = (-10.0, 50.0)
@@ -120,7 +120,9 @@ class TrainConfig:
     - schedule: linear warm-up over ``warmup_epochs`` then cosine decay to ``min_lr_ratio`` x lr,
       stepped per batch.
     - early stopping: stop when ``early_stop_metric`` on the validation split has not improved
-      by ``min_delta`` for ``patience`` epochs; the best epoch's weights are restored.
+      by ``min_delta`` for ``patience`` epochs, but never before ``min_epochs`` (while the cosine
+      schedule's learning rate is still high a plateau is not the end: one seed stopped at epoch 23
+      with validation accuracy 0.95 where the others reach 0.99); the best epoch's weights are restored.
     - ``device``: ``auto`` (CUDA when present, else CPU), ``cpu`` or ``cuda[:n]``.
     - ``num_threads``: torch CPU threads during training (0: leave torch's setting).
     - ``view``: a 3D source is seen through the benchmark's virtual camera (``2d``) or as
@@ -135,7 +137,7 @@ class TrainConfig:
     model_config: dict[str, Any] = field(default_factory=dict)
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     view: View = "2d"
-    epochs: int = 40
+    epochs: int = 60
     batch_size: int = 32
     lr: float = 2e-3
     weight_decay: float = 1e-2
@@ -143,7 +145,8 @@ class TrainConfig:
     min_lr_ratio: float = 0.02
     grad_clip: float = 1.0
     train_windows: int = 0
-    patience: int = 8
+    patience: int = 12
+    min_epochs: int = 40
     early_stop_metric: EarlyStopMetric = "val_macro_f1"
     min_delta: float = 1e-4
     seed: int = 0
@@ -160,8 +163,8 @@ class TrainConfig:
             raise ValueError("lr must be > 0 and weight_decay >= 0")
         if self.warmup_epochs < 0 or not 0.0 <= self.min_lr_ratio <= 1.0:
             raise ValueError("warmup_epochs must be >= 0 and min_lr_ratio in [0, 1]")
-        if self.patience < 1:
-            raise ValueError(f"patience must be >= 1, got {self.patience}")
+        if self.patience < 1 or self.min_epochs < 0:
+            raise ValueError(f"patience must be >= 1 and min_epochs >= 0, got {self.patience}, {self.min_epochs}")
         if self.early_stop_metric not in typing.get_args(EarlyStopMetric):
             raise ValueError(f"early_stop_metric must be one of {typing.get_args(EarlyStopMetric)}, "
                              f"got {self.early_stop_metric!r}")

@@ -340,7 +340,7 @@ def fit(train_seqs: Sequence[PoseSequence], val_seqs: Sequence[PoseSequence], co
                 stale += 1
             bar.set_postfix(loss=f"{record['train_loss']:.3f}", acc=f"{record['train_accuracy']:.2f}",
                             val_f1=f"{record.get('val_macro_f1', float('nan')):.3f}", best=best_epoch)
-            if val_batches and stale >= cfg.patience:
+            if val_batches and stale >= cfg.patience and epoch >= cfg.min_epochs:
                 break
         bar.close()
         if best_state is not None:

@@ -116,3 +116,12 @@ def test_crop_windows_keeps_a_contiguous_run(make_toy_corpus):
     start = int(np.flatnonzero(np.isclose(item.phase, cut.phase[0]))[0])
     np.testing.assert_array_equal(cut.positions, item.positions[start:start + 3])
     assert crop_windows(item, 0, np.random.default_rng(0)) is item
+
+
+def test_early_stopping_waits_for_min_epochs(make_toy_corpus, make_train_config):
+    """A plateau before ``min_epochs`` does not end the run; after it, ``patience`` does."""
+    train, val = make_toy_corpus(2, dims=2, seed=3), make_toy_corpus(1, dims=2, seed=4)
+    waited = fit(train, val, make_train_config(epochs=6, patience=1, min_epochs=5, lr=1e-9))
+    assert len(waited.history) >= 5
+    eager = fit(train, val, make_train_config(epochs=6, patience=1, min_epochs=0, lr=1e-9))
+    assert len(eager.history) < 5
