@@ -42,7 +42,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import faiss
 import numpy as np
@@ -50,7 +50,7 @@ from tqdm.auto import tqdm
 
 from benchmarks.machine import cpu_model, load_average, memory_total_gib, peak_rss_bytes, reset_peak_rss, rss_bytes
 from encoder.data.atomic import atomic_write_bytes, atomic_write_text, write_bytes_durably
-from encoder.inference import SERIAL_MAX_SEQUENCES, torch_threads
+from encoder.inference import SERIAL_MAX_SEQUENCES, StyleEncoder, torch_threads
 from retrieval.index import IndexManager, VectorSearcher, new_version_name
 from retrieval.index.spec import (
     EF_SEARCH_STEPS,
@@ -71,6 +71,9 @@ from retrieval.index.spec import (
 )
 from retrieval.index.storage import IndexFiles
 from retrieval.store import MetadataStore, SequenceRecord
+
+if TYPE_CHECKING:
+    from retrieval.search import SearchService
 
 log = logging.getLogger(__name__)
 
@@ -286,7 +289,7 @@ class FittedMixture:
 VectorMixture = ClusteredSphereMixture | FittedMixture
 
 
-def fit_mixture_to_dataset(encoder: Any, dataset_path: Path, max_items: int, seed: int) -> FittedMixture:
+def fit_mixture_to_dataset(encoder: StyleEncoder, dataset_path: Path, max_items: int, seed: int) -> FittedMixture:
     """Embed up to ``max_items`` labelled sequences of a dataset cache and fit a ``FittedMixture``."""
     from encoder.data.dataset import DatasetCache
 
@@ -508,7 +511,7 @@ def make_untrained_checkpoint(path: Path, seed: int = 0) -> Path:
     return path
 
 
-def _register_encoder(store: MetadataStore, encoder: Any, checkpoint: Path) -> None:
+def _register_encoder(store: MetadataStore, encoder: StyleEncoder, checkpoint: Path) -> None:
     from retrieval.jobs.reindex import encoder_record
 
     store.register_encoder(encoder_record(encoder, checkpoint))
@@ -612,7 +615,7 @@ def bench_end_to_end(checkpoint: Path, mixture: VectorMixture, config: BenchConf
         store.close()
 
 
-def _e2e_pass(service: Any, encoder: Any, paths: list[Path]) -> dict[str, Any]:
+def _e2e_pass(service: SearchService, encoder: StyleEncoder, paths: list[Path]) -> dict[str, Any]:
     """Time ``search_by_file`` per file, then each stage of it in a second pass over the same files."""
     import torch
 
