@@ -615,16 +615,16 @@ def bench_end_to_end(checkpoint: Path, mixture: VectorMixture, config: BenchConf
         store.close()
 
 
-def _e2e_pass(service: SearchService, encoder: StyleEncoder, paths: list[Path]) -> dict[str, Any]:
-    """Time ``search_by_file`` per file, then each stage of it in a second pass over the same files."""
-    import torch
-
+def time_search_by_file(service: SearchService, encoder: StyleEncoder, paths: Sequence[Path],
+                        k: int = K) -> dict[str, Any]:
+    """Time ``search_by_file`` per file (after 3 warm-up calls), then each stage of it (read,
+    preprocess, embed, search and join) in a second pass over the same files."""
     from encoder.data.readers import read_pose_file
 
     results: list[list[Any]] = []
-    totals = time_each(lambda i: results.append(service.search_by_file(paths[i], k=K)), len(paths))
+    totals = time_each(lambda i: results.append(service.search_by_file(paths[i], k=k)), len(paths))
     answered = results[-len(paths):]
-    complete = all(len(r) == 1 and len(r[0]) == K and all(h.metadata.get("label") for h in r[0]) for r in answered)
+    complete = all(len(r) == 1 and len(r[0]) == k and all(h.metadata.get("label") for h in r[0]) for r in answered)
     stages: dict[str, list[float]] = {"read": [], "preprocess": [], "embed": [], "search_and_join": []}
     for path in paths:
         t0 = time.perf_counter()
@@ -634,16 +634,21 @@ def _e2e_pass(service: SearchService, encoder: StyleEncoder, paths: list[Path]) 
         t2 = time.perf_counter()
         vectors = encoder.embed_prepared(items)
         t3 = time.perf_counter()
-        service.search_by_vector(vectors[0], k=K)
+        service.search_by_vector(vectors[0], k=k)
         t4 = time.perf_counter()
         for key, seconds in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
             stages[key].append(seconds)
     example = [{"rank": h.rank, "sequence_id": h.sequence_id, "score": round(h.score, 4),
                 "label": h.metadata.get("label"), "collection": h.metadata.get("collection")}
                for h in answered[0][0][:3]]
-    return {"torch_threads": torch.get_num_threads(), "latency": latency_stats(totals),
-            "stages": {k: latency_stats(v) for k, v in stages.items()},
+    return {"latency": latency_stats(totals), "stages": {key: latency_stats(v) for key, v in stages.items()},
             "all_queries_got_k_hits_with_metadata": complete, "example_hits": example}
+
+
+def _e2e_pass(service: SearchService, encoder: StyleEncoder, paths: list[Path]) -> dict[str, Any]:
+    import torch
+
+    return {"torch_threads": torch.get_num_threads(), **time_search_by_file(service, encoder, paths)}
 
 
 # -- the whole bench --------------------------------------------------------------------------------------
