@@ -527,6 +527,17 @@ def _bench_record(i: int, rng: np.random.Generator) -> SequenceRecord:
         frames=120 + i % 121, skeleton="coco17", dims=2, extra={"bench": True, "index": i})
 
 
+def insert_bench_records(store: MetadataStore, n: int, seed: int) -> list[str]:
+    """Insert ``n`` synthetic sequence rows (``STORE_INSERT_CHUNK`` per transaction); returns their ids."""
+    rng = np.random.default_rng(seed)
+    ids: list[str] = []
+    for chunk_start in range(0, n, STORE_INSERT_CHUNK):
+        records = [_bench_record(i, rng) for i in range(chunk_start, min(n, chunk_start + STORE_INSERT_CHUNK))]
+        store.upsert_sequences(records)
+        ids.extend(r.id for r in records)
+    return ids
+
+
 def write_coco_json(seq: Any, path: Path) -> Path:
     """A 2D sequence as keypoint JSON in the MMPose/RTMPose frame-list layout (what a user uploads)."""
     frames = [{"frame_id": t, "instances": [{"keypoints": seq.joints[t, :, :2].round(2).tolist(),
@@ -567,13 +578,8 @@ def bench_end_to_end(checkpoint: Path, mixture: VectorMixture, config: BenchConf
     store = MetadataStore.open(workdir / "metadata.db")
     try:
         with progress.stage(f"e2e: insert {n:,} sequence rows"):
-            rng = np.random.default_rng(config.seed)
-            ids = []
             start = time.perf_counter()
-            for chunk_start in range(0, n, STORE_INSERT_CHUNK):
-                records = [_bench_record(i, rng) for i in range(chunk_start, min(n, chunk_start + STORE_INSERT_CHUNK))]
-                store.upsert_sequences(records)
-                ids.extend(r.id for r in records)
+            ids = insert_bench_records(store, n, config.seed)
             insert_s = time.perf_counter() - start
             _register_encoder(store, encoder, checkpoint)
         with progress.stage(f"e2e: build, verify, promote {n:,}-vector index"):

@@ -32,7 +32,7 @@ def _mib(n_bytes: int) -> float:
 def prepare_serving(root: Path, checkpoint: Path, n: int, *, seed: int = 0, log: Any = print) -> dict[str, Any]:
     """A store of ``n`` sequence rows and a live, verified index of ``n`` mixture vectors at ``root``
     (the product's automatic index choice); reused when already complete."""
-    from benchmarks.retrieval_bench import STORE_INSERT_CHUNK, ClusteredSphereMixture, _bench_record, _register_encoder
+    from benchmarks.retrieval_bench import ClusteredSphereMixture, _register_encoder, insert_bench_records
     from encoder.inference import StyleEncoder
     from retrieval.index import IndexManager, new_version_name
     from retrieval.store import MetadataStore
@@ -45,13 +45,8 @@ def prepare_serving(root: Path, checkpoint: Path, n: int, *, seed: int = 0, log:
     (root / "metadata.db").unlink(missing_ok=True)
     with MetadataStore.open(root / "metadata.db") as store:
         log(f"serving: inserting {n:,} sequence rows")
-        rng = np.random.default_rng(seed)
-        ids: list[str] = []
         start = time.perf_counter()
-        for chunk in range(0, n, STORE_INSERT_CHUNK):
-            records = [_bench_record(i, rng) for i in range(chunk, min(n, chunk + STORE_INSERT_CHUNK))]
-            store.upsert_sequences(records)
-            ids.extend(r.id for r in records)
+        ids = insert_bench_records(store, n, seed)
         insert_s = time.perf_counter() - start
         _register_encoder(store, encoder, checkpoint)
         log(f"serving: building the index of {n:,} vectors")
