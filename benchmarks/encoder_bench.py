@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import tempfile
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -35,6 +34,14 @@ from encoder.data.atomic import atomic_write_text
 from encoder.data.dataset import process_pool_context
 from encoder.data.errors import PoseDataError
 from encoder.data.sequence import PoseSequence
+from encoder.evaluation.results import (
+    HEADLINE_NAMES,
+    PER_CLASS_F1_PREFIX,
+    CostMetrics,
+    HeadlineMetrics,
+    MeanStd,
+    OpenSetMetrics,
+)
 
 SPLITS: tuple[str, ...] = ("random", "cross-content")
 VIEWS: tuple[str, ...] = ("2d", "3d")
@@ -63,23 +70,8 @@ MIRROR_TTA_ROW = "+ test-time mirror averaging"
 OPEN_SET_HOLDOUTS: tuple[tuple[str, ...], ...] = (("elderly", "feminine", "youthful"),
                                                   ("active", "exhausted", "masculine"))
 
-# Metric name in a row -> where it sits in ``compute_metrics`` output; "higher" says which way is better.
-METRICS: dict[str, tuple[str, ...]] = {
-    "accuracy": ("classification", "accuracy"),
-    "macro_f1": ("classification", "macro_f1"),
-    "purity": ("embedding", "purity"),
-    "nmi": ("embedding", "nmi"),
-    "silhouette": ("embedding", "silhouette_cosine"),
-    "intra_cos_dist": ("embedding", "intra_class_cosine_distance"),
-    "inter_cos_dist": ("embedding", "inter_class_cosine_distance"),
-    "gallery_p@5": ("retrieval", "gallery", "precision_at_5"),
-    "gallery_p@10": ("retrieval", "gallery", "precision_at_10"),
-    "gallery_map": ("retrieval", "gallery", "map"),
-    "loo_p@5": ("retrieval", "leave_one_out", "precision_at_5"),
-    "loo_p@10": ("retrieval", "leave_one_out", "precision_at_10"),
-    "loo_map": ("retrieval", "leave_one_out", "map"),
-}
-LOWER_IS_BETTER = frozenset({"intra_cos_dist"})
+# The figures of a row, by report name (the runs file's ``metrics`` keys, ``HeadlineMetrics.to_dict``).
+METRICS: tuple[str, ...] = tuple(HEADLINE_NAMES.values())
 
 # Targets of the embeddings issue (PoseStyle-Net, 2d), all "at least" except parameters and spread.
 TARGETS: dict[str, float] = {"accuracy": 0.98, "macro_f1": 0.98, "purity": 0.98, "nmi": 0.96,
@@ -302,25 +294,8 @@ def _init_worker(data: Path, splits_dir: Path, splits: Sequence[str], threads: i
     _STATE = _WorkerState(data, splits_dir, splits, threads)
 
 
-def _dig(tree: Mapping[str, Any], path: Sequence[str]) -> Any:
-    node: Any = tree
-    for part in path:
-        if not isinstance(node, Mapping) or part not in node:
-            return None
-        node = node[part]
-    return node
-
-
-def row_metrics(metrics: Mapping[str, Any]) -> dict[str, float | None]:
-    """The flat per-run figures of a row: ``METRICS`` plus ``f1/<style>`` per class."""
-    flat = {name: _dig(metrics, path) for name, path in METRICS.items()}
-    for style, pc in (_dig(metrics, ("classification", "per_class")) or {}).items():
-        flat[f"f1/{style}"] = pc["f1"]
-    return flat
-
-
 def run_job(job: BenchJob, keep_dir: Path | None = None) -> dict[str, Any]:
-    """Train and evaluate one run in this worker; returns its record (metrics flat, no timings asserted)."""
+    """Train and evaluate one run in this worker; returns its record (``metrics``: ``HeadlineMetrics.to_dict``)."""
     from benchmarks.open_set import open_set_metrics, seen_parts
     from encoder.evaluation.metrics import compute_metrics
     from encoder.inference import StyleEncoder
@@ -350,7 +325,7 @@ def run_job(job: BenchJob, keep_dir: Path | None = None) -> dict[str, Any]:
         "max_epochs": cfg.epochs, "parameters": encoder.num_parameters(), "dataset_version": state.dataset_version}
     if job.holdout is not None:                  # open set: the embedding of styles never trained on
         emb, _ = encoder.encode_prepared(items, 64)
-        return {**record, "open_set": open_set_metrics(emb, test_labels, job.seed), "checkpoint": None,
+        return {**record, "open_set": open_set_metrics(emb, test_labels, job.seed).to_dict(), "checkpoint": None,
                 "run_seconds": time.perf_counter() - start, "finished_unix": time.time()}
     gal_items = [state.prepared(n, job.view, cfg.preprocess) for n in gallery_names]
     gallery_labels = [state.seqs[n].label for n in gallery_names]
@@ -359,15 +334,15 @@ def run_job(job: BenchJob, keep_dir: Path | None = None) -> dict[str, Any]:
         encoder.mirror_tta = tta
         emb, logits = encoder.encode_prepared(items, 64)
         gal_emb, _ = encoder.encode_prepared(gal_items, 64)
-        by_tta[tta] = row_metrics(compute_metrics(emb, logits, test_labels, gallery_embeddings=gal_emb,
-                                                  gallery_labels=gallery_labels, seed=job.seed,
-                                                  label_names=encoder.labels))
+        by_tta[tta] = HeadlineMetrics.from_metrics(compute_metrics(
+            emb, logits, test_labels, gallery_embeddings=gal_emb, gallery_labels=gallery_labels, seed=job.seed,
+            label_names=encoder.labels))
     encoder.mirror_tta = False
     kept = None
     if job.keep_model and keep_dir is not None:
         kept = str(Path(keep_dir) / f"{job.key()}.safetensors")
         result.save(kept)
-    return {**record, "metrics": by_tta[False], "metrics_mirror_tta": by_tta[True],
+    return {**record, "metrics": by_tta[False].to_dict(), "metrics_mirror_tta": by_tta[True].to_dict(),
             "run_seconds": time.perf_counter() - start, "finished_unix": time.time(), "checkpoint": kept}
 
 
@@ -375,8 +350,13 @@ def run_summary(record: Mapping[str, Any]) -> str:
     """One line for the progress bar: which run finished and its headline figure."""
     where = f"{record['model']} {record['split']} {record['view']} s{record['seed']}"
     if record.get("holdout"):
-        return f"{where} open set ({', '.join(record['holdout'])}) loo P@5 {record['open_set']['loo_p@5']:.3f}"
-    return f"{where} acc {record['metrics']['accuracy']:.3f}"
+        loo_p5 = OpenSetMetrics.from_dict(record["open_set"]).loo_p5
+        return f"{where} open set ({', '.join(record['holdout'])}) loo P@5 {_fmt(loo_p5)}"
+    return f"{where} acc {_fmt(HeadlineMetrics.from_dict(record['metrics']).accuracy)}"
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 # -- the hand-made floor -------------------------------------------------------------------------
@@ -423,7 +403,8 @@ def handcrafted_run(state: _WorkerState, split: str, view: str) -> dict[str, Any
     metrics = compute_metrics(x_test, clf.predict(x_test).tolist(), y_test, gallery_embeddings=x_fit,
                               gallery_labels=y_fit, seed=0, label_names=sorted(set(y_fit)))
     return {"key": f"{HANDCRAFTED}/{split}/{view}", "model": HANDCRAFTED, "split": split, "view": view, "seed": 0,
-            "ablation": None, "settings": {"C": 1.0, "features": x_fit.shape[1]}, "metrics": row_metrics(metrics),
+            "ablation": None, "settings": {"C": 1.0, "features": x_fit.shape[1]},
+            "metrics": HeadlineMetrics.from_metrics(metrics).to_dict(),
             "n_test": len(test_names), "epochs_run": None, "best_epoch": None, "parameters": int(clf.coef_.size +
                                                                                               clf.intercept_.size),
             "run_seconds": time.perf_counter() - start, "checkpoint": None, "dataset_version": state.dataset_version}
@@ -442,7 +423,7 @@ def handcrafted_open_set_run(state: _WorkerState, holdout: tuple[str, ...]) -> d
     metrics = handcrafted_open_set(features(parts["train"] + parts["val"]), features(parts["test"]),
                                    [state.seqs[n].label for n in parts["test"]])
     return {"key": f"{HANDCRAFTED}/open-set/{'+'.join(holdout)}", "model": HANDCRAFTED, "split": "random",
-            "view": "2d", "seed": 0, "ablation": None, "holdout": list(holdout), "open_set": metrics,
+            "view": "2d", "seed": 0, "ablation": None, "holdout": list(holdout), "open_set": metrics.to_dict(),
             "n_test": len(parts["test"]), "epochs_run": None, "best_epoch": None, "run_seconds": 0.0,
             "checkpoint": None}
 
@@ -462,15 +443,6 @@ def schedule_text(config: EncoderBenchConfig) -> str:
 
 
 # -- summarising ---------------------------------------------------------------------------------
-def mean_std(values: Iterable[float | None]) -> dict[str, Any]:
-    """Mean and sample standard deviation (ddof=1; 0 for a single value) of the non-missing values."""
-    vals = [float(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
-    if not vals:
-        return {"mean": None, "std": None, "n": 0}
-    std = float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0
-    return {"mean": float(np.mean(vals)), "std": std, "n": len(vals), "values": vals}
-
-
 def aggregate(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """One row per (model, split, view, ablation): ``seeds`` and per metric ``{mean, std, n, values}``.
 
@@ -492,17 +464,16 @@ def aggregate(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         if ablation is not None:
             row["ablation"] = ablation
         row["seeds"] = [r["seed"] for r in recs]
-        names = list(dict.fromkeys(k for r in recs for k in r["metrics"]))
-        for name in names:
-            row[name] = mean_std(r["metrics"].get(name) for r in recs)
-        row["epochs_run"] = mean_std(r["epochs_run"] for r in recs)
-        row["best_epoch"] = mean_std(r.get("best_epoch") for r in recs)
+        summary = HeadlineMetrics.summarize([HeadlineMetrics.from_dict(r["metrics"]) for r in recs])
+        row.update({name: cell.to_dict() for name, cell in summary.items()})
+        row["epochs_run"] = MeanStd.of(r["epochs_run"] for r in recs).to_dict()
+        row["best_epoch"] = MeanStd.of(r.get("best_epoch") for r in recs).to_dict()
         # a run that used every epoch and kept the last one may still have been improving
         row["stopped_at_cap_improving"] = sum(1 for r in recs if r.get("max_epochs")
                                               and r["epochs_run"] == r["max_epochs"] == r.get("best_epoch"))
         row["parameters"] = recs[0]["parameters"]
         row["n_test"] = recs[0]["n_test"]
-        row["train_seconds"] = mean_std(r["run_seconds"] for r in recs)
+        row["train_seconds"] = MeanStd.of(r["run_seconds"] for r in recs).to_dict()
         row["settings"] = recs[0]["settings"]
         rows.append(row)
     return rows
@@ -519,8 +490,8 @@ def aggregate_open_set(records: Sequence[Mapping[str, Any]]) -> list[dict[str, A
         recs = sorted(recs, key=lambda r: r["seed"])
         row: dict[str, Any] = {"model": model, "held_out_styles": list(holdout),
                                "seeds": [r["seed"] for r in recs], "n_test": recs[0]["n_test"]}
-        for name in ("loo_p@5", "purity", "nmi"):
-            row[name] = mean_std(r["open_set"][name] for r in recs)
+        summary = OpenSetMetrics.summarize([OpenSetMetrics.from_dict(r["open_set"]) for r in recs])
+        row.update({name: cell.to_dict() for name, cell in summary.items()})
         rows.append(row)
     return rows
 
@@ -544,7 +515,8 @@ def measure_costs(records: Sequence[Mapping[str, Any]], state: _WorkerState, con
     from encoder.training.augment import training_view
 
     kept = [r for r in records if r.get("checkpoint")]
-    costs: dict[tuple[str, str | None], dict[str, Any]] = {}
+    costs: dict[tuple[str, str | None], CostMetrics] = {}
+    measured_on: dict[tuple[str, str | None], str] = {}
     # two passes over the models, best figures kept: a model timed while the machine was busy
     # (or first, while the process warms up) gets a second chance
     for rec in tqdm(kept * COST_PASSES, desc="cost", unit="model", disable=not progress, dynamic_ncols=True):
@@ -552,16 +524,17 @@ def measure_costs(records: Sequence[Mapping[str, Any]], state: _WorkerState, con
         names = state.parts[rec["split"]]["test"][:config.cost_sequences]
         seqs = [training_view(state.seqs[n], rec["view"]) for n in names]
         block = measure_cost(encoder, seqs, batch_size=config.cost_batch_size, threads=config.cost_threads)
-        block["measured_on"] = f"{rec['view']}/{rec['split']} seed {rec['seed']}"
-        block["passes"] = COST_PASSES
         key = (rec["model"], rec["ablation"])
+        measured_on[key] = f"{rec['view']}/{rec['split']} seed {rec['seed']}"
         if key in costs:
             old = costs[key]
-            for name in ("embeddings_per_second", "model_embeddings_per_second"):
-                block[name] = max(block[name], old[name])
-            block["single_query_latency_ms"] = min(block["single_query_latency_ms"], old["single_query_latency_ms"])
+            block = replace(
+                block, embeddings_per_second=max(block.embeddings_per_second, old.embeddings_per_second),
+                model_embeddings_per_second=max(block.model_embeddings_per_second, old.model_embeddings_per_second),
+                single_query_latency_ms=min(block.single_query_latency_ms, old.single_query_latency_ms))
         costs[key] = block
-    return costs
+    return {key: {**cost.to_dict(), "measured_on": measured_on[key], "passes": COST_PASSES}
+            for key, cost in costs.items()}
 
 
 # -- targets -------------------------------------------------------------------------------------
@@ -638,27 +611,23 @@ def _ms(cell: Any, digits: int = 3) -> str:
     return f"{cell['mean']:.{digits}f}"
 
 
-MAIN_COLUMNS = ("accuracy", "macro_f1", "purity", "nmi", "silhouette", "intra_cos_dist", "inter_cos_dist",
-                "gallery_p@5", "gallery_p@10", "gallery_map", "loo_p@5", "loo_p@10", "loo_map")
-
-
 def _metric_table(rows: Sequence[Mapping[str, Any]], first: str, label: Callable[[Mapping[str, Any]], str]) -> str:
-    header = [first, "seeds", *MAIN_COLUMNS, "epochs run", "best epoch", "at cap, improving"]
+    header = [first, "seeds", *METRICS, "epochs run", "best epoch", "at cap, improving"]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     for r in rows:
         epochs = [_ms(r.get("epochs_run"), 1), _ms(r.get("best_epoch"), 1),
                   str(r.get("stopped_at_cap_improving", "n/a"))]
-        lines.append("| " + " | ".join([label(r), str(len(r["seeds"])), *[_ms(r.get(c)) for c in MAIN_COLUMNS],
+        lines.append("| " + " | ".join([label(r), str(len(r["seeds"])), *[_ms(r.get(c)) for c in METRICS],
                                         *epochs]) + " |")
     return "\n".join(lines)
 
 
 def _per_class_table(rows: Sequence[Mapping[str, Any]]) -> str:
-    styles = sorted({k[3:] for r in rows for k in r if k.startswith("f1/")})
+    styles = sorted({k[len(PER_CLASS_F1_PREFIX):] for r in rows for k in r if k.startswith(PER_CLASS_F1_PREFIX)})
     header = ["model", *styles]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     for r in rows:
-        lines.append("| " + " | ".join([r["model"], *[_ms(r.get(f"f1/{s}"), 2) for s in styles]]) + " |")
+        lines.append("| " + " | ".join([r["model"], *[_ms(r.get(PER_CLASS_F1_PREFIX + s), 2) for s in styles]]) + " |")
     return "\n".join(lines)
 
 

@@ -10,9 +10,11 @@ measured on the same takes, its features standardised on the seen styles' train+
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
+
+from encoder.evaluation.results import OpenSetMetrics
 
 
 def seen_parts(parts: Mapping[str, Sequence[str]], labels: Mapping[str, str],
@@ -28,7 +30,7 @@ def seen_parts(parts: Mapping[str, Sequence[str]], labels: Mapping[str, str],
             "test": [n for n in parts["test"] if labels[n] in held]}
 
 
-def open_set_metrics(embeddings: np.ndarray, labels: Sequence[str], seed: int = 0) -> dict[str, float | None]:
+def open_set_metrics(embeddings: np.ndarray, labels: Sequence[str], seed: int = 0) -> OpenSetMetrics:
     """Leave-one-out P@5, k-means purity and NMI (k = number of held-out styles) of held-out takes.
 
     Purity and NMI are None with a single held-out style (nothing to separate).
@@ -37,11 +39,11 @@ def open_set_metrics(embeddings: np.ndarray, labels: Sequence[str], seed: int = 
 
     clusters = clustering_metrics(embeddings, labels, 10, seed)
     loo = retrieval_metrics(embeddings, labels)
-    return {"loo_p@5": loo["precision_at_5"], "purity": clusters["purity"], "nmi": clusters["nmi"]}
+    return OpenSetMetrics(loo_p5=loo.p(5), purity=clusters.purity, nmi=clusters.nmi)
 
 
 def handcrafted_open_set(features_fit: np.ndarray, features_test: np.ndarray,
-                         test_labels: Sequence[str]) -> dict[str, Any]:
+                         test_labels: Sequence[str]) -> OpenSetMetrics:
     """The hand-made floor on the open-set takes: standardised features as the embedding."""
     from sklearn.preprocessing import StandardScaler
 

@@ -42,7 +42,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import faiss
 import numpy as np
@@ -50,7 +50,7 @@ from tqdm.auto import tqdm
 
 from benchmarks.machine import cpu_model, load_average, memory_total_gib, peak_rss_bytes, reset_peak_rss, rss_bytes
 from encoder.data.atomic import atomic_write_bytes, atomic_write_text, write_bytes_durably
-from encoder.inference import SERIAL_MAX_SEQUENCES, torch_threads
+from encoder.inference import SERIAL_MAX_SEQUENCES, StyleEncoder, torch_threads
 from retrieval.index import IndexManager, VectorSearcher, new_version_name
 from retrieval.index.spec import (
     EF_SEARCH_STEPS,
@@ -71,6 +71,9 @@ from retrieval.index.spec import (
 )
 from retrieval.index.storage import IndexFiles
 from retrieval.store import MetadataStore, SequenceRecord
+
+if TYPE_CHECKING:
+    from retrieval.search import SearchService
 
 log = logging.getLogger(__name__)
 
@@ -286,7 +289,7 @@ class FittedMixture:
 VectorMixture = ClusteredSphereMixture | FittedMixture
 
 
-def fit_mixture_to_dataset(encoder: Any, dataset_path: Path, max_items: int, seed: int) -> FittedMixture:
+def fit_mixture_to_dataset(encoder: StyleEncoder, dataset_path: Path, max_items: int, seed: int) -> FittedMixture:
     """Embed up to ``max_items`` labelled sequences of a dataset cache and fit a ``FittedMixture``."""
     from encoder.data.dataset import DatasetCache
 
@@ -508,7 +511,7 @@ def make_untrained_checkpoint(path: Path, seed: int = 0) -> Path:
     return path
 
 
-def _register_encoder(store: MetadataStore, encoder: Any, checkpoint: Path) -> None:
+def _register_encoder(store: MetadataStore, encoder: StyleEncoder, checkpoint: Path) -> None:
     from retrieval.jobs.reindex import encoder_record
 
     store.register_encoder(encoder_record(encoder, checkpoint))
@@ -522,6 +525,17 @@ def _bench_record(i: int, rng: np.random.Generator) -> SequenceRecord:
         label=STYLE_CLASSES[i % len(STYLE_CLASSES)], collection=f"collection-{i % 37}", season=f"SS{20 + i % 6}",
         model_id=f"model-{i % 211:03d}", tags=("runway", "indoor" if i % 5 else "outdoor"), fps=30.0,
         frames=120 + i % 121, skeleton="coco17", dims=2, extra={"bench": True, "index": i})
+
+
+def insert_bench_records(store: MetadataStore, n: int, seed: int) -> list[str]:
+    """Insert ``n`` synthetic sequence rows (``STORE_INSERT_CHUNK`` per transaction); returns their ids."""
+    rng = np.random.default_rng(seed)
+    ids: list[str] = []
+    for chunk_start in range(0, n, STORE_INSERT_CHUNK):
+        records = [_bench_record(i, rng) for i in range(chunk_start, min(n, chunk_start + STORE_INSERT_CHUNK))]
+        store.upsert_sequences(records)
+        ids.extend(r.id for r in records)
+    return ids
 
 
 def write_coco_json(seq: Any, path: Path) -> Path:
@@ -564,13 +578,8 @@ def bench_end_to_end(checkpoint: Path, mixture: VectorMixture, config: BenchConf
     store = MetadataStore.open(workdir / "metadata.db")
     try:
         with progress.stage(f"e2e: insert {n:,} sequence rows"):
-            rng = np.random.default_rng(config.seed)
-            ids = []
             start = time.perf_counter()
-            for chunk_start in range(0, n, STORE_INSERT_CHUNK):
-                records = [_bench_record(i, rng) for i in range(chunk_start, min(n, chunk_start + STORE_INSERT_CHUNK))]
-                store.upsert_sequences(records)
-                ids.extend(r.id for r in records)
+            ids = insert_bench_records(store, n, config.seed)
             insert_s = time.perf_counter() - start
             _register_encoder(store, encoder, checkpoint)
         with progress.stage(f"e2e: build, verify, promote {n:,}-vector index"):
@@ -612,16 +621,16 @@ def bench_end_to_end(checkpoint: Path, mixture: VectorMixture, config: BenchConf
         store.close()
 
 
-def _e2e_pass(service: Any, encoder: Any, paths: list[Path]) -> dict[str, Any]:
-    """Time ``search_by_file`` per file, then each stage of it in a second pass over the same files."""
-    import torch
-
+def time_search_by_file(service: SearchService, encoder: StyleEncoder, paths: Sequence[Path],
+                        k: int = K) -> dict[str, Any]:
+    """Time ``search_by_file`` per file (after 3 warm-up calls), then each stage of it (read,
+    preprocess, embed, search and join) in a second pass over the same files."""
     from encoder.data.readers import read_pose_file
 
     results: list[list[Any]] = []
-    totals = time_each(lambda i: results.append(service.search_by_file(paths[i], k=K)), len(paths))
+    totals = time_each(lambda i: results.append(service.search_by_file(paths[i], k=k)), len(paths))
     answered = results[-len(paths):]
-    complete = all(len(r) == 1 and len(r[0]) == K and all(h.metadata.get("label") for h in r[0]) for r in answered)
+    complete = all(len(r) == 1 and len(r[0]) == k and all(h.metadata.get("label") for h in r[0]) for r in answered)
     stages: dict[str, list[float]] = {"read": [], "preprocess": [], "embed": [], "search_and_join": []}
     for path in paths:
         t0 = time.perf_counter()
@@ -631,16 +640,21 @@ def _e2e_pass(service: Any, encoder: Any, paths: list[Path]) -> dict[str, Any]:
         t2 = time.perf_counter()
         vectors = encoder.embed_prepared(items)
         t3 = time.perf_counter()
-        service.search_by_vector(vectors[0], k=K)
+        service.search_by_vector(vectors[0], k=k)
         t4 = time.perf_counter()
         for key, seconds in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
             stages[key].append(seconds)
     example = [{"rank": h.rank, "sequence_id": h.sequence_id, "score": round(h.score, 4),
                 "label": h.metadata.get("label"), "collection": h.metadata.get("collection")}
                for h in answered[0][0][:3]]
-    return {"torch_threads": torch.get_num_threads(), "latency": latency_stats(totals),
-            "stages": {k: latency_stats(v) for k, v in stages.items()},
+    return {"latency": latency_stats(totals), "stages": {key: latency_stats(v) for key, v in stages.items()},
             "all_queries_got_k_hits_with_metadata": complete, "example_hits": example}
+
+
+def _e2e_pass(service: SearchService, encoder: StyleEncoder, paths: list[Path]) -> dict[str, Any]:
+    import torch
+
+    return {"torch_threads": torch.get_num_threads(), **time_search_by_file(service, encoder, paths)}
 
 
 # -- the whole bench --------------------------------------------------------------------------------------

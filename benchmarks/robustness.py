@@ -20,7 +20,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -35,7 +35,11 @@ from encoder.data.camera import (
 )
 from encoder.data.preprocess import resample_fps
 from encoder.data.sequence import PoseSequence
+from encoder.evaluation.results import HeadlineMetrics, MeanStd
 from encoder.training.augment import change_tempo
+
+if TYPE_CHECKING:
+    from encoder.inference import StyleEncoder
 
 TARGET_GAP = 0.02
 # azimuth of the camera around the walker: 0 in front of them, 180 behind (degrees, +- spread)
@@ -137,26 +141,26 @@ def condition_view(condition: Condition, seq3d: PoseSequence, name: str) -> Pose
     return condition.make(seq3d, name, take_rng(f"{name}|{condition.name}"))
 
 
-def evaluate_encoder(encoder: Any, takes: Mapping[str, PoseSequence], test: Sequence[str],
-                     gallery: Sequence[str], chosen: Sequence[Condition]) -> dict[str, dict[str, float]]:
-    """Accuracy, macro-F1 and gallery P@5 of one ``StyleEncoder`` under each condition."""
+def evaluate_encoder(encoder: StyleEncoder, takes: Mapping[str, PoseSequence], test: Sequence[str],
+                     gallery: Sequence[str], chosen: Sequence[Condition]) -> dict[str, HeadlineMetrics]:
+    """Accuracy, macro-F1 and gallery P@5 of one encoder under each condition (other figures None)."""
     from encoder.evaluation.metrics import classification_metrics, retrieval_metrics
 
     gal_emb = encoder.embed([benchmark_2d_view(takes[n], n) for n in gallery])
-    gal_labels = [takes[n].label for n in gallery]
-    labels = [takes[n].label for n in test]
-    out: dict[str, dict[str, float]] = {}
+    gal_labels = [str(takes[n].label) for n in gallery]
+    labels = [str(takes[n].label) for n in test]
+    out: dict[str, HeadlineMetrics] = {}
     for cond in chosen:
         emb, logits = encoder.embed_and_logits([condition_view(cond, takes[n], n) for n in test])
         pred = [encoder.labels[int(k)] for k in logits.argmax(axis=1)]
         cls = classification_metrics(labels, pred, encoder.labels)
         ret = retrieval_metrics(emb, labels, gal_emb, gal_labels)
-        out[cond.name] = {"accuracy": cls["accuracy"], "macro_f1": cls["macro_f1"],
-                          "gallery_p@5": ret["precision_at_5"]}
+        out[cond.name] = HeadlineMetrics(accuracy=cls.accuracy, macro_f1=cls.macro_f1, gallery_p5=ret.p(5))
     return out
 
 
-METRICS = ("accuracy", "macro_f1", "gallery_p@5")
+# The figures of the report: HeadlineMetrics field -> report name.
+METRICS: dict[str, str] = {"accuracy": "accuracy", "macro_f1": "macro_f1", "gallery_p5": "gallery_p@5"}
 
 
 def summarise(per_run: Sequence[Mapping[str, Any]], chosen: Sequence[Condition]) -> list[dict[str, Any]]:
@@ -168,12 +172,12 @@ def summarise(per_run: Sequence[Mapping[str, Any]], chosen: Sequence[Condition])
         for cond in chosen:
             row: dict[str, Any] = {"model": model, "condition": cond.name, "group": cond.group,
                                    "in_target": cond.in_target, "seeds": [r["seed"] for r in runs]}
-            for metric in METRICS:
-                values = np.array([r["results"][cond.name][metric] for r in runs])
-                deltas = values - np.array([r["results"]["benchmark view"][metric] for r in runs])
-                ddof = 1 if len(values) > 1 else 0
-                row[metric] = {"mean": float(values.mean()), "std": float(values.std(ddof=ddof))}
-                row[f"delta_{metric}"] = {"mean": float(deltas.mean()), "std": float(deltas.std(ddof=ddof))}
+            for attr, name in METRICS.items():
+                values = [getattr(r["results"][cond.name], attr) for r in runs]
+                reference = [getattr(r["results"]["benchmark view"], attr) for r in runs]
+                row[name] = MeanStd.of(values).to_dict()
+                row[f"delta_{name}"] = MeanStd.of(
+                    None if v is None or ref is None else v - ref for v, ref in zip(values, reference)).to_dict()
             rows.append(row)
     return rows
 
@@ -205,7 +209,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     for model in dict.fromkeys(r["model"] for r in report["rows"]):
         sel = [r for r in report["rows"] if r["model"] == model]
         body = [[r["condition"] + (" †" if r["in_target"] and r["condition"] != "benchmark view" else ""),
-                 *(_ms(r[m]) for m in METRICS), _ms(r["delta_accuracy"], signed=True),
+                 *(_ms(r[m]) for m in METRICS.values()), _ms(r["delta_accuracy"], signed=True),
                  _ms(r["delta_gallery_p@5"], signed=True)] for r in sel]
         parts += [f"## {model} ({len(sel[0]['seeds'])} seeds)", "",
                   markdown_table(["condition", "accuracy", "macro-F1", "gallery P@5", "Δ accuracy",

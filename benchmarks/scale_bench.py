@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.machine import peak_rss_bytes, rss_bytes
 from encoder.data.atomic import atomic_write_bytes
 
 SERVING_QUERIES = 50
@@ -23,22 +24,15 @@ NPROBE_STEPS = (8, 16, 32, 64)
 K_FACTORS = (4, 8)
 
 
-def _status_kib(key: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1])
-    return 0
-
-
-def _mib(kib: int) -> float:
-    return round(kib / 1024, 1)
+def _mib(n_bytes: int) -> float:
+    return round(n_bytes / 2 ** 20, 1)
 
 
 # -- serving at 1M ---------------------------------------------------------------------------------------
 def prepare_serving(root: Path, checkpoint: Path, n: int, *, seed: int = 0, log: Any = print) -> dict[str, Any]:
     """A store of ``n`` sequence rows and a live, verified index of ``n`` mixture vectors at ``root``
     (the product's automatic index choice); reused when already complete."""
-    from benchmarks.retrieval_bench import STORE_INSERT_CHUNK, ClusteredSphereMixture, _bench_record, _register_encoder
+    from benchmarks.retrieval_bench import ClusteredSphereMixture, _register_encoder, insert_bench_records
     from encoder.inference import StyleEncoder
     from retrieval.index import IndexManager, new_version_name
     from retrieval.store import MetadataStore
@@ -51,13 +45,8 @@ def prepare_serving(root: Path, checkpoint: Path, n: int, *, seed: int = 0, log:
     (root / "metadata.db").unlink(missing_ok=True)
     with MetadataStore.open(root / "metadata.db") as store:
         log(f"serving: inserting {n:,} sequence rows")
-        rng = np.random.default_rng(seed)
-        ids: list[str] = []
         start = time.perf_counter()
-        for chunk in range(0, n, STORE_INSERT_CHUNK):
-            records = [_bench_record(i, rng) for i in range(chunk, min(n, chunk + STORE_INSERT_CHUNK))]
-            store.upsert_sequences(records)
-            ids.extend(r.id for r in records)
+        ids = insert_bench_records(store, n, seed)
         insert_s = time.perf_counter() - start
         _register_encoder(store, encoder, checkpoint)
         log(f"serving: building the index of {n:,} vectors")
@@ -80,7 +69,7 @@ def prepare_serving(root: Path, checkpoint: Path, n: int, *, seed: int = 0, log:
         "store_rows_per_s": round(n / insert_s),
         "index_build_s": round(build_s, 1),
         "verify_promote_s": round(publish_s, 1),
-        "metadata_db_mib": _mib((root / "metadata.db").stat().st_size // 1024),
+        "metadata_db_mib": _mib((root / "metadata.db").stat().st_size),
     }
     atomic_write_bytes(done, json.dumps(setup).encode())
     return setup
@@ -92,47 +81,24 @@ def serve_queries(root: Path, checkpoint: Path, paths: list[Path], k: int = 10) 
     import faiss
     import torch
 
-    from benchmarks.retrieval_bench import latency_stats
-    from encoder.data.readers import read_pose_file
+    from benchmarks.retrieval_bench import time_search_by_file
     from encoder.inference import StyleEncoder
     from retrieval.index import IndexManager
     from retrieval.search import SearchService
     from retrieval.store import MetadataStore
 
-    rss_start = _status_kib("VmRSS")
+    rss_start = rss_bytes()
     encoder = StyleEncoder.load(checkpoint)
-    rss_encoder = _status_kib("VmRSS")
+    rss_encoder = rss_bytes()
     store = MetadataStore.open(root / "metadata.db", migrate=False)
     service = SearchService(store, IndexManager(root, store, use_gpu=False), embedder=encoder)
     searcher = service.searcher()
-    rss_open = _status_kib("VmRSS")
-    for path in paths[:3]:
-        service.search_by_file(path, k=k)
-    totals, answered = [], []
-    for path in paths:
-        start = time.perf_counter()
-        answered.append(service.search_by_file(path, k=k))
-        totals.append(time.perf_counter() - start)
-    stages: dict[str, list[float]] = {"read": [], "preprocess": [], "embed": [], "search_and_join": []}
-    for path in paths:
-        t0 = time.perf_counter()
-        sequences = read_pose_file(path)
-        t1 = time.perf_counter()
-        items = [encoder.prepare(seq) for seq in sequences]
-        t2 = time.perf_counter()
-        vectors = encoder.embed_prepared(items)
-        t3 = time.perf_counter()
-        service.search_by_vector(vectors[0], k=k)
-        t4 = time.perf_counter()
-        for key, seconds in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
-            stages[key].append(seconds)
-    rss_end = _status_kib("VmRSS")
-    complete = all(len(r) == 1 and len(r[0]) == k and all(h.metadata.get("label") for h in r[0]) for r in answered)
+    rss_open = rss_bytes()
+    timings = time_search_by_file(service, encoder, paths, k)
+    rss_end = rss_bytes()
     store.close()
     return {
-        "latency": latency_stats(totals),
-        "stages": {key: latency_stats(v) for key, v in stages.items()},
-        "all_queries_got_k_hits_with_metadata": complete,
+        **timings,
         "queries": len(paths),
         "index_version": searcher.version,
         "index_params": searcher.params.to_json(),
@@ -143,7 +109,7 @@ def serve_queries(root: Path, checkpoint: Path, paths: list[Path], k: int = 10) 
             "after_encoder": _mib(rss_encoder),
             "after_index_and_store_open": _mib(rss_open),
             "after_queries": _mib(rss_end),
-            "peak": _mib(_status_kib("VmHWM")),
+            "peak": _mib(peak_rss_bytes()),
             "index_and_metadata": _mib(rss_end - rss_encoder),
         },
     }
@@ -220,7 +186,7 @@ def bench_sharded_ivf_pq(
     shards = [np.load(p, mmap_mode="r") for p in paths]
     query_vectors = mixture.sample(queries, seed=10_000 + seed)
     spec = ivf_pq_codes_spec(n, dim)
-    rss_before = _status_kib("VmRSS")
+    rss_before = rss_bytes()
     log(f"sharded IVF-PQ: training {spec}")
     start = time.perf_counter()
     nlist = int(spec.split(",")[0][3:])
@@ -240,7 +206,7 @@ def bench_sharded_ivf_pq(
     merged = merge_shards(trained, encoded)
     merge_s = time.perf_counter() - start
     index_bytes = faiss.serialize_index(merged).nbytes
-    rss_index = _status_kib("VmRSS") - rss_before
+    rss_index = rss_bytes() - rss_before
     log("sharded IVF-PQ: exact neighbours of the queries")
     stacked = np.concatenate([np.asarray(s) for s in shards])
     truth = exact_search(query_vectors, stacked, np.arange(len(stacked)), 10)[1]

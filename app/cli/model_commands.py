@@ -136,7 +136,7 @@ def evaluate_command(
 
     from encoder.data.dataset import DatasetCache
     from encoder.data.errors import InputError
-    from encoder.evaluation import evaluate_encoder, headline_metrics, write_report
+    from encoder.evaluation import evaluate_encoder, headline_rows, write_report
     from encoder.inference import StyleEncoder
     from encoder.training import resolve_device
     from encoder.training.splits import AUTO, resolve_names
@@ -167,19 +167,19 @@ def evaluate_command(
         gallery_seqs = _load(cache, gallery, "load gallery") if gallery else []
         result = evaluate_encoder(encoder, query_seqs, gallery_seqs, view=view, batch_size=batch_size,
                                   seed=split_seed, cost=cost)
-        metrics = result.metrics
         for line in result.skipped:
             console.print(f"skipped: {line}", markup=False, highlight=False, soft_wrap=True)
-        metrics["context"] = {
+        context = {
             "checkpoint": str(checkpoint), "encoder_version": encoder.version, "model": encoder.model_name,
             "dataset": str(data), "dataset_version": cache.dataset_version, "split": split,
             "gallery": ",".join(gallery_specs) or "none", "view": view, "queries": len(result.labels),
             "seconds": round(time.perf_counter() - start, 1),
         }
-        written = write_report(metrics, out, embeddings=result.embeddings, labels=result.labels,
-                               title=f"{encoder.model_name} {encoder.version} on {Path(split).name}")
+        written = write_report(result.metrics, out, embeddings=result.embeddings, labels=result.labels,
+                               title=f"{encoder.model_name} {encoder.version} on {Path(split).name}",
+                               cost=result.cost, context=context, skipped=len(result.skipped))
     except InputError as err:
         raise fail(str(err)) from None
-    rows = [(k, v) for k, v in headline_metrics(metrics).items() if v is not None]
+    rows = headline_rows(result.metrics, result.cost)
     console.print(_table(f"Evaluation of {encoder.model_name} {encoder.version} ({len(result.labels)} queries)", rows))
     console.print(f"report: {', '.join(str(p) for p in written.values())}", highlight=False, soft_wrap=True)

@@ -18,7 +18,7 @@ import logging
 import re
 import threading
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -30,6 +30,7 @@ from encoder.data.preprocess import align_heading, body_centre, normalize_center
 from encoder.data.sequence import PoseSequence
 from encoder.data.video import VIDEO_SUFFIXES
 from encoder.evaluation.metrics import classification_metrics, cluster_purity, compute_metrics, kmeans_labels
+from encoder.evaluation.results import ClassificationMetrics, StyleMetrics
 from retrieval.index import IndexManager, VectorSearcher
 from retrieval.index.errors import IndexCorruptError, NoLiveIndexError
 from retrieval.jobs import JOB_KIND, EmbedRequest, JobError, ReindexJob, SequenceLoader, dataset_for
@@ -84,15 +85,6 @@ def _read_npz(path: Path) -> dict[str, np.ndarray] | None:
     except (OSError, ValueError, KeyError) as exc:
         log.warning("ignoring unreadable cache file %s: %s", path, exc)
         return None
-
-
-def _json_number(value: Any) -> Any:
-    """numpy scalars and arrays in the metrics, as JSON numbers and lists."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 def _str_array(values: Sequence[str]) -> np.ndarray:
@@ -230,9 +222,25 @@ class ClusterQuality:
     k: int
     purity: float | None
     nmi: float | None
-    metrics: dict[str, Any]
-    classification: dict[str, Any] | None
+    metrics: StyleMetrics
+    classification: ClassificationMetrics | None
     prediction_failures: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stored ``quality-<version>.json`` (metrics in their ``to_dict`` layout)."""
+        return {"version": self.version, "n": self.n, "unlabelled": self.unlabelled, "k": self.k,
+                "purity": self.purity, "nmi": self.nmi, "metrics": self.metrics.to_dict(),
+                "classification": None if self.classification is None else self.classification.to_dict(),
+                "prediction_failures": dict(self.prediction_failures)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ClusterQuality:
+        cls_data = data["classification"]
+        return cls(version=str(data["version"]), n=int(data["n"]), unlabelled=int(data["unlabelled"]),
+                   k=int(data["k"]), purity=data["purity"], nmi=data["nmi"],
+                   metrics=StyleMetrics.from_dict(data["metrics"]),
+                   classification=None if cls_data is None else ClassificationMetrics.from_dict(cls_data),
+                   prediction_failures=dict(data.get("prediction_failures", {})))
 
 
 # -- the live index ---------------------------------------------------------------------------------
@@ -524,9 +532,8 @@ class AppService:
     def _cached_quality(self, live: LiveIndex, n_indexed: int) -> ClusterQuality | None:
         path = self.cache_path("quality", live.version).with_suffix(".json")
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            quality = ClusterQuality(**data)
-        except (OSError, ValueError, TypeError):
+            quality = ClusterQuality.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError, KeyError):
             return None
         fresh = quality.version == live.version and quality.n + quality.unlabelled == n_indexed
         return quality if fresh else None
@@ -551,7 +558,7 @@ class AppService:
         emb = vectors[labelled]
         metrics = compute_metrics(emb, None, labels, k_means_restarts=KMEANS_RESTARTS, seed=seed)
         chosen = n_styles if k is None else int(k)
-        purity, nmi = metrics["embedding"]["purity"], metrics["embedding"]["nmi"]
+        purity, nmi = metrics.embedding.purity, metrics.embedding.nmi
         if chosen != n_styles:
             clusters = kmeans_labels(emb, chosen, KMEANS_RESTARTS, seed)
             purity = float(cluster_purity(labels, clusters))
@@ -569,7 +576,7 @@ class AppService:
                                  k=chosen, purity=purity, nmi=nmi, metrics=metrics, classification=classification,
                                  prediction_failures=failures)
         if default:
-            text = json.dumps(asdict(quality), default=_json_number)
+            text = json.dumps(quality.to_dict())
             atomic_write_bytes(self.cache_path("quality", live.version).with_suffix(".json"), text.encode("utf-8"))
         return quality
 

@@ -13,6 +13,7 @@ from plotly.subplots import make_subplots
 
 from app.services.analysis import MotionView
 from encoder.data.skeleton import COCO17_EDGES, COCO17_JOINTS, LEFT_RIGHT_PAIRS
+from encoder.evaluation.results import ClassScores
 
 GIF_SIZE = (160, 200)          # width, height in pixels
 GIF_MAX_FRAMES = 60
@@ -219,11 +220,12 @@ def confusion_figure(labels: Sequence[str], matrix: Sequence[Sequence[int]]) -> 
     return fig
 
 
-def per_class_figure(per_class: Mapping[str, Mapping[str, float]]) -> go.Figure:
+def per_class_figure(per_class: Mapping[str, ClassScores]) -> go.Figure:
     """Precision, recall and F1 of each style, grouped."""
     names = list(per_class)
     fig = go.Figure([go.Bar(name=metric, x=[n.replace("_", " ") for n in names],
-                            y=[per_class[n][metric] for n in names]) for metric in ("precision", "recall", "f1")])
+                            y=[getattr(per_class[n], metric) for n in names])
+                     for metric in ("precision", "recall", "f1")])
     fig.update_layout(barmode="group", height=320, margin={"l": 10, "r": 10, "t": 30, "b": 10},
                       yaxis={"range": [0, 1]})
     return fig

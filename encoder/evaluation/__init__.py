@@ -1,5 +1,6 @@
-"""Evaluation: every BENCHMARK.md metric (``metrics``), ``evaluate_encoder`` (``evaluate``), the
-report of ``posestyle evaluate`` (``report``, ``plots``) and cost timing (``cost``).
+"""Evaluation: every BENCHMARK.md metric (``metrics``) as typed results (``results``),
+``evaluate_encoder`` (``evaluate``), the report of ``posestyle evaluate`` (``report``, ``plots``)
+and cost timing (``cost``).
 
 The names below load from their submodule on first use, so the metrics import without torch or matplotlib.
 """
@@ -8,7 +9,16 @@ from __future__ import annotations
 from encoder.lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
+    "ClassificationMetrics": "encoder.evaluation.results",
+    "ClassScores": "encoder.evaluation.results",
+    "CostMetrics": "encoder.evaluation.results",
+    "EmbeddingSpaceMetrics": "encoder.evaluation.results",
     "Evaluation": "encoder.evaluation.evaluate",
+    "HeadlineMetrics": "encoder.evaluation.results",
+    "MeanStd": "encoder.evaluation.results",
+    "OpenSetMetrics": "encoder.evaluation.results",
+    "RetrievalMetrics": "encoder.evaluation.results",
+    "StyleMetrics": "encoder.evaluation.results",
     "average_precision": "encoder.evaluation.metrics",
     "classification_metrics": "encoder.evaluation.metrics",
     "cluster_purity": "encoder.evaluation.metrics",
@@ -16,9 +26,9 @@ _EXPORTS: dict[str, str] = {
     "compute_metrics": "encoder.evaluation.metrics",
     "cosine_distance_stats": "encoder.evaluation.metrics",
     "embed_labelled": "encoder.evaluation.evaluate",
+    "embedding_space_metrics": "encoder.evaluation.metrics",
     "evaluate_encoder": "encoder.evaluation.evaluate",
-    "flatten_metrics": "encoder.evaluation.metrics",
-    "headline_metrics": "encoder.evaluation.metrics",
+    "headline_rows": "encoder.evaluation.report",
     "kmeans_labels": "encoder.evaluation.metrics",
     "measure_cost": "encoder.evaluation.cost",
     "retrieval_metrics": "encoder.evaluation.metrics",

@@ -11,17 +11,18 @@ throughput figure is the best of ``repeats`` timings (the least disturbed one).
 from __future__ import annotations
 
 import time
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from encoder.data.sequence import PoseSequence
+from encoder.evaluation.results import CostMetrics
 from encoder.inference import StyleEncoder, torch_threads
 
 
 def measure_cost(encoder: StyleEncoder, seqs: Sequence[PoseSequence], batch_size: int = 64, threads: int = 2,
-                 latency_repeats: int = 5, repeats: int = 5) -> dict[str, Any]:
-    """Time ``encoder`` (a ``StyleEncoder``) on ``seqs``; returns the cost block of the metrics."""
+                 latency_repeats: int = 5, repeats: int = 5) -> CostMetrics:
+    """Time ``encoder`` on ``seqs``: the cost block of the metrics."""
     if not seqs:
         raise ValueError("measure_cost needs at least one sequence")
     with torch_threads(threads):
@@ -42,11 +43,8 @@ def measure_cost(encoder: StyleEncoder, seqs: Sequence[PoseSequence], batch_size
             start = time.perf_counter()
             encoder.embed(one)
             latencies.append(time.perf_counter() - start)
-    return {
-        "parameters": int(encoder.num_parameters()),
-        "embeddings_per_second": len(seqs) / total,
-        "model_embeddings_per_second": len(seqs) / model_only,
-        "single_query_latency_ms": float(np.median(latencies) * 1000.0),
-        "timed_sequences": len(seqs), "batch_size": batch_size, "threads": threads, "device": "cpu",
-        "repeats": max(1, repeats),
-    }
+    return CostMetrics(parameters=int(encoder.num_parameters()), embeddings_per_second=len(seqs) / total,
+                       model_embeddings_per_second=len(seqs) / model_only,
+                       single_query_latency_ms=float(np.median(latencies) * 1000.0),
+                       timed_sequences=len(seqs), batch_size=batch_size, threads=threads, device="cpu",
+                       repeats=max(1, repeats))

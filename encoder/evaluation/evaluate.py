@@ -7,7 +7,7 @@ encoded is reported and left out, never fatal for the others.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -16,17 +16,20 @@ from encoder.data.errors import PoseDataError
 from encoder.data.sequence import PoseSequence
 from encoder.evaluation.cost import measure_cost
 from encoder.evaluation.metrics import compute_metrics
+from encoder.evaluation.results import CostMetrics, StyleMetrics
 from encoder.inference import StyleEncoder
 
 
 @dataclass
 class Evaluation:
-    """The metrics, and the query embeddings/styles they came from (for the report's map)."""
+    """The metrics (and the cost, when timed), the query embeddings/styles they came from (for the
+    report's map) and the one-line errors of the sequences left out."""
 
-    metrics: dict[str, Any]
+    metrics: StyleMetrics
     embeddings: np.ndarray
     labels: list[str]
     skipped: list[str] = field(default_factory=list)
+    cost: CostMetrics | None = None
 
 
 def embed_labelled(encoder: StyleEncoder, seqs: Sequence[PoseSequence], view: str, batch_size: int = 64
@@ -70,8 +73,8 @@ def evaluate_encoder(encoder: StyleEncoder, queries: Sequence[PoseSequence], gal
     metrics = compute_metrics(emb, logits, labels, label_names=encoder.labels,
                               gallery_embeddings=gal_emb if gal_labels else None,
                               gallery_labels=gal_labels or None, seed=seed)
-    metrics["skipped"] = len(errors) + len(gal_errors)
+    timing = None
     if cost:
         timed = [training_view(s, view) for s in queries[:cost_sequences] if s.label is not None]
-        metrics["cost"] = measure_cost(encoder, timed, batch_size=64, threads=2)
-    return Evaluation(metrics, emb, labels, errors + gal_errors)
+        timing = measure_cost(encoder, timed, batch_size=64, threads=2)
+    return Evaluation(metrics, emb, labels, errors + gal_errors, timing)

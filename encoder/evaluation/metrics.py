@@ -1,4 +1,5 @@
-"""Every metric of BENCHMARK.md, computed from test embeddings, predictions and true styles.
+"""Every metric of BENCHMARK.md, computed from test embeddings, predictions and true styles, returned as
+the typed results of ``encoder.evaluation.results`` (sklearn does the arithmetic).
 
 - classification: accuracy, macro-F1, per-class F1, confusion matrix (rows: true, columns:
   predicted, in ``label_names`` order).
@@ -13,6 +14,7 @@
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -27,7 +29,17 @@ from sklearn.metrics import (
 )
 from sklearn.preprocessing import normalize
 
-RETRIEVAL_KS: tuple[int, ...] = (5, 10)
+from encoder.evaluation.results import (
+    RETRIEVAL_KS,
+    ClassificationMetrics,
+    ClassScores,
+    EmbeddingSpaceMetrics,
+    RetrievalMetrics,
+    StyleMetrics,
+)
+
+# Styles (or cluster ids): any sequence, numpy arrays included.
+Labels = Sequence[Any] | np.ndarray
 
 
 def _l2_normalise(x: np.ndarray) -> np.ndarray:
@@ -35,13 +47,13 @@ def _l2_normalise(x: np.ndarray) -> np.ndarray:
     return normalize(np.asarray(x, dtype=np.float64))
 
 
-def _as_label_array(labels: Sequence[Any]) -> np.ndarray:
+def _as_label_array(labels: Labels) -> np.ndarray:
     return np.asarray([str(x) for x in labels], dtype=object)
 
 
 # -- classification ----------------------------------------------------------------------------
-def classification_metrics(true: Sequence[str], pred: Sequence[str],
-                           label_names: Sequence[str] | None = None) -> dict[str, Any]:
+def classification_metrics(true: Labels, pred: Labels,
+                           label_names: Sequence[str] | None = None) -> ClassificationMetrics:
     """Accuracy, macro-F1 (over the classes in ``label_names``), per-class F1/precision/recall, confusion."""
     y, p = _as_label_array(true), _as_label_array(pred)
     if len(y) != len(p) or len(y) == 0:
@@ -49,19 +61,17 @@ def classification_metrics(true: Sequence[str], pred: Sequence[str],
     names = list(label_names) if label_names is not None else sorted(set(y) | set(p))
     names += sorted((set(y) | set(p)) - set(names))   # a style the encoder does not know
     precision, recall, f1, support = precision_recall_fscore_support(y, p, labels=names, zero_division=0)
-    per_class = {name: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
-                        "support": int(support[i])} for i, name in enumerate(names)}
-    return {
-        "accuracy": float(accuracy_score(y, p)),
+    per_class = {name: ClassScores(float(precision[i]), float(recall[i]), float(f1[i]), int(support[i]))
+                 for i, name in enumerate(names)}
+    return ClassificationMetrics(
+        accuracy=float(accuracy_score(y, p)),
         # macro over the classes that occur as truth or prediction (sklearn's convention)
-        "macro_f1": float(f1_score(y, p, labels=sorted(set(y) | set(p)), average="macro", zero_division=0)),
-        "per_class": per_class,
-        "confusion": {"labels": names, "matrix": confusion_matrix(y, p, labels=names).tolist()},
-    }
+        macro_f1=float(f1_score(y, p, labels=sorted(set(y) | set(p)), average="macro", zero_division=0)),
+        per_class=per_class, labels=names, confusion=confusion_matrix(y, p, labels=names).tolist())
 
 
 # -- embedding space ---------------------------------------------------------------------------
-def cluster_purity(true: Sequence[str], clusters: Sequence[int]) -> float:
+def cluster_purity(true: Labels, clusters: Labels) -> float:
     """Purity: each cluster counts its most frequent true style; the sum over clusters / N."""
     y = _as_label_array(true)
     c = np.asarray(clusters)
@@ -80,22 +90,23 @@ def kmeans_labels(embeddings: np.ndarray, k: int, restarts: int = 10, seed: int 
     return KMeans(n_clusters=k, n_init=restarts, random_state=seed).fit(x).labels_.astype(np.int64)
 
 
-def clustering_metrics(embeddings: np.ndarray, true: Sequence[str], restarts: int = 10,
-                       seed: int = 0) -> dict[str, Any]:
-    """k-means (k = number of true styles) purity and NMI on the L2-normalised embeddings."""
+def clustering_metrics(embeddings: np.ndarray, true: Labels, restarts: int = 10,
+                       seed: int = 0) -> EmbeddingSpaceMetrics:
+    """k-means (k = number of true styles) purity and NMI on the L2-normalised embeddings (the
+    silhouette and distance fields are left None; ``compute_metrics`` fills them)."""
     y = _as_label_array(true)
     k = len(set(y))
     n = len(y)
     if k < 2 or n <= k:
-        return {"k": k, "purity": None, "nmi": None, "note": "needs at least 2 styles and more points than styles"}
+        return EmbeddingSpaceMetrics(k=k, purity=None, nmi=None,
+                                     note="needs at least 2 styles and more points than styles")
     clusters = kmeans_labels(embeddings, k, restarts, seed)
-    return {"k": k, "restarts": restarts,
-            "purity": float(cluster_purity(y, clusters)),
-            "nmi": float(normalized_mutual_info_score(y, clusters))}
+    return EmbeddingSpaceMetrics(k=k, restarts=restarts, purity=float(cluster_purity(y, clusters)),
+                                 nmi=float(normalized_mutual_info_score(y, clusters)))
 
 
-def cosine_distance_stats(embeddings: np.ndarray, true: Sequence[str]) -> dict[str, Any]:
-    """Mean cosine distance over same-style pairs and over different-style pairs (i < j)."""
+def cosine_distance_stats(embeddings: np.ndarray, true: Labels) -> tuple[float | None, float | None]:
+    """Mean cosine distance over same-style pairs and over different-style pairs (i < j); None: no such pair."""
     x = _l2_normalise(embeddings)
     y = _as_label_array(true)
     dist = 1.0 - x @ x.T
@@ -104,11 +115,10 @@ def cosine_distance_stats(embeddings: np.ndarray, true: Sequence[str]) -> dict[s
     d = dist[iu]
     intra = float(d[same].mean()) if same.any() else None
     inter = float(d[~same].mean()) if (~same).any() else None
-    return {"intra_class_cosine_distance": intra, "inter_class_cosine_distance": inter,
-            "inter_minus_intra": (inter - intra) if intra is not None and inter is not None else None}
+    return intra, inter
 
 
-def silhouette_cosine(embeddings: np.ndarray, true: Sequence[str]) -> float | None:
+def silhouette_cosine(embeddings: np.ndarray, true: Labels) -> float | None:
     """Silhouette coefficient (cosine) with the true styles as clusters; None if undefined."""
     y = _as_label_array(true)
     k = len(set(y))
@@ -139,40 +149,47 @@ def average_precision(hits: np.ndarray) -> float | None:
     return float(np.mean(np.arange(1, len(ranks) + 1) / ranks))
 
 
-def retrieval_metrics(query_embeddings: np.ndarray, query_labels: Sequence[str],
+def retrieval_metrics(query_embeddings: np.ndarray, query_labels: Labels,
                       gallery_embeddings: np.ndarray | None = None,
-                      gallery_labels: Sequence[str] | None = None,
-                      ks: Sequence[int] = RETRIEVAL_KS) -> dict[str, Any]:
+                      gallery_labels: Labels | None = None,
+                      ks: Sequence[int] = RETRIEVAL_KS) -> RetrievalMetrics:
     """precision@k and mAP by cosine similarity; without a gallery: leave-one-out in the queries."""
     q = _l2_normalise(query_embeddings)
     ql = _as_label_array(query_labels)
     loo = gallery_embeddings is None
-    g = q if loo else _l2_normalise(gallery_embeddings)
+    g = q if gallery_embeddings is None else _l2_normalise(gallery_embeddings)
     gl = ql if loo else _as_label_array(gallery_labels if gallery_labels is not None else [])
     if len(gl) != len(g):
         raise ValueError(f"gallery has {len(g)} embeddings but {len(gl)} labels")
     gallery_size = len(g) - (1 if loo else 0)
     if len(q) == 0 or gallery_size < 1:
-        return {"queries": len(q), "gallery_size": max(gallery_size, 0), "map": None,
-                **{f"precision_at_{k}": None for k in ks}}
+        return RetrievalMetrics(queries=len(q), gallery_size=max(gallery_size, 0),
+                                precision_at={k: None for k in ks}, map=None)
     hits = _rank_hits(q @ g.T, ql, gl, exclude_self=loo)
-    out: dict[str, Any] = {"queries": len(q), "gallery_size": gallery_size}
+    precision: dict[int, float | None] = {}
     for k in ks:
         kk = min(k, gallery_size)
-        out[f"precision_at_{k}"] = float(np.mean([h[:kk].sum() / kk for h in hits]))
+        precision[k] = float(np.mean([h[:kk].sum() / kk for h in hits]))
     aps = [average_precision(h) for h in hits]
     valid = [a for a in aps if a is not None]
-    out["map"] = float(np.mean(valid)) if valid else None
-    out["queries_without_hit"] = len(aps) - len(valid)
-    return out
+    return RetrievalMetrics(queries=len(q), gallery_size=gallery_size, precision_at=precision,
+                            map=float(np.mean(valid)) if valid else None, queries_without_hit=len(aps) - len(valid))
 
 
 # -- all together ------------------------------------------------------------------------------
+def embedding_space_metrics(embeddings: np.ndarray, true: Labels, restarts: int = 10,
+                            seed: int = 0) -> EmbeddingSpaceMetrics:
+    """k-means purity/NMI, cosine silhouette and intra/inter-class cosine distance of the embeddings."""
+    intra, inter = cosine_distance_stats(embeddings, true)
+    return replace(clustering_metrics(embeddings, true, restarts, seed),
+                   silhouette=silhouette_cosine(embeddings, true), intra_cos_dist=intra, inter_cos_dist=inter)
+
+
 def compute_metrics(embeddings: np.ndarray, logits_or_preds: np.ndarray | Sequence[Any] | None,
-                    labels: Sequence[Any], gallery_embeddings: np.ndarray | None = None,
-                    gallery_labels: Sequence[Any] | None = None, k_means_restarts: int = 10,
-                    seed: int = 0, label_names: Sequence[str] | None = None) -> dict[str, Any]:
-    """Every BENCHMARK.md metric for one set of test embeddings (JSON-able nested dict).
+                    labels: Labels, gallery_embeddings: np.ndarray | None = None,
+                    gallery_labels: Labels | None = None, k_means_restarts: int = 10,
+                    seed: int = 0, label_names: Sequence[str] | None = None) -> StyleMetrics:
+    """Every BENCHMARK.md metric for one set of test embeddings.
 
     ``logits_or_preds``: (N, K) logits (column k is ``label_names[k]``; without names the
     columns are the sorted test labels), or N predicted labels, or None (no classification).
@@ -183,10 +200,10 @@ def compute_metrics(embeddings: np.ndarray, logits_or_preds: np.ndarray | Sequen
     true = _as_label_array(labels)
     if emb.ndim != 2 or emb.shape[0] != len(true):
         raise ValueError(f"embeddings must be (N, D) with N = {len(true)} labels, got {emb.shape}")
-    result: dict[str, Any] = {"n": int(len(true)), "dim": int(emb.shape[1]),
-                              "label_counts": {k: int(v) for k, v in zip(*np.unique(true, return_counts=True))}}
+    classification = None
     if logits_or_preds is not None:
         arr = np.asarray(logits_or_preds)
+        names: list[str] | None
         if arr.ndim == 2 and arr.dtype.kind in "fc":
             names = list(label_names) if label_names is not None else sorted(set(true))
             if arr.shape[1] != len(names):
@@ -195,47 +212,14 @@ def compute_metrics(embeddings: np.ndarray, logits_or_preds: np.ndarray | Sequen
         else:
             pred = _as_label_array(arr.tolist())
             names = list(label_names) if label_names is not None else None
-        result["classification"] = classification_metrics(true, pred, names)
-    clustering = clustering_metrics(emb, true, k_means_restarts, seed)
-    clustering["silhouette_cosine"] = silhouette_cosine(emb, true)
-    clustering.update(cosine_distance_stats(emb, true))
-    result["embedding"] = clustering
-    retrieval: dict[str, Any] = {"leave_one_out": retrieval_metrics(emb, true)}
+        classification = classification_metrics(true, pred, names)
+    gallery = None
     if gallery_embeddings is not None:
         if gallery_labels is None:
             raise ValueError("gallery_embeddings given without gallery_labels")
-        retrieval["gallery"] = retrieval_metrics(emb, true, np.asarray(gallery_embeddings), gallery_labels)
-    result["retrieval"] = retrieval
-    return result
-
-
-def headline_metrics(metrics: dict[str, Any]) -> dict[str, float | None]:
-    """The figures a benchmark row reports, flat (missing ones are None)."""
-    cls = metrics.get("classification", {})
-    emb = metrics.get("embedding", {})
-    ret = metrics.get("retrieval", {})
-    gal, loo = ret.get("gallery", {}), ret.get("leave_one_out", {})
-    cost = metrics.get("cost", {})
-    return {
-        "accuracy": cls.get("accuracy"), "macro_f1": cls.get("macro_f1"),
-        "purity": emb.get("purity"), "nmi": emb.get("nmi"), "silhouette": emb.get("silhouette_cosine"),
-        "intra_cos_dist": emb.get("intra_class_cosine_distance"),
-        "inter_cos_dist": emb.get("inter_class_cosine_distance"),
-        "gallery_p@5": gal.get("precision_at_5"), "gallery_p@10": gal.get("precision_at_10"),
-        "gallery_map": gal.get("map"),
-        "loo_p@5": loo.get("precision_at_5"), "loo_p@10": loo.get("precision_at_10"), "loo_map": loo.get("map"),
-        "params": cost.get("parameters"), "emb_per_s": cost.get("embeddings_per_second"),
-        "latency_ms": cost.get("single_query_latency_ms"),
-    }
-
-
-def flatten_metrics(metrics: dict[str, Any], prefix: str = "") -> dict[str, float]:
-    """Every numeric leaf as ``a.b.c -> value`` (for mean/std over seeds)."""
-    flat: dict[str, float] = {}
-    for key, value in metrics.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(flatten_metrics(value, name + "."))
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            flat[name] = float(value)
-    return flat
+        gallery = retrieval_metrics(emb, true, np.asarray(gallery_embeddings), gallery_labels)
+    return StyleMetrics(
+        n=int(len(true)), dim=int(emb.shape[1]),
+        label_counts={str(k): int(v) for k, v in zip(*np.unique(true, return_counts=True))},
+        embedding=embedding_space_metrics(emb, true, k_means_restarts, seed),
+        leave_one_out=retrieval_metrics(emb, true), classification=classification, gallery=gallery)

@@ -4,13 +4,13 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from encoder.data.atomic import atomic_write_text
-from encoder.evaluation.metrics import headline_metrics
 from encoder.evaluation.plots import plot_confusion, plot_embedding_map
+from encoder.evaluation.results import CostMetrics, HeadlineMetrics, StyleMetrics
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -33,77 +33,78 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
-def summary_markdown(metrics: dict[str, Any], title: str = "Evaluation") -> str:
+def headline_rows(metrics: StyleMetrics, cost: CostMetrics | None = None) -> list[tuple[str, float]]:
+    """The measured headline figures (benchmark names), then the cost figures when timed."""
+    rows = [(k, v) for k, v in HeadlineMetrics.from_metrics(metrics).figures().items() if v is not None]
+    if cost is not None:
+        rows += [("params", cost.parameters), ("emb_per_s", cost.embeddings_per_second),
+                 ("latency_ms", cost.single_query_latency_ms)]
+    return rows
+
+
+def summary_markdown(metrics: StyleMetrics, title: str = "Evaluation", cost: CostMetrics | None = None,
+                     context: Mapping[str, Any] | None = None) -> str:
     """The human-readable report: headline figures, per-class F1, confusion matrix, retrieval."""
     parts = [f"# {title}", ""]
-    context = metrics.get("context", {})
     if context:
         parts += ["## Run", "", _table(["item", "value"], [[k, v] for k, v in context.items()]), ""]
-    head = headline_metrics(metrics)
-    parts += ["## Headline", "", _table(["metric", "value"], [[k, v] for k, v in head.items() if v is not None]), ""]
+    parts += ["## Headline", "", _table(["metric", "value"], headline_rows(metrics, cost)), ""]
 
-    cls = metrics.get("classification")
-    if cls:
-        rows = [[name, pc["precision"], pc["recall"], pc["f1"], pc["support"]]
-                for name, pc in cls["per_class"].items()]
+    cls = metrics.classification
+    if cls is not None:
+        rows = [[name, pc.precision, pc.recall, pc.f1, pc.support] for name, pc in cls.per_class.items()]
         parts += ["## Per-class (style head)", "", _table(["style", "precision", "recall", "F1", "support"], rows), ""]
-        labels, matrix = cls["confusion"]["labels"], cls["confusion"]["matrix"]
         parts += ["## Confusion matrix (rows: true, columns: predicted)", "",
-                  _table(["true \\ predicted", *labels], [[lab, *row] for lab, row in zip(labels, matrix)]), ""]
+                  _table(["true \\ predicted", *cls.labels],
+                         [[lab, *row] for lab, row in zip(cls.labels, cls.confusion)]), ""]
 
-    emb = metrics.get("embedding", {})
-    if emb:
-        keys = ["k", "restarts", "purity", "nmi", "silhouette_cosine", "intra_class_cosine_distance",
-                "inter_class_cosine_distance", "inter_minus_intra"]
-        rows = [[k, emb.get(k)] for k in keys if k in emb]
-        parts += ["## Embedding space", "", _table(["metric", "value"], rows), ""]
+    emb = metrics.embedding
+    rows = [[k, v] for k, v in emb.to_dict().items() if k != "note"]
+    parts += ["## Embedding space", "", _table(["metric", "value"], rows), ""]
 
-    ret = metrics.get("retrieval", {})
-    if ret:
-        modes = [m for m in ("gallery", "leave_one_out") if m in ret]
-        keys = ["queries", "gallery_size", "precision_at_5", "precision_at_10", "map", "queries_without_hit"]
-        rows = [[k, *[ret[m].get(k) for m in modes]] for k in keys]
-        parts += ["## Retrieval (hit = same style)", "",
-                  _table(["metric", *[m.replace("_", "-") for m in modes]], rows), ""]
+    modes = [("gallery", metrics.gallery), ("leave-one-out", metrics.leave_one_out)]
+    blocks = [(name, r.to_dict()) for name, r in modes if r is not None]
+    keys = ["queries", "gallery_size", "precision_at_5", "precision_at_10", "map", "queries_without_hit"]
+    rows = [[k, *[b.get(k) for _, b in blocks]] for k in keys]
+    parts += ["## Retrieval (hit = same style)", "", _table(["metric", *[name for name, _ in blocks]], rows), ""]
 
-    cost = metrics.get("cost")
-    if cost:
-        parts += ["## Cost", "", _table(["metric", "value"], [[k, v] for k, v in cost.items()]), ""]
+    if cost is not None:
+        parts += ["## Cost", "", _table(["metric", "value"], [[k, v] for k, v in cost.to_dict().items()]), ""]
     return "\n".join(parts)
 
 
-def write_report(metrics: dict[str, Any], out_dir: str | Path, embeddings: np.ndarray | None = None,
-                 labels: Sequence[str] | None = None, title: str = "Evaluation") -> dict[str, Path]:
+def write_report(metrics: StyleMetrics, out_dir: str | Path, embeddings: np.ndarray | None = None,
+                 labels: Sequence[str] | None = None, title: str = "Evaluation", cost: CostMetrics | None = None,
+                 context: Mapping[str, Any] | None = None, skipped: int | None = None) -> dict[str, Path]:
     """Write the report files into ``out_dir``; returns their paths by name.
 
-    ``confusion.png`` needs the classification metrics; ``umap.png`` needs the test
-    ``embeddings`` and their ``labels``. Files that cannot be drawn are simply not written.
+    ``metrics.json`` is ``metrics.to_dict()`` with ``skipped`` (sequences left out), ``cost``,
+    ``context`` and ``embedding_map_method`` added when given. ``confusion.png`` needs the
+    classification metrics; ``umap.png`` needs the test ``embeddings`` and their ``labels``.
+    Files that cannot be drawn are simply not written.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
-    cls = metrics.get("classification")
-    if cls:
-        written["confusion"] = plot_confusion(cls["confusion"]["matrix"], cls["confusion"]["labels"],
-                                              out / "confusion.png")
+    document = metrics.to_dict()
+    if skipped is not None:
+        document["skipped"] = skipped
+    if cost is not None:
+        document["cost"] = cost.to_dict()
+    if context is not None:
+        document["context"] = dict(context)
+    cls = metrics.classification
+    if cls is not None:
+        written["confusion"] = plot_confusion(cls.confusion, cls.labels, out / "confusion.png")
     if embeddings is not None and labels is not None:
         path, method = plot_embedding_map(np.asarray(embeddings), list(labels), out / "umap.png", title=title)
         written["umap"] = path
-        metrics = {**metrics, "embedding_map_method": method}
+        document["embedding_map_method"] = method
     metrics_path = out / "metrics.json"
-    atomic_write_text(metrics_path, json.dumps(metrics, indent=2, sort_keys=False, default=_json_default) + "\n")
+    atomic_write_text(metrics_path, json.dumps(document, indent=2, sort_keys=False) + "\n")
     written["metrics"] = metrics_path
     summary_path = out / "summary.md"
-    atomic_write_text(summary_path, summary_markdown(metrics, title) + "\n")
+    atomic_write_text(summary_path, summary_markdown(metrics, title, cost, context) + "\n")
     written["summary"] = summary_path
     return written
 
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON-serialisable: {type(value).__name__}")

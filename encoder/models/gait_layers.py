@@ -1,5 +1,8 @@
 """Pieces shared by the skeleton-map gait models (GaitHeat, GaitMM, HSTL).
 
+- ``SkeletonMapModelConfig``: the config fields the three share (map canvas, frame sampling,
+  CNN widths, triplet margin); ``WindowPartModel``: GaitMM's and HSTL's forward (each window's
+  clip -> part vectors, mean over the windows, ``PartHead``) and their triplet + CE loss terms;
 - ``window_frames`` / ``render_frames``: the batch's real windows, every ``frame_step``-th
   frame, rendered as skeleton maps (encoder/data/skeleton_maps.py) with the observed/missing
   mask as confidence;
@@ -11,13 +14,50 @@
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from encoder.data.batch import PoseBatch
 from encoder.data.skeleton_maps import SkeletonMapConfig, render_skeleton_maps
-from encoder.models.layers import LOGIT_SCALE, MaskedBatchNorm, gather_windows
+from encoder.models.base import ModelConfig, StyleModel, StyleOutput
+from encoder.models.layers import (
+    EVAL_WINDOW_CHUNK,
+    LOGIT_SCALE,
+    MaskedBatchNorm,
+    encode_windows_in_chunks,
+    gather_windows,
+    mean_over_windows,
+)
+
+
+@dataclass(frozen=True)
+class SkeletonMapModelConfig(ModelConfig):
+    """Fields every skeleton-map gait model has: the map canvas (``map_config``), every
+    ``frame_step``-th frame of a window, the CNN ``channels`` and the triplet margin."""
+
+    map_height: int = 32
+    map_width: int = 22
+    sigma: float = 1.0
+    frame_step: int = 4
+    channels: tuple[int, ...] = (8, 16, 32)
+    triplet_margin: float = 0.2
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.channels or min(self.channels) < 1:
+            raise ValueError(f"channels must be positive widths, got {self.channels}")
+        if self.frame_step < 1:
+            raise ValueError(f"frame_step must be >= 1, got {self.frame_step}")
+        if self.triplet_margin < 0:
+            raise ValueError("triplet_margin must be >= 0")
+        SkeletonMapConfig(self.map_height, self.map_width, self.sigma)     # validates the canvas
+
+    @property
+    def map_config(self) -> SkeletonMapConfig:
+        return SkeletonMapConfig(self.map_height, self.map_width, self.sigma)
 
 
 def window_frames(batch: PoseBatch, frame_step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -211,3 +251,37 @@ class StripConv3d(nn.Module):
         strips = x.reshape(n, c, t, k, h // k, w).permute(0, 3, 1, 2, 4, 5).reshape(n, k * c, t, h // k, w)
         y = self.conv(strips).reshape(n, k, self.c_out, t, h // k, w)
         return y.permute(0, 2, 3, 1, 4, 5).reshape(n, self.c_out, t, h, w)
+
+
+class WindowPartModel(StyleModel):
+    """A gait model that encodes each window's frames to ``num_parts`` part vectors
+    (``encode_window_parts``), averages them over the sequence's real windows and ends in one
+    ``PartHead`` (``self.head``); its own training terms are triplet + cross-entropy per part."""
+
+    config: SkeletonMapModelConfig
+    head: PartHead
+
+    @property
+    def num_parts(self) -> int:
+        raise NotImplementedError
+
+    def encode_window_parts(self, positions: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """(N, T, J, C) sampled frames and (N, T, J) valid joints -> (N, num_parts * d) window vectors."""
+        raise NotImplementedError
+
+    def forward(self, batch: PoseBatch) -> StyleOutput:
+        self.check_batch(batch)
+        positions, valid, window_mask = window_frames(batch, self.config.frame_step)
+        vectors = encode_windows_in_chunks(self.encode_window_parts, (positions, valid),
+                                           None if self.training else EVAL_WINDOW_CHUNK)
+        parts = mean_over_windows(vectors, window_mask).reshape(len(batch), self.num_parts, -1)
+        features, embedding, part_logits = self.head(parts)
+        return StyleOutput(embedding=embedding, logits=part_logits.mean(1), window_mask=window_mask,
+                           aux={"features": features, "part_logits": part_logits})
+
+    def extra_losses(self, output: StyleOutput, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Triplet + cross-entropy on every part."""
+        aux = output.aux or {}
+        labels = labels.to(output.embedding.device)
+        return {"triplet": part_triplet_loss(aux["features"], labels, self.config.triplet_margin),
+                "part_ce": part_ce_loss(aux["part_logits"], labels)}

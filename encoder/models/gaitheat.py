@@ -31,11 +31,12 @@ from torch import nn
 
 from encoder.data.batch import PoseBatch
 from encoder.data.skeleton import BODY_REGIONS
-from encoder.data.skeleton_maps import SkeletonMapConfig, group_max, limb_groups
-from encoder.models.base import ModelConfig, StyleModel, StyleOutput
+from encoder.data.skeleton_maps import group_max, limb_groups
+from encoder.models.base import StyleModel, StyleOutput
 from encoder.models.gait_layers import (
     RUNNING_MOMENTUM,
     PartHead,
+    SkeletonMapModelConfig,
     horizontal_bins,
     part_ce_loss,
     part_triplet_loss,
@@ -50,30 +51,24 @@ BRANCHES = ("global", "local", "fusion")
 
 
 @dataclass(frozen=True)
-class GaitHeatConfig(ModelConfig):
-    """Heatmap canvas, frame sampling, CNN widths, body partitions, HPM bins, triplet margin.
+class GaitHeatConfig(SkeletonMapModelConfig):
+    """Heatmap canvas, frame sampling, CNN widths, triplet margin (``SkeletonMapModelConfig``),
+    per-limb maps or not, body partitions, HPM bins.
 
     ``embedding_dim`` is the fusion branch's BNNeck output: sum(hpm_bins) parts x (dim / parts).
     """
 
     embedding_dim: int = 112
-    map_height: int = 32
-    map_width: int = 22
-    sigma: float = 1.0
-    limbs: bool = False
     frame_step: int = 8
-    channels: tuple[int, ...] = (8, 16, 32)
+    limbs: bool = False
     partitions: tuple[tuple[str, ...], ...] = (("head", "torso"), ("left_arm", "right_arm"),
                                                 ("left_leg", "right_leg"))
     hpm_bins: tuple[int, ...] = (1, 2, 4)
-    triplet_margin: float = 0.2
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if len(self.channels) != 3 or min(self.channels) < 1:
+        if len(self.channels) != 3:
             raise ValueError(f"channels needs 3 positive widths (one per stage), got {self.channels}")
-        if self.frame_step < 1:
-            raise ValueError(f"frame_step must be >= 1, got {self.frame_step}")
         if not self.partitions or any(r not in BODY_REGIONS for p in self.partitions for r in p):
             raise ValueError(f"partitions must name regions of {sorted(BODY_REGIONS)}, got {self.partitions}")
         rows = (self.map_height + 3) // 4                     # after two stride-2 stages
@@ -81,13 +76,6 @@ class GaitHeatConfig(ModelConfig):
             raise ValueError(f"hpm_bins must divide the final feature height {rows}, got {self.hpm_bins}")
         if self.embedding_dim % sum(self.hpm_bins):
             raise ValueError(f"embedding_dim must be a multiple of sum(hpm_bins) = {sum(self.hpm_bins)}")
-        if self.triplet_margin < 0:
-            raise ValueError("triplet_margin must be >= 0")
-        SkeletonMapConfig(self.map_height, self.map_width, self.sigma)
-
-    @property
-    def map_config(self) -> SkeletonMapConfig:
-        return SkeletonMapConfig(self.map_height, self.map_width, self.sigma)
 
 
 class BasicBlock(nn.Module):

@@ -25,59 +25,44 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from encoder.data.batch import PoseBatch
-from encoder.data.skeleton_maps import SkeletonMapConfig
-from encoder.models.base import ModelConfig, StyleModel, StyleOutput
 from encoder.models.gait_layers import (
     GeM,
     PartHead,
+    SkeletonMapModelConfig,
     StripConv3d,
+    WindowPartModel,
     horizontal_bins,
     masked_temporal_max,
     masked_temporal_pool,
-    part_ce_loss,
-    part_triplet_loss,
     render_frames,
-    window_frames,
 )
-from encoder.models.layers import EVAL_WINDOW_CHUNK, encode_windows_in_chunks, mean_over_windows
 from encoder.models.registry import register_model
 
 
 @dataclass(frozen=True)
-class GaitMMConfig(ModelConfig):
-    """Map canvas, frame sampling, FFSL widths, strip count k (= l), GeM exponent, triplet margin.
+class GaitMMConfig(SkeletonMapModelConfig):
+    """Map canvas, frame sampling, FFSL widths, triplet margin (``SkeletonMapModelConfig``), strip
+    count k (= l), GeM exponent.
 
     ``embedding_dim`` must be a multiple of ``parts`` (the GeM strips, one separate FC each).
     """
 
     embedding_dim: int = 128
-    map_height: int = 32
-    map_width: int = 22
-    sigma: float = 1.0
-    frame_step: int = 4
-    channels: tuple[int, ...] = (8, 16, 32)
     parts: int = 4
     gem_p: float = 6.5
-    triplet_margin: float = 0.2
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if len(self.channels) != 3 or min(self.channels) < 1:
+        if len(self.channels) != 3:
             raise ValueError(f"channels needs 3 positive widths (one per FFSL), got {self.channels}")
-        if self.frame_step < 1 or self.parts < 1:
-            raise ValueError("frame_step and parts must be >= 1")
+        if self.parts < 1:
+            raise ValueError("parts must be >= 1")
         if self.map_height % (2 * self.parts):
             raise ValueError(f"map_height {self.map_height} must be divisible by 2 x parts ({2 * self.parts})")
         if self.embedding_dim % self.parts:
             raise ValueError(f"embedding_dim must be a multiple of parts ({self.parts})")
-        if self.gem_p <= 0 or self.triplet_margin < 0:
-            raise ValueError("gem_p must be > 0 and triplet_margin >= 0")
-        SkeletonMapConfig(self.map_height, self.map_width, self.sigma)
-
-    @property
-    def map_config(self) -> SkeletonMapConfig:
-        return SkeletonMapConfig(self.map_height, self.map_width, self.sigma)
+        if self.gem_p <= 0:
+            raise ValueError("gem_p must be > 0")
 
 
 class FFSL(nn.Module):
@@ -112,7 +97,7 @@ class MSMA(nn.Module):
 
 
 @register_model("gaitmm", GaitMMConfig)
-class GaitMM(StyleModel):
+class GaitMM(WindowPartModel):
     """Skeleton-map clips -> FFSL x2 -> MSMA -> FFSL -> TP -> GeM strips -> separate FCs + BNNeck."""
 
     config: GaitMMConfig
@@ -128,7 +113,11 @@ class GaitMM(StyleModel):
         self.gem = GeM(c.gem_p)
         self.head = PartHead(c.parts, c2, c.embedding_dim, c.num_classes, c.dropout)
 
-    def _encode_windows(self, positions: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    @property
+    def num_parts(self) -> int:
+        return self.config.parts
+
+    def encode_window_parts(self, positions: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         c = self.config
         frame_valid = valid.any(-1)                                                    # (N, T)
         maps = render_frames(positions, valid, c.map_config, c.in_dims, limbs=True, fused=True)
@@ -140,20 +129,3 @@ class GaitMM(StyleModel):
         x = self.ffsl3(x, frame_valid)
         x = masked_temporal_max(x, frame_valid)                                        # TP: (N, C, H, W)
         return horizontal_bins(x, (c.parts,), self.gem).flatten(1)                      # GeM: (N, P*C)
-
-    def forward(self, batch: PoseBatch) -> StyleOutput:
-        self.check_batch(batch)
-        positions, valid, window_mask = window_frames(batch, self.config.frame_step)
-        vectors = encode_windows_in_chunks(self._encode_windows, (positions, valid),
-                                           None if self.training else EVAL_WINDOW_CHUNK)
-        parts = mean_over_windows(vectors, window_mask).reshape(len(batch), self.config.parts, -1)
-        features, embedding, part_logits = self.head(parts)
-        return StyleOutput(embedding=embedding, logits=part_logits.mean(1), window_mask=window_mask,
-                           aux={"features": features, "part_logits": part_logits})
-
-    def extra_losses(self, output: StyleOutput, labels: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Triplet + cross-entropy on the separate-FC parts (section 3.1)."""
-        aux = output.aux or {}
-        labels = labels.to(output.embedding.device)
-        return {"triplet": part_triplet_loss(aux["features"], labels, self.config.triplet_margin),
-                "part_ce": part_ce_loss(aux["part_logits"], labels)}

@@ -34,60 +34,43 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from encoder.data.batch import PoseBatch
-from encoder.data.skeleton_maps import SkeletonMapConfig
-from encoder.models.base import ModelConfig, StyleModel, StyleOutput
 from encoder.models.gait_layers import (
     GeM,
     PartHead,
+    SkeletonMapModelConfig,
     StripConv3d,
+    WindowPartModel,
     masked_temporal_pool,
-    part_ce_loss,
-    part_triplet_loss,
     render_frames,
-    window_frames,
 )
-from encoder.models.layers import EVAL_WINDOW_CHUNK, encode_windows_in_chunks, mean_over_windows
 from encoder.models.registry import register_model
 
 FTA_KERNELS = (3, 5)
 
 
 @dataclass(frozen=True)
-class HSTLConfig(ModelConfig):
-    """Map canvas, frame sampling, regions per level (top-down) and ARME widths, triplet margin.
+class HSTLConfig(SkeletonMapModelConfig):
+    """Map canvas, frame sampling, ARME widths (one per level), triplet margin
+    (``SkeletonMapModelConfig``), regions per level (top-down).
 
     ``embedding_dim`` must be a multiple of sum(levels) (one part per region of every level).
     """
 
     embedding_dim: int = 112
-    map_height: int = 32
-    map_width: int = 22
-    sigma: float = 1.0
-    frame_step: int = 4
     levels: tuple[int, ...] = (1, 2, 4)
-    channels: tuple[int, ...] = (8, 16, 32)
-    triplet_margin: float = 0.2
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if not self.levels or len(self.channels) != len(self.levels):
             raise ValueError("levels and channels need one entry per hierarchy level")
-        if min(self.levels + self.channels) < 1 or self.frame_step < 1:
-            raise ValueError("levels, channels and frame_step must be >= 1")
+        if min(self.levels) < 1:
+            raise ValueError("levels must be >= 1")
         rows = (self.map_height + 1) // 2                     # after the 2x2 pool
         if self.map_height % self.levels[0] or any(rows % r for r in self.levels[1:]):
             raise ValueError(f"every level's region count must divide the map rows ({self.map_height}, "
                              f"then {rows}), got {self.levels}")
         if self.embedding_dim % sum(self.levels):
             raise ValueError(f"embedding_dim must be a multiple of sum(levels) = {sum(self.levels)}")
-        if self.triplet_margin < 0:
-            raise ValueError("triplet_margin must be >= 0")
-        SkeletonMapConfig(self.map_height, self.map_width, self.sigma)
-
-    @property
-    def map_config(self) -> SkeletonMapConfig:
-        return SkeletonMapConfig(self.map_height, self.map_width, self.sigma)
 
 
 class ARME(nn.Module):
@@ -150,7 +133,7 @@ class FTA(nn.Module):
 
 
 @register_model("hstl", HSTLConfig)
-class HSTL(StyleModel):
+class HSTL(WindowPartModel):
     """Skeleton-map clips -> ARME per level (coarse to fine) with FTA -> ASTP per level -> BNNeck."""
 
     config: HSTLConfig
@@ -168,7 +151,11 @@ class HSTL(StyleModel):
         self.fta = FTA()
         self.head = PartHead(sum(c.levels), None, c.embedding_dim, c.num_classes, c.dropout)
 
-    def _encode_windows(self, positions: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    @property
+    def num_parts(self) -> int:
+        return sum(self.config.levels)
+
+    def encode_window_parts(self, positions: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         c = self.config
         frame_valid = valid.any(-1)
         maps = render_frames(positions, valid, c.map_config, c.in_dims, limbs=True, fused=True)
@@ -181,20 +168,3 @@ class HSTL(StyleModel):
                 x = F.max_pool3d(x, (1, 2, 2), ceil_mode=True)
                 x, frame_valid = self.fta(x, frame_valid)
         return torch.cat(parts, 1).flatten(1)                                          # (N, sum(levels)*d)
-
-    def forward(self, batch: PoseBatch) -> StyleOutput:
-        self.check_batch(batch)
-        positions, valid, window_mask = window_frames(batch, self.config.frame_step)
-        vectors = encode_windows_in_chunks(self._encode_windows, (positions, valid),
-                                           None if self.training else EVAL_WINDOW_CHUNK)
-        parts = mean_over_windows(vectors, window_mask).reshape(len(batch), sum(self.config.levels), -1)
-        features, embedding, part_logits = self.head(parts)
-        return StyleOutput(embedding=embedding, logits=part_logits.mean(1), window_mask=window_mask,
-                           aux={"features": features, "part_logits": part_logits})
-
-    def extra_losses(self, output: StyleOutput, labels: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Triplet + cross-entropy on every region of every level."""
-        aux = output.aux or {}
-        labels = labels.to(output.embedding.device)
-        return {"triplet": part_triplet_loss(aux["features"], labels, self.config.triplet_margin),
-                "part_ce": part_ce_loss(aux["part_logits"], labels)}

@@ -14,7 +14,7 @@ Overrides use dotted keys (``augment.mirror=false``); values are parsed as YAML 
 from __future__ import annotations
 
 import dataclasses
-import sys
+import tomllib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,11 +25,6 @@ import yaml
 from encoder.data.errors import ConfigError
 from encoder.data.preprocess import PreprocessConfig
 from encoder.models.losses import StyleLossConfig
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:                      # Python 3.10: tomli is the same parser (declared for 3.10 only)
-    import tomli as tomllib
 
 EarlyStopMetric = Literal["val_macro_f1", "val_loss"]
 View = Literal["2d", "3d"]

@@ -12,6 +12,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -61,20 +62,18 @@ def _healthy(url: str) -> bool:
         return False
 
 
-@pytest.fixture
-def served_app(index_copy: Path, tmp_path: Path) -> Iterator[str]:
-    """``posestyle app`` over a copy of the small index on a free port; yields its URL, stops it after."""
-    _require_browser()
-    with AppService(index_copy) as service:     # the map layout, so the server needs no UMAP run
-        service.embedding_map(service.open_live())
+@contextmanager
+def serve_app(root: Path, workdir: Path) -> Iterator[str]:
+    """``posestyle app --root root`` on a free localhost port until healthy; yields its URL, stops it after
+    (log: ``workdir/app.log``)."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    log_path = tmp_path / "app.log"
-    env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", "HOME": str(tmp_path)}
+    log_path = workdir / "app.log"
+    env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", "HOME": str(workdir)}
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-c", "from app.cli import main; main()", "app", "--root", str(index_copy),
-             "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, env=env)
+            [sys.executable, "-c", "from app.cli import main; main()", "app", "--root", str(root),
+             "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, cwd=workdir, env=env)
     try:
         deadline = time.monotonic() + SERVER_START_S
         while not _healthy(url):
@@ -89,6 +88,16 @@ def served_app(index_copy: Path, tmp_path: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture
+def served_app(index_copy: Path, tmp_path: Path) -> Iterator[str]:
+    """``posestyle app`` over a copy of the small index on a free port; yields its URL, stops it after."""
+    _require_browser()
+    with AppService(index_copy) as service:     # the map layout, so the server needs no UMAP run
+        service.embedding_map(service.open_live())
+    with serve_app(index_copy, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture

@@ -4,9 +4,6 @@ Debian's Chromium uploads that clip on the Search page. The page is saved as a s
 except in CI, where both are installed and a missing one fails."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,13 +13,11 @@ import pytest
 from tests.app.test_browser import (  # noqa: F401 (browser: a fixture)
     ARTIFACTS,
     CARD,
-    SERVER_START_S,
     _cards_with_images,
-    _free_port,
-    _healthy,
     _require_browser,
     _wait,
     browser,
+    serve_app,
 )
 from tests.app.test_video_search import CLIP_NAME, VideoIndex, build_video_index
 from tests.support.video_requirements import require_video
@@ -39,28 +34,8 @@ def served_video_app(tmp_path: Path, make_checkpoint) -> Iterator[tuple[str, Vid
     require_video()
     (tmp_path / "index").mkdir()
     index = build_video_index(tmp_path / "index", make_checkpoint)
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    log_path = tmp_path / "app.log"
-    env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", "HOME": str(tmp_path)}
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-c", "from app.cli import main; main()", "app", "--root", str(index.root),
-             "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, env=env)
-    try:
-        deadline = time.monotonic() + SERVER_START_S
-        while not _healthy(url):
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"posestyle app did not come up on {url}:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.5)
+    with serve_app(index.root, tmp_path) as url:
         yield url, index
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def test_video_query_in_a_real_browser(served_video_app, browser) -> None:  # noqa: F811 (fixture)

@@ -2,6 +2,8 @@
 per-version caches (atomic, reused, rebuilt when damaged) and cluster quality."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -90,13 +92,18 @@ def test_cluster_quality_is_the_metrics_module_over_the_live_index(small_index, 
     quality = service.cluster_quality(live)
     assert quality.metrics == compute_metrics(vectors, None, labels, k_means_restarts=10, seed=0)
     assert (quality.k, quality.n, quality.unlabelled) == (len(set(labels)), len(ids), 0)
-    assert quality.purity == quality.metrics["embedding"]["purity"]
+    assert quality.purity == quality.metrics.embedding.purity
     predicted, _ = StyleEncoder.load(small_index.checkpoint).predict(
         [DatasetCache.open(small_index.dataset).load(s) for s in ids])
-    matrix = np.asarray(quality.classification["confusion"]["matrix"])
+    assert quality.classification is not None
+    matrix = np.asarray(quality.classification.confusion)
     assert matrix.sum() == len(ids)
-    assert quality.classification["accuracy"] == pytest.approx(np.mean(np.asarray(predicted) == np.asarray(labels)))
+    assert quality.classification.accuracy == pytest.approx(np.mean(np.asarray(predicted) == np.asarray(labels)))
     assert service.cache_path("predictions", live.version).is_file()
+    stored = json.loads(service.cache_path("quality", live.version).with_suffix(".json").read_text())
+    assert stored["metrics"] == json.loads(json.dumps(quality.metrics.to_dict()))      # the old nested layout
+    with AppService(index_copy) as again:                                              # read from the stored file
+        assert again.cluster_quality(again.open_live()) == quality
     with pytest.raises(ValueError, match="k must be between 1 and"):
         service.cluster_quality(live, k=len(ids) + 1)
     service.close()

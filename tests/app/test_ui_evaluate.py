@@ -32,7 +32,7 @@ def _metric(at, label: str) -> str:
 def test_cluster_quality_and_confusion_match_the_metrics_module(app_test, small_index) -> None:
     ids, vectors = _live_embeddings(small_index.root)
     labels = [small_index.labels[s] for s in ids]
-    expected = compute_metrics(vectors, None, labels)["embedding"]
+    expected = compute_metrics(vectors, None, labels).embedding
 
     at = app_test(small_index.root)
     at.run()
@@ -41,19 +41,19 @@ def test_cluster_quality_and_confusion_match_the_metrics_module(app_test, small_
     assert not at.error, [e.value for e in at.error]
     styles = len(set(labels))
     assert at.number_input(key="evaluate-k").value == styles
-    assert _metric(at, f"purity (k={styles})") == f"{expected['purity']:.3f}"
-    assert _metric(at, f"NMI (k={styles})") == f"{expected['nmi']:.3f}"
-    assert _metric(at, "silhouette (cosine)") == f"{expected['silhouette_cosine']:.3f}"
+    assert _metric(at, f"purity (k={styles})") == f"{expected.purity:.3f}"
+    assert _metric(at, f"NMI (k={styles})") == f"{expected.nmi:.3f}"
+    assert _metric(at, "silhouette (cosine)") == f"{expected.silhouette:.3f}"
 
     encoder = StyleEncoder.load(small_index.checkpoint)
     dataset = DatasetCache.open(small_index.dataset)
     predicted, _ = encoder.predict([dataset.load(s) for s in ids])
     confusion = classification_metrics(labels, predicted, encoder.labels)
-    assert _metric(at, "accuracy") == f"{confusion['accuracy']:.3f}"
+    assert _metric(at, "accuracy") == f"{confusion.accuracy:.3f}"
     heatmap = json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]
-    assert np.asarray(heatmap["text"]).tolist() == confusion["confusion"]["matrix"]
+    assert np.asarray(heatmap["text"]).tolist() == confusion.confusion
     table = at.dataframe[0].value
-    assert table["support"].tolist() == [confusion["per_class"][n]["support"] for n in encoder.labels]
+    assert table["support"].tolist() == [confusion.per_class[n].support for n in encoder.labels]
 
 
 def test_user_chosen_k_changes_purity_and_nmi(app_test, small_index) -> None:

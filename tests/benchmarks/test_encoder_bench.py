@@ -17,7 +17,6 @@ from benchmarks.encoder_bench import (
     aggregate,
     evaluate_targets,
     handcrafted_features,
-    mean_std,
     plan_jobs,
     run_encoder_bench,
     run_summary,
@@ -112,9 +111,9 @@ def test_seen_parts_and_open_set_metrics():
     labs = [k for k in range(3) for _ in range(8)]
     separated = centres[labs] + rng.normal(size=(24, 8)) * 0.1
     good = open_set_metrics(separated, [str(k) for k in labs])
-    assert good["loo_p@5"] == pytest.approx(1.0) and good["purity"] == pytest.approx(1.0)
+    assert good.loo_p5 == pytest.approx(1.0) and good.purity == pytest.approx(1.0)
     noise = open_set_metrics(rng.normal(size=(24, 8)), [str(k) for k in labs])
-    assert noise["loo_p@5"] < 0.6 and noise["nmi"] < good["nmi"]
+    assert noise.loo_p5 < 0.6 and noise.nmi < good.nmi
 
 
 def test_runs_file_resumes_without_retraining(toy_dataset, tmp_path, one_torch_thread):
@@ -148,9 +147,7 @@ def test_plan_covers_the_grid_and_the_ablations(toy_dataset):
     assert len({j.key() for j in jobs}) == len(jobs)
 
 
-def test_mean_std_and_aggregate():
-    cell = mean_std([0.9, 0.8, None, 1.0])
-    assert cell["mean"] == pytest.approx(0.9) and cell["std"] == pytest.approx(0.1) and cell["n"] == 3
+def test_aggregate_is_mean_and_std_over_seeds():
     records = [{"model": "m", "split": "random", "view": "2d", "ablation": None, "seed": s,
                 "metrics": {"accuracy": a}, "epochs_run": 3, "parameters": 10, "n_test": 5, "run_seconds": 1.0,
                 "settings": {}} for s, a in ((1, 0.5), (0, 0.7))]

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from benchmarks.robustness import TARGET_GAP, condition_view, conditions, summarise, target_check
+from encoder.evaluation.results import HeadlineMetrics
 
 
 def test_every_condition_gives_a_deterministic_2d_view(make_toy_corpus):
@@ -34,7 +35,7 @@ def test_summary_is_per_seed_change_and_target_uses_the_gap():
     def run(seed, bench, raised):
         res = {"benchmark view": bench, "pitch 30°": raised, "pitch 45°": raised}
         return {"model": "posestyle_net", "seed": seed,
-                "results": {k: {"accuracy": v, "macro_f1": v, "gallery_p@5": v} for k, v in res.items()}}
+                "results": {k: HeadlineMetrics(accuracy=v, macro_f1=v, gallery_p5=v) for k, v in res.items()}}
     rows = summarise([run(0, 0.98, 0.97), run(1, 0.96, 0.92)], chosen)
     pitch30 = next(r for r in rows if r["condition"] == "pitch 30°")
     assert pitch30["delta_accuracy"]["mean"] == pytest.approx(-0.025)

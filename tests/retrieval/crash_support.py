@@ -1,5 +1,6 @@
 """Helpers of the crash tests: a dataset with a live index, a real ``posestyle reindex`` process
-(optionally paused per batch or killed at a named crash point), and the consistency checks."""
+(optionally paused per batch, killed at a named crash point or right after a named step), a reader
+querying the live index meanwhile, and the consistency checks."""
 from __future__ import annotations
 
 import os
@@ -24,23 +25,49 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 BATCH = 4
 WAIT_S = 240.0
 
-# The real CLI; with PAUSE_S > 0 each embedded batch is followed by a pause (so a test can act while
-# the job runs).
+# The real CLI with two test-only changes: with PAUSE_S > 0 each embedded batch is followed by a pause
+# (so a test can act while the job runs), and with KILL_AFTER (a key of ``steps``) the process SIGKILLs
+# itself right after that step's call ("-": never).
 WORKER = textwrap.dedent('''
-    import sys, time
-
     if __name__ == "__main__":          # the re-index may spawn worker processes, which import this file
+        import os, signal, sys, time
+
+        from retrieval.index import IndexManager
         from retrieval.jobs import backends
+        from retrieval.jobs.shards import ShardStore
+        from retrieval.store import MetadataStore
 
-        pause_s, argv = float(sys.argv[1]), sys.argv[2:]
-        original = backends.LocalBackend.embed_batches
+        pause_s, kill_after, argv = float(sys.argv[1]), sys.argv[2], sys.argv[3:]
+        original_batches = backends.LocalBackend.embed_batches
 
-        def paused(self, requests):
-            for batch in original(self, requests):
+        def paused_batches(self, requests):
+            for batch in original_batches(self, requests):
                 yield batch
                 time.sleep(pause_s)
 
-        backends.LocalBackend.embed_batches = paused
+        backends.LocalBackend.embed_batches = paused_batches
+
+        def die_after(owner, name, calls):
+            original = getattr(owner, name)
+            seen = [0]
+
+            def wrapper(*args, **kwargs):
+                result = original(*args, **kwargs)
+                seen[0] += 1
+                if seen[0] == calls:
+                    os.kill(os.getpid(), signal.SIGKILL)
+                return result
+
+            setattr(owner, name, wrapper)
+
+        steps = {"shard-written": (ShardStore, "write", 2),
+                 "batch-recorded": (MetadataStore, "record_embedded_batch", 2),
+                 "index-registered": (MetadataStore, "create_index_version", 1),
+                 "verified": (IndexManager, "verify", 1),
+                 "promoted": (IndexManager, "promote", 1)}
+        if kill_after in steps:
+            die_after(*steps[kill_after])
+
         from app.cli import main
 
         sys.argv = ["posestyle", *argv]
@@ -71,8 +98,9 @@ def make_setup(base: Path, n: int, names: tuple[str, ...] = ("a", "b")) -> Setup
 
 
 def start_worker(workdir: Path, root: Path, setup: Setup, checkpoint: str, *, crash_at: str | None = None,
-                 pause_s: float = 0.0) -> subprocess.Popen:
-    """``posestyle reindex`` over ``root`` with ``checkpoint`` in a new process (log: worker.log)."""
+                 kill_after: str | None = None, pause_s: float = 0.0) -> subprocess.Popen:
+    """``posestyle reindex`` over ``root`` with ``checkpoint`` in a new process (log: worker.log), killed
+    at the library's crash point ``crash_at`` or right after the worker's step ``kill_after``."""
     script = workdir / "reindex_worker.py"
     script.write_text(WORKER)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]),
@@ -82,8 +110,9 @@ def start_worker(workdir: Path, root: Path, setup: Setup, checkpoint: str, *, cr
         env[CRASH_ENV] = crash_at
     log = open(workdir / "worker.log", "ab")
     return subprocess.Popen(
-        [sys.executable, str(script), str(pause_s), "reindex", "--checkpoint", str(setup.checkpoints[checkpoint]),
-         "--data", str(setup.dataset_dir), "--root", str(root), "--batch-size", str(BATCH), "--no-progress"],
+        [sys.executable, str(script), str(pause_s), kill_after or "-", "reindex",
+         "--checkpoint", str(setup.checkpoints[checkpoint]), "--data", str(setup.dataset_dir), "--root", str(root),
+         "--batch-size", str(BATCH), "--no-progress"],
         cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
@@ -123,24 +152,38 @@ def assert_consistent(root: Path, store: MetadataStore, names: list[str]) -> str
 
 @dataclass
 class Reader:
-    """Queries the live index in a loop from its own thread and store connection, recording failures."""
+    """Queries the live index in a loop from its own thread and store connection, recording each
+    answered query (start, end, version served) and every failure."""
 
     root: Path
     probe: str
-    answered: int = 0
+    observations: list[tuple[float, float, str]] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def answered(self) -> int:
+        return len(self.observations)
+
+    def versions(self) -> list[str]:
+        """Served versions in order, consecutive repeats collapsed."""
+        out: list[str] = []
+        for _, _, version in self.observations:
+            if not out or out[-1] != version:
+                out.append(version)
+        return out
 
     def run(self) -> None:
         with MetadataStore.open(self.root / "metadata.db") as store:
             manager = IndexManager(self.root, store)
             while not self._stop.is_set():
+                start = time.time()
                 try:
                     searcher = manager.open_live()
                     hits = searcher.search(searcher.vectors([searcher.position_of(self.probe)]), 1)
                     if searcher.sequence_ids[int(hits.positions[0, 0])] != self.probe:
                         self.failures.append(f"{searcher.version}: {self.probe} does not find itself")
-                    self.answered += 1
+                    self.observations.append((start, time.time(), searcher.version))
                 except Exception as exc:  # every failure of the reader is what the test reports
                     self.failures.append(f"{type(exc).__name__}: {exc}")
                 time.sleep(0.02)

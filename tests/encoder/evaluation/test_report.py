@@ -27,7 +27,8 @@ def test_write_report_files(tmp_path):
         assert path.is_file() and path.stat().st_size > 0, name
     assert set(written) == {"metrics", "summary", "confusion", "umap"}
     saved = json.loads((tmp_path / "report" / "metrics.json").read_text())
-    assert saved["classification"]["accuracy"] == pytest.approx(metrics["classification"]["accuracy"])
+    assert saved["classification"]["accuracy"] == pytest.approx(metrics.classification.accuracy)
+    assert {k: v for k, v in saved.items() if k != "embedding_map_method"} == json.loads(json.dumps(metrics.to_dict()))
     assert saved["embedding_map_method"] == "pca"                # 9 points: below UMAP's minimum
     summary = (tmp_path / "report" / "summary.md").read_text()
     assert "| style | precision | recall | F1 | support |" in summary
