@@ -293,3 +293,22 @@ def robustness_command(
     met = sum(c["met"] for c in checks)
     typer.echo(f"robustness: {report['meta']['checkpoints']} checkpoints, target checks met {met}/{len(checks)}; "
                f"report in {out}/robustness.md")
+
+
+@bench_app.command("demo", epilog=EXIT_CODES_HELP)
+def demo_bench_command(
+    root: Path = typer.Option(Path("index_data/demo-bench"), "--root",
+                              help="An empty folder (or one this bench made): the demo is built here cold."),
+    n: int = typer.Option(3000, "--n", min=60, help="Number of demo walks."),
+    out: Path = typer.Option(Path("docs/benchmarks"), "--out", "-o", help="Folder for demo.md/.json."),
+) -> None:
+    """Time the demo cold and warm (command to first screen, each page) and check what it shows."""
+    from benchmarks.demo_bench import run_demo_bench
+
+    try:
+        report = run_demo_bench(root, out, n, _command_line("demo"))
+    except (ValueError, RuntimeError) as err:
+        raise fail(str(err)) from None
+    q = report.quality
+    typer.echo(f"demo: first screen cold {report.cold.first_screen_s:.0f} s, warm {report.warm.first_screen_s:.0f} s; "
+               f"held-out accuracy {q.accuracy:.3f}, leave-one-out P@5 {q.loo_p_at_5:.3f}; report in {out}/demo.md")

@@ -19,7 +19,7 @@ from app.cli.search_commands import hits_table
 runner = CliRunner()
 REPO = Path(__file__).resolve().parents[2]
 COMMANDS = (["app"], ["ingest"], ["demo-corpus"], ["demo"], ["train"], ["evaluate"], ["reindex"], ["index"],
-            ["search"], ["bench", "encoders"], ["bench", "retrieval"])
+            ["search"], ["bench", "encoders"], ["bench", "retrieval"], ["bench", "demo"])
 HEAVY = ("torch", "numpy", "sklearn", "faiss", "sqlalchemy", "rich", "streamlit", "encoder", "retrieval")
 
 

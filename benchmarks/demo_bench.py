@@ -1,0 +1,284 @@
+"""``posestyle bench demo``: what a new user waits for and sees in the first minutes.
+
+Cold: ``posestyle demo --no-app`` in an empty folder (each step timed from its output), then
+``posestyle app`` until healthy, then each page in headless Chromium until its script has finished
+(title drawn, no spinner, no running-status widget). Warm: the same again over the built folder.
+Quality: ``posestyle evaluate`` of the demo encoder on the held-out part of the demo's ``auto``
+split (accuracy, leave-one-out P@5, the closest confusions), and the README's example query's top 5.
+Writes ``docs/benchmarks/demo.{md,json}``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import Counter
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from benchmarks.machine import cpu_model, load_average
+from benchmarks.tables import markdown_table
+
+README_QUERY = "demo-strong_control-00004"
+PAGES: dict[str, str] = {"search": "Search by style", "explore": "Explore the style space",
+                         "evaluate": "Evaluate the live index"}
+MARKER = ".posestyle-demo-bench"      # the bench only ever deletes a folder that carries it
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+PAGE_WAIT_S = 300.0
+
+
+@dataclass
+class PhaseTimes:
+    """Seconds of one pass (cold or warm): the demo's steps, the app's start-up and each page's first load."""
+
+    demo_steps: dict[str, float] = field(default_factory=dict)
+    demo_total_s: float = 0.0
+    app_start_s: float = 0.0
+    pages_s: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def first_screen_s(self) -> float:
+        """From typing the command to the Search page drawn."""
+        return self.demo_total_s + self.app_start_s + self.pages_s.get("search", float("nan"))
+
+
+@dataclass
+class DemoQuality:
+    """The demo encoder on the held-out walks, and the README's example query."""
+
+    held_out_walks: int
+    accuracy: float
+    macro_f1: float
+    loo_p_at_5: float
+    gallery_p_at_5: float | None
+    purity: float | None
+    closest_confusions: list[tuple[str, str, int]]
+    readme_query: str
+    readme_query_top5: list[str]
+
+
+@dataclass
+class DemoBenchReport:
+    command: str
+    machine: dict[str, Any]
+    n_walks: int
+    cold: PhaseTimes
+    warm: PhaseTimes
+    quality: DemoQuality
+    encoder: str
+
+
+def _python_cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "app.cli", *args]
+
+
+def _timed_demo(root: Path, n: int, log: Path) -> tuple[float, dict[str, float]]:
+    """Run ``posestyle demo --no-app``; each step's seconds from the time its ``$ posestyle`` line appears."""
+    start = time.perf_counter()
+    marks: list[tuple[str, float]] = []
+    env = {**os.environ, "COLUMNS": "200", "PYTHONUNBUFFERED": "1"}
+    with open(log, "w") as out:
+        process = subprocess.Popen(_python_cli("demo", "--no-app", "--root", str(root), "--n", str(n)),
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        assert process.stdout is not None
+        for line in process.stdout:
+            out.write(line)
+            if line.startswith("$ posestyle "):
+                marks.append((line.split()[2], time.perf_counter()))
+            elif "using the shipped demo encoder" in line or "training skipped" in line:
+                marks.append(("encoder", time.perf_counter()))
+        if process.wait() != 0:
+            raise RuntimeError(f"posestyle demo failed; log: {log}")
+    total = time.perf_counter() - start
+    ends = [t for _, t in marks[1:]] + [start + total]
+    return total, {name: round(end - begin, 1) for (name, begin), end in zip(marks, ends)}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+            return response.read().strip() == b"ok"
+    except OSError:
+        return False
+
+
+@contextmanager
+def _served(root: Path, log: Path) -> Iterator[tuple[str, float]]:
+    """``posestyle app`` on a free port; yields its URL and the seconds it took to answer healthy."""
+    url = f"http://127.0.0.1:{_free_port()}"
+    env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+    start = time.perf_counter()
+    with open(log, "wb") as out:
+        process = subprocess.Popen(_python_cli("app", "--root", str(root), "--port", url.rsplit(":", 1)[1]),
+                                   stdout=out, stderr=subprocess.STDOUT, env=env)
+    try:
+        while not _healthy(url):
+            if process.poll() is not None or time.perf_counter() - start > PAGE_WAIT_S:
+                raise RuntimeError(f"posestyle app did not come up; log: {log}")
+            time.sleep(0.2)
+        yield url, time.perf_counter() - start
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@contextmanager
+def _browser(profile: Path) -> Iterator[Any]:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 f"--user-data-dir={profile}", "--window-size=1400,1000"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def _page_drawn(driver: Any, title: str) -> bool:
+    from selenium.webdriver.common.by import By
+
+    heads = driver.find_elements(By.CSS_SELECTOR, "h1")
+    busy = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stSpinner"], [data-testid="stStatusWidget"]')
+    return bool(heads) and heads[0].text == title and not busy
+
+
+def _page_times(url: str, workdir: Path) -> dict[str, float]:
+    """Seconds from asking for each page to its script finished, pages in order, one fresh browser."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    times: dict[str, float] = {}
+    with _browser(workdir / "chromium-profile") as driver:
+        for path, title in PAGES.items():
+            start = time.perf_counter()
+            driver.get(f"{url}/{path}")
+            time.sleep(0.5)       # let the page's script start before "no status widget" can count as done
+            WebDriverWait(driver, PAGE_WAIT_S, poll_frequency=0.1).until(lambda d, t=title: _page_drawn(d, t))
+            times[path] = round(time.perf_counter() - start, 1)
+    return times
+
+
+def _pass(root: Path, n: int, workdir: Path, name: str, browser: bool) -> PhaseTimes:
+    total, steps = _timed_demo(root, n, workdir / f"demo-{name}.log")
+    times = PhaseTimes(demo_steps=steps, demo_total_s=round(total, 1))
+    with _served(root, workdir / f"app-{name}.log") as (url, start_s):
+        times.app_start_s = round(start_s, 1)
+        if browser:
+            times.pages_s = _page_times(url, workdir)
+    return times
+
+
+def _quality(root: Path, workdir: Path) -> tuple[DemoQuality, str]:
+    from encoder.evaluation.results import StyleMetrics
+
+    checkpoint = next((root / "models").glob("demo-*.safetensors"))
+    report = workdir / "evaluate"
+    subprocess.run(_python_cli("evaluate", str(checkpoint), "--data", str(root / "demo" / "dataset"), "--split",
+                               "auto", "--out", str(report), "--no-cost"), check=True, capture_output=True)
+    metrics = StyleMetrics.from_dict(json.loads((report / "metrics.json").read_text()))
+    cls = metrics.classification
+    assert cls is not None
+    confusions = Counter({(cls.labels[i], cls.labels[j]): count for i, row in enumerate(cls.confusion)
+                          for j, count in enumerate(row) if i != j and count})
+    found = subprocess.run(_python_cli("search", "--root", str(root), "--id", README_QUERY, "-k", "5", "--json"),
+                           check=True, capture_output=True, text=True)
+    top5 = [str(hit["metadata"].get("label")) for hit in json.loads(found.stdout)[0]]
+    quality = DemoQuality(
+        held_out_walks=metrics.n, accuracy=cls.accuracy, macro_f1=cls.macro_f1,
+        loo_p_at_5=float(metrics.leave_one_out.p(5) or 0.0),
+        gallery_p_at_5=None if metrics.gallery is None else metrics.gallery.p(5),
+        purity=metrics.embedding.purity, closest_confusions=[(a, b, c) for (a, b), c in confusions.most_common(6)],
+        readme_query=README_QUERY, readme_query_top5=top5)
+    return quality, checkpoint.name
+
+
+def run_demo_bench(root: Path, out: Path, n: int, command: str) -> DemoBenchReport:
+    """Cold pass in an empty ``root``, warm pass over it, then the quality checks; writes the report."""
+    if root.exists():
+        if not (root / MARKER).is_file():
+            raise ValueError(f"{root}: exists and is not a demo-bench folder (no {MARKER}); choose another --root")
+        shutil.rmtree(root)
+    root.mkdir(parents=True)
+    (root / MARKER).write_text("made by posestyle bench demo; deleted by its next run\n")
+    browser = CHROMIUM.is_file() and CHROMEDRIVER.is_file()
+    machine = {"cpu": cpu_model(), "cores": os.cpu_count(), "load_before": load_average()}
+    with tempfile.TemporaryDirectory(prefix="demo-bench-") as tmp:
+        workdir = Path(tmp)
+        cold = _pass(root, n, workdir, "cold", browser)
+        warm = _pass(root, n, workdir, "warm", browser)
+        quality, encoder = _quality(root, workdir)
+    machine["load_after"] = load_average()
+    report = DemoBenchReport(command=command, machine=machine, n_walks=n, cold=cold, warm=warm,
+                             quality=quality, encoder=encoder)
+    write_demo_report(report, out)
+    return report
+
+
+def _fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3f}"
+
+
+def write_demo_report(report: DemoBenchReport, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    document = {**asdict(report), "cold_first_screen_s": report.cold.first_screen_s,
+                "warm_first_screen_s": report.warm.first_screen_s}
+    (out / "demo.json").write_text(json.dumps(document, indent=1) + "\n")
+    q, cold, warm = report.quality, report.cold, report.warm
+    steps = sorted(set(cold.demo_steps) | set(warm.demo_steps), key=list(cold.demo_steps).index)
+    rows = [[f"demo step: {s}", f"{cold.demo_steps.get(s, 0):.1f}", f"{warm.demo_steps.get(s, 0):.1f}"]
+            for s in steps]
+    rows += [["demo command, total", f"{cold.demo_total_s:.1f}", f"{warm.demo_total_s:.1f}"],
+             ["app: start until healthy", f"{cold.app_start_s:.1f}", f"{warm.app_start_s:.1f}"]]
+    rows += [[f"page /{p}: first load", f"{cold.pages_s.get(p, float('nan')):.1f}",
+              f"{warm.pages_s.get(p, float('nan')):.1f}"] for p in PAGES]
+    rows.append(["**first screen (command to Search drawn)**", f"**{cold.first_screen_s:.1f}**",
+                 f"**{warm.first_screen_s:.1f}**"])
+    top5 = ", ".join(q.readme_query_top5)
+    own = sum(label == q.readme_query.split("-")[1] for label in q.readme_query_top5)
+    lines = [
+        "# The demo: time to a first screen, and what it shows",
+        "",
+        f"Command: `{report.command}`. Machine: {report.machine['cpu']}, {report.machine['cores']} cores, "
+        f"load average before {report.machine['load_before']}, after {report.machine['load_after']}. "
+        f"{report.n_walks} demo walks; encoder `{report.encoder}`.",
+        "",
+        "Cold: `posestyle demo --no-app` in an empty folder, then `posestyle app`, then each page in headless "
+        "Chromium until its script finished. Warm: the same again over the built folder. Seconds.",
+        "",
+        markdown_table(["", "cold", "warm"], rows),
+        "",
+        f"## Quality on the {q.held_out_walks} held-out walks (`posestyle evaluate ... --split auto`)",
+        "",
+        markdown_table(["accuracy", "macro-F1", "leave-one-out P@5", "gallery P@5", "k-means purity"],
+                       [[_fmt(q.accuracy), _fmt(q.macro_f1), _fmt(q.loo_p_at_5), _fmt(q.gallery_p_at_5),
+                         _fmt(q.purity)]]),
+        "",
+        "Closest confusions (true -> predicted, held-out walks): "
+        + "; ".join(f"{a} -> {b} ({c})" for a, b, c in q.closest_confusions) + ".",
+        "",
+        f"README example query `{q.readme_query}`, top 5: {top5} ({own} of 5 its own style).",
+        "",
+    ]
+    (out / "demo.md").write_text("\n".join(lines))
