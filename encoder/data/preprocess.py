@@ -112,20 +112,16 @@ def clean_low_confidence(seq: PoseSequence, min_confidence: float,
     gap = next_idx - prev_idx - 1
     fill = ~observed & (prev_idx >= 0) & (next_idx < t_count) & (gap <= max_gap)
 
-    frames = np.arange(t_count, dtype=np.float64)[:, None]
-    prev_safe = np.clip(prev_idx, 0, t_count - 1)
-    next_safe = np.clip(next_idx, 0, t_count - 1)
-    span = np.maximum(next_safe - prev_safe, 1)
-    weight = ((frames - prev_safe) / span)[..., None]            # (T, J, 1) in [0, 1]
-    p0 = np.take_along_axis(seq.joints, prev_safe[..., None], axis=0).astype(np.float64)
-    p1 = np.take_along_axis(seq.joints, next_safe[..., None], axis=0).astype(np.float64)
-    c0 = np.take_along_axis(conf, prev_safe, axis=0)
-    c1 = np.take_along_axis(conf, next_safe, axis=0)
-
-    joints = np.where(observed[..., None], seq.joints, 0.0)
-    joints = np.where(fill[..., None], (1.0 - weight) * p0 + weight * p1, joints)
-    new_conf = np.where(observed, conf, 0.0)
-    new_conf = np.where(fill, FILLED_CONFIDENCE_FACTOR * np.minimum(c0, c1), new_conf)
+    joints = np.where(observed[..., None], seq.joints, np.float32(0.0))
+    new_conf = np.where(observed, conf, np.float32(0.0))
+    frame, joint = np.nonzero(fill)                               # only the filled points are computed
+    if frame.size:
+        before, after = prev_idx[frame, joint], next_idx[frame, joint]
+        weight = ((frame - before) / (after - before))[:, None]   # in (0, 1)
+        p0 = seq.joints[before, joint].astype(np.float64)
+        p1 = seq.joints[after, joint].astype(np.float64)
+        joints[frame, joint] = (1.0 - weight) * p0 + weight * p1
+        new_conf[frame, joint] = FILLED_CONFIDENCE_FACTOR * np.minimum(conf[before, joint], conf[after, joint])
 
     missing = ~observed & ~fill
     report = CleaningReport(
@@ -133,7 +129,8 @@ def clean_low_confidence(seq: PoseSequence, min_confidence: float,
         per_joint_filled=tuple(int(x) for x in fill.sum(axis=0)),
         per_joint_missing=tuple(int(x) for x in missing.sum(axis=0)),
     )
-    return seq.with_(joints=joints.astype(np.float32), confidence=new_conf.astype(np.float32)), report
+    return seq.with_(joints=joints.astype(np.float32, copy=False),
+                     confidence=new_conf.astype(np.float32, copy=False)), report
 
 
 # -- 2. resampling -------------------------------------------------------------------------
