@@ -4,8 +4,9 @@
 with the implementation of commit 4202157 (before the speed work): per case a model config, a
 seeded state_dict (random weights and BN running statistics), the eval-mode outputs on a seeded
 random batch (``reference_batch``: mixed window counts, missing joints, padded frames), and in
-train mode the outputs, the updated running statistics and the gradient of every parameter for
-a fixed linear function of the outputs. Rerunning it rewrites the file from the current code,
+train mode, run in float64 so that a different but equivalent order of float operations cannot
+hide a real difference, the outputs, the updated running statistics and the gradient of every
+parameter for a fixed linear function of the outputs. Rerunning it rewrites the file from the current code,
 which only makes sense for a deliberate change of the model.
 """
 from __future__ import annotations
@@ -75,6 +76,11 @@ def reference_batch(seed: int, dims: int, sequences: int = 5, windows: int = 4, 
                      torch.from_numpy(phase.astype(np.float32)), torch.full((sequences,), -1, dtype=torch.long))
 
 
+def batch_as(batch: PoseBatch, dtype: torch.dtype) -> PoseBatch:
+    """``batch`` with its float tensors in ``dtype``."""
+    return PoseBatch(**{k: v.to(dtype) if v.is_floating_point() else v for k, v in batch.__dict__.items()})
+
+
 def output_weights(out_shapes: dict[str, tuple[int, ...]], seed: int = 7) -> dict[str, torch.Tensor]:
     """Fixed random weights; the train-mode gradients are of sum(weight * output) over ``OUTPUTS``."""
     gen = torch.Generator().manual_seed(seed)
@@ -87,8 +93,8 @@ def outputs_of(model: StyleModel, batch: PoseBatch) -> dict[str, torch.Tensor]:
 
 
 def flat(tensors: list[torch.Tensor]) -> np.ndarray:
-    """Tensors concatenated into one float32 vector (in the order given)."""
-    return torch.cat([t.detach().reshape(-1).float() for t in tensors]).numpy()
+    """Tensors concatenated into one vector (in the order given)."""
+    return torch.cat([t.detach().reshape(-1) for t in tensors]).numpy()
 
 
 def unflat(vector: np.ndarray, like: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -116,10 +122,10 @@ def write_reference(path: Path = REFERENCE_FILE) -> None:
         with torch.no_grad():
             for name, value in outputs_of(model.eval(), batch).items():
                 arrays[f"{case}/eval/{name}"] = value.numpy()
-        model.train()
-        out = outputs_of(model, batch)
+        model.double().train()
+        out = outputs_of(model, batch_as(batch, torch.float64))
         weights = output_weights({k: tuple(v.shape) for k, v in out.items()})
-        sum(torch.sum(weights[k] * v) for k, v in out.items()).backward()
+        sum(torch.sum(weights[k].double() * v) for k, v in out.items()).backward()
         for name, value in out.items():
             arrays[f"{case}/train/{name}"] = value.detach().numpy()
         arrays[f"{case}/running"] = flat(running_statistics(model))
