@@ -211,7 +211,7 @@ class GraphTemporalUnit(nn.Module):
         h = torch.relu_(self.spatial_norm(self.spatial(agg), in_mask, offset=self.joint_bias))  # eq. (4)
         h = self.temporal(h.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
         h = self.temporal_norm(h, out_mask)
-        return torch.relu_(h + self.residual(x[:, ::self.stride]) * out_mask)
+        return torch.relu_(h.addcmul_(self.residual(x[:, ::self.stride]), out_mask))
 
 
 class BranchAttention(nn.Module):
