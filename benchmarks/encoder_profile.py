@@ -1,7 +1,7 @@
 """Where PoseStyle-Net's time goes: CPU ms per inference batch, per training step, per stage.
 
-``python -m benchmarks.encoder_profile [--data CACHE] [--checkpoint FILE]`` (or
-``posestyle bench encoder-profile``) times, on the first ``--sequences`` takes of a dataset cache
+``python -m benchmarks.encoder_profile [--data CACHE] [--checkpoint FILE] [--out FILE]`` (or
+``posestyle bench encoder-speed``) times, on the first ``--sequences`` takes of a dataset cache
 seen through the benchmark's 2D camera (synthetic demo walks without a cache):
 
 - preprocessing (``StyleEncoder.prepare``) and batching (``collate_segments``) per batch of 64;
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 import time
 from collections import defaultdict
@@ -30,6 +31,7 @@ from typing import Any
 
 import torch
 
+from encoder.data.atomic import atomic_write_text
 from encoder.data.batch import PoseBatch, collate_segments
 from encoder.data.sequence import PoseSequence
 from encoder.inference import StyleEncoder, torch_threads
@@ -200,9 +202,13 @@ def train_step_timing(encoder: StyleEncoder, batch: PoseBatch, repeats: int) -> 
 
 
 def run_profile(data: Path | None, checkpoint: Path | None, sequences: int = 128, batch_size: int = 64,
-                train_batch: int = 32, threads: int = 2, train_threads: int = 1, repeats: int = 7) -> str:
+                train_batch: int = 32, threads: int = 2, train_threads: int = 1, repeats: int = 7,
+                command: str = "python -m benchmarks.encoder_profile") -> str:
     """Measure everything; returns the report as markdown."""
+    if sequences < 1 or repeats < 1 or threads < 1 or train_threads < 1:
+        raise ValueError("sequences, repeats, threads and train threads must be >= 1")
     seqs, source = load_sequences(data, sequences)
+    batch_size, train_batch = min(batch_size, len(seqs)), min(train_batch, len(seqs))
     with tempfile.TemporaryDirectory() as folder:
         encoder, model_source = default_encoder(checkpoint, Path(folder))
     rows: list[tuple[str, Timing]] = []
@@ -242,7 +248,8 @@ def run_profile(data: Path | None, checkpoint: Path | None, sequences: int = 128
         train = train_step_timing(encoder, train_batch_t, repeats)
     windows = int(batch.segment_mask.sum())
     e2e = rows[3][1]
-    lines = [f"Data: {source}; model: {model_source}; {windows} windows in the timed batch of {batch_size}.",
+    lines = [f"Command: `{command}`", "",
+             f"Data: {source}; model: {model_source}; {windows} windows in the timed batch of {batch_size}.",
              f"torch {torch.__version__}, {threads} threads for inference, {train_threads} for training; "
              f"median of {repeats} runs; load average {_load()}.", "",
              "| what | CPU ms | wall ms |", "|---|---:|---:|"]
@@ -274,9 +281,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--train-threads", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=None, help="also write the report (markdown) here")
     args = parser.parse_args(argv)
-    print(run_profile(args.data, args.checkpoint, sequences=args.sequences, threads=args.threads,
-                      train_threads=args.train_threads, repeats=args.repeats), end="")
+    command = " ".join(["python -m benchmarks.encoder_profile", *(argv if argv is not None else sys.argv[1:])])
+    report = run_profile(args.data, args.checkpoint, sequences=args.sequences, threads=args.threads,
+                         train_threads=args.train_threads, repeats=args.repeats, command=command)
+    if args.out is not None:
+        atomic_write_text(args.out, report)
+    print(report, end="")
 
 
 if __name__ == "__main__":

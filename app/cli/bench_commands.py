@@ -293,3 +293,31 @@ def robustness_command(
     met = sum(c["met"] for c in checks)
     typer.echo(f"robustness: {report['meta']['checkpoints']} checkpoints, target checks met {met}/{len(checks)}; "
                f"report in {out}/robustness.md")
+
+
+@bench_app.command("encoder-speed", epilog=EXIT_CODES_HELP)
+def encoder_speed_command(
+    data: Path = typer.Option(Path("index_data/cache/bandai-dataset"), "--data", "-d",
+                              help="Dataset cache of the takes timed (synthetic demo walks when it does not exist)."),
+    checkpoint: Path = typer.Option(None, "--checkpoint", "-c",
+                                    help="Encoder checkpoint (default: a freshly initialised default PoseStyle-Net)."),
+    sequences: int = typer.Option(128, "--sequences", help="Sequences timed end to end."),
+    repeats: int = typer.Option(7, "--repeats", help="Timings per figure (the median is reported)."),
+    threads: int = typer.Option(2, "--threads", help="Torch threads for inference."),
+    train_threads: int = typer.Option(1, "--train-threads", help="Torch threads for the training step."),
+    out: Path = typer.Option(None, "--out", "-o", help="Also write the report (markdown) to this file."),
+) -> None:
+    """CPU ms of PoseStyle-Net per inference batch, training step and model stage (benchmarks/encoder_profile.py)."""
+    from benchmarks.encoder_profile import run_profile
+    from encoder.data.atomic import atomic_write_text
+
+    if checkpoint is not None and not checkpoint.is_file():
+        raise _fail(f"{checkpoint}: checkpoint not found")
+    try:
+        report = run_profile(data, checkpoint, sequences=sequences, threads=threads, train_threads=train_threads,
+                             repeats=repeats, command=_command_line("encoder-speed"))
+    except ValueError as err:
+        raise _fail(str(err)) from None
+    if out is not None:
+        atomic_write_text(out, report)
+    typer.echo(report, nl=False)
