@@ -364,15 +364,19 @@ class PoseStyleNet(StyleModel):
         dtype = u_w.dtype
         member = self.membership.to(dtype)
         seg_f = seg_mask.to(dtype)
-        u = self.dropout(self.norm(scatter_windows(u_w, seg_mask))) * seg_f[..., None]   # (B, M, D')
-        region_valid = scatter_windows((jvalid_w.to(dtype) @ member) > 0, seg_mask)      # (B, M, R)
-        regions = self.norm(scatter_windows(h_w, seg_mask)) * region_valid[..., None].to(dtype)
+        # layer norm per real window, before padding (padded rows are zeroed after, as before)
+        u = self.dropout(scatter_windows(self.norm(u_w), seg_mask)) * seg_f[..., None]   # (B, M, D')
 
         if c.use_segment_fusion:
             beta = masked_softmax(self.fusion_score(u).squeeze(-1), seg_mask, dim=1)   # eq. (6)
             z = torch.einsum("bm,bmd->bd", beta, u)
 
-        spatial = self._spatial_synergy(regions, region_valid) if c.use_spatial_synergy else None
+        spatial = None
+        if c.use_spatial_synergy:
+            # per real window (a padded window's term is 0), then padded to (B, M, D')
+            region_valid = (jvalid_w.to(dtype) @ member) > 0                            # (N, R)
+            regions = self.norm(h_w) * region_valid[..., None].to(dtype)
+            spatial = scatter_windows(self._spatial_synergy(regions, region_valid), seg_mask)
         state = u
         for layer in self.relations:
             relation = self._temporal_relation(state, batch.phase.to(dtype), seg_mask)
@@ -415,13 +419,13 @@ class PoseStyleNet(StyleModel):
 
     @staticmethod
     def _spatial_synergy(regions: torch.Tensor, region_valid: torch.Tensor) -> torch.Tensor:
-        """Eq. (8) R^s per window, propagated over regions and pooled: (B, M, D')."""
+        """Eq. (8) R^s per window, propagated over regions and pooled: (..., R, D') -> (..., D')."""
         norms = regions.norm(dim=-1)
         cosine = ((regions @ regions.transpose(-1, -2))
                   / (norms[..., :, None] * norms[..., None, :] + 1e-6))              # eq. (8)
         pair = (region_valid[..., :, None] & region_valid[..., None, :]).to(regions.dtype)
         count = region_valid.to(regions.dtype).sum(-1).clamp_min(1.0)
         # mean over valid a of (1/|valid|) sum_b R^s_ab H_b; W_s is applied after (it is linear)
-        column = (cosine * pair).sum(-2) / (count * count)[..., None]      # (B, M, R)
-        return torch.einsum("bmr,bmrd->bmd", column, regions)
+        column = (cosine * pair).sum(-2) / (count * count)[..., None]      # (..., R)
+        return torch.einsum("...r,...rd->...d", column, regions)
 
