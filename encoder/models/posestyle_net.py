@@ -364,7 +364,7 @@ class PoseStyleNet(StyleModel):
         dtype = u_w.dtype
         member = self.membership.to(dtype)
         seg_f = seg_mask.to(dtype)
-        # layer norm per real window, before padding (padded rows are zeroed after, as before)
+        # layer norm per real window, then padded (padded rows are zeroed after dropout)
         u = self.dropout(scatter_windows(self.norm(u_w), seg_mask)) * seg_f[..., None]   # (B, M, D')
 
         if c.use_segment_fusion:
