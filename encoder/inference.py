@@ -1,6 +1,6 @@
 """``StyleEncoder``: a trained checkpoint as a function from pose sequences to style embeddings.
 
-The encoder runs in eval mode under ``torch.no_grad``; the same input always gives the same
+The encoder runs in eval mode under ``torch.inference_mode``; the same input always gives the same
 embedding (sequences are batched by window count, which does not change any result beyond
 float rounding because every model masks its padding).
 
@@ -142,7 +142,7 @@ class StyleEncoder:
         mean /= np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12)
         return mean.astype(np.float32), (logits + logits_m) / 2.0
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def _encode(self, items: Sequence[SegmentedSequence], batch_size: int) -> tuple[np.ndarray, np.ndarray]:
         """One pass of the model: embeddings (N, D) and logits (N, K), batched by window count."""
         if batch_size < 1:
@@ -202,7 +202,7 @@ class StyleEncoder:
         probs = torch.softmax(torch.from_numpy(logits).double(), dim=1).numpy().astype(np.float32)
         return [self.labels[int(k)] for k in probs.argmax(axis=1)], probs
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def explain(self, seq: PoseSequence) -> dict[str, Any]:
         """Which windows and body regions the embedding rests on.
 

@@ -312,3 +312,31 @@ def demo_bench_command(
     q = report.quality
     typer.echo(f"demo: first screen cold {report.cold.first_screen_s:.0f} s, warm {report.warm.first_screen_s:.0f} s; "
                f"held-out accuracy {q.accuracy:.3f}, leave-one-out P@5 {q.loo_p_at_5:.3f}; report in {out}/demo.md")
+
+
+@bench_app.command("encoder-speed", epilog=EXIT_CODES_HELP)
+def encoder_speed_command(
+    data: Path = typer.Option(Path("index_data/cache/bandai-dataset"), "--data", "-d",
+                              help="Dataset cache of the takes timed (synthetic demo walks when it does not exist)."),
+    checkpoint: Path = typer.Option(None, "--checkpoint", "-c",
+                                    help="Encoder checkpoint (default: a freshly initialised default PoseStyle-Net)."),
+    sequences: int = typer.Option(128, "--sequences", help="Sequences timed end to end."),
+    repeats: int = typer.Option(7, "--repeats", help="Timings per figure (the median is reported)."),
+    threads: int = typer.Option(2, "--threads", help="Torch threads for inference."),
+    train_threads: int = typer.Option(1, "--train-threads", help="Torch threads for the training step."),
+    out: Path = typer.Option(None, "--out", "-o", help="Also write the report (markdown) to this file."),
+) -> None:
+    """CPU ms of PoseStyle-Net per inference batch, training step and model stage (benchmarks/encoder_profile.py)."""
+    from benchmarks.encoder_profile import run_profile
+    from encoder.data.atomic import atomic_write_text
+
+    if checkpoint is not None and not checkpoint.is_file():
+        raise _fail(f"{checkpoint}: checkpoint not found")
+    try:
+        report = run_profile(data, checkpoint, sequences=sequences, threads=threads, train_threads=train_threads,
+                             repeats=repeats, command=_command_line("encoder-speed"))
+    except ValueError as err:
+        raise _fail(str(err)) from None
+    if out is not None:
+        atomic_write_text(out, report)
+    typer.echo(report, nl=False)

@@ -105,35 +105,36 @@ def clean_low_confidence(seq: PoseSequence, min_confidence: float,
     ``FILLED_CONFIDENCE_FACTOR`` x the lower endpoint confidence. Longer gaps and gaps at the
     start or end stay missing (confidence 0, coordinates 0).
     """
-    conf = seq.confidence
-    observed = (conf >= min_confidence) & (conf > 0)
-    prev_idx, next_idx = _neighbour_observed(observed)
-    t_count = observed.shape[0]
-    gap = next_idx - prev_idx - 1
-    fill = ~observed & (prev_idx >= 0) & (next_idx < t_count) & (gap <= max_gap)
-
-    frames = np.arange(t_count, dtype=np.float64)[:, None]
-    prev_safe = np.clip(prev_idx, 0, t_count - 1)
-    next_safe = np.clip(next_idx, 0, t_count - 1)
-    span = np.maximum(next_safe - prev_safe, 1)
-    weight = ((frames - prev_safe) / span)[..., None]            # (T, J, 1) in [0, 1]
-    p0 = np.take_along_axis(seq.joints, prev_safe[..., None], axis=0).astype(np.float64)
-    p1 = np.take_along_axis(seq.joints, next_safe[..., None], axis=0).astype(np.float64)
-    c0 = np.take_along_axis(conf, prev_safe, axis=0)
-    c1 = np.take_along_axis(conf, next_safe, axis=0)
-
-    joints = np.where(observed[..., None], seq.joints, 0.0)
-    joints = np.where(fill[..., None], (1.0 - weight) * p0 + weight * p1, joints)
-    new_conf = np.where(observed, conf, 0.0)
-    new_conf = np.where(fill, FILLED_CONFIDENCE_FACTOR * np.minimum(c0, c1), new_conf)
-
+    joints, conf, observed, fill = _fill_short_gaps(seq.joints, seq.confidence, min_confidence, max_gap)
     missing = ~observed & ~fill
     report = CleaningReport(
         filled=int(fill.sum()), still_missing=int(missing.sum()),
         per_joint_filled=tuple(int(x) for x in fill.sum(axis=0)),
         per_joint_missing=tuple(int(x) for x in missing.sum(axis=0)),
     )
-    return seq.with_(joints=joints.astype(np.float32), confidence=new_conf.astype(np.float32)), report
+    return seq.with_(joints=joints, confidence=conf), report
+
+
+def _fill_short_gaps(joints: np.ndarray, conf: np.ndarray, min_confidence: float,
+                     max_gap: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``clean_low_confidence`` on arrays: cleaned joints and confidence (float32), observed and filled masks."""
+    observed = (conf >= min_confidence) & (conf > 0)
+    prev_idx, next_idx = _neighbour_observed(observed)
+    t_count = observed.shape[0]
+    gap = next_idx - prev_idx - 1
+    fill = ~observed & (prev_idx >= 0) & (next_idx < t_count) & (gap <= max_gap)
+
+    cleaned = np.where(observed[..., None], joints, np.float32(0.0))
+    new_conf = np.where(observed, conf, np.float32(0.0))
+    frame, joint = np.nonzero(fill)                               # only the filled points are computed
+    if frame.size:
+        before, after = prev_idx[frame, joint], next_idx[frame, joint]
+        weight = ((frame - before) / (after - before))[:, None]   # in (0, 1)
+        p0 = joints[before, joint].astype(np.float64)
+        p1 = joints[after, joint].astype(np.float64)
+        cleaned[frame, joint] = (1.0 - weight) * p0 + weight * p1
+        new_conf[frame, joint] = FILLED_CONFIDENCE_FACTOR * np.minimum(conf[before, joint], conf[after, joint])
+    return cleaned.astype(np.float32, copy=False), new_conf.astype(np.float32, copy=False), observed, fill
 
 
 # -- 2. resampling -------------------------------------------------------------------------
@@ -324,9 +325,15 @@ def segment_windows(array: np.ndarray, length: int, stride: int,
     thinned to that many evenly spaced windows (first and last kept).
     """
     array = np.asarray(array)
+    frame_idx, frame_mask, phase = _window_frames(array.shape[0], length, stride, max_segments)
+    return _gather_windows(array, frame_idx, frame_mask), frame_mask, phase
+
+
+def _window_frames(t: int, length: int, stride: int,
+                   max_segments: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Eq. (2) windows of a ``t``-frame sequence: frame index (M, L), frame_mask (M, L), phase (M,)."""
     if length < 1 or stride < 1:
         raise ValueError(f"window length and stride must be >= 1, got {length}, {stride}")
-    t = array.shape[0]
     if t < 1:
         raise ValueError("segment_windows: empty sequence")
     starts = window_starts(t, length, stride)
@@ -335,12 +342,17 @@ def segment_windows(array: np.ndarray, length: int, stride: int,
         starts = starts[keep]
     frame_idx = starts[:, None] + np.arange(length)[None, :]                  # eq. (2), (M, L)
     frame_mask = frame_idx < t
-    windows = array[np.minimum(frame_idx, t - 1)]
-    windows = np.where(frame_mask.reshape(frame_mask.shape + (1,) * (array.ndim - 1)), windows,
-                       np.zeros((), array.dtype))
     real = np.minimum(length, t)
     phase = ((starts + real / 2.0) / t).astype(np.float32)
-    return windows, frame_mask, phase
+    return np.minimum(frame_idx, t - 1), frame_mask, phase
+
+
+def _gather_windows(array: np.ndarray, frame_idx: np.ndarray, frame_mask: np.ndarray) -> np.ndarray:
+    """(T, ...) -> (M, L, ...) at ``frame_idx``, zero where ``frame_mask`` is False."""
+    windows = array[frame_idx]
+    if not frame_mask.all():
+        windows[~frame_mask] = 0
+    return windows
 
 
 # -- the chain -------------------------------------------------------------------------------
@@ -350,25 +362,27 @@ def preprocess_sequence(seq: PoseSequence, cfg: PreprocessConfig = PreprocessCon
     Raises ``PoseDataError`` when no joint survives cleaning.
     """
     source = seq.source or seq.name or "<sequence>"
-    cleaned, _ = clean_low_confidence(seq, cfg.min_confidence, cfg.max_gap)
-    if not (cleaned.confidence > 0).any():
+    joints, confidence, _, _ = _fill_short_gaps(seq.joints, seq.confidence, cfg.min_confidence, cfg.max_gap)
+    if not (confidence > 0).any():
         raise PoseDataError(source, f"no joint observed with confidence >= {cfg.min_confidence}")
-    resampled = resample_fps(cleaned, cfg.target_fps)
-    joint_mask = resampled.confidence > 0
+    fps = seq.fps
+    if abs(fps - cfg.target_fps) > 1e-9 * cfg.target_fps:       # resample_fps would copy at the same rate
+        resampled = resample_fps(seq.with_(joints=joints, confidence=confidence), cfg.target_fps)
+        joints, confidence, fps = resampled.joints, resampled.confidence, resampled.fps
+    joint_mask = confidence > 0
     if not joint_mask.any():
         raise PoseDataError(source, "no joint left observed after resampling to "
                                     f"{cfg.target_fps:g} fps")
-    joints = resampled.joints
-    if cfg.align_heading and resampled.dims == 3:
-        joints = align_heading(joints, resampled.confidence)
-    positions = normalize_center_scale(joints, resampled.confidence, cfg.eps)
-    velocity = joint_velocities(positions, resampled.fps, joint_mask)
-    length, stride, cap = cfg.window_length, cfg.window_stride, cfg.max_segments
-    pos_w, frame_mask, phase = segment_windows(positions, length, stride, cap)
-    vel_w, _, _ = segment_windows(velocity, length, stride, cap)
-    mask_w, _, _ = segment_windows(joint_mask, length, stride, cap)
-    return SegmentedSequence(positions=pos_w.astype(np.float32), velocity=vel_w.astype(np.float32),
-                             joint_mask=mask_w.astype(bool), frame_mask=frame_mask, phase=phase)
+    if cfg.align_heading and seq.dims == 3:
+        joints = align_heading(joints, confidence)
+    positions = normalize_center_scale(joints, confidence, cfg.eps)
+    velocity = joint_velocities(positions, fps, joint_mask)
+    frame_idx, frame_mask, phase = _window_frames(positions.shape[0], cfg.window_length, cfg.window_stride,
+                                                  cfg.max_segments)
+    return SegmentedSequence(positions=_gather_windows(positions, frame_idx, frame_mask),
+                             velocity=_gather_windows(velocity, frame_idx, frame_mask),
+                             joint_mask=_gather_windows(joint_mask, frame_idx, frame_mask),
+                             frame_mask=frame_mask, phase=phase)
 
 
 def mirror_segments(item: SegmentedSequence) -> SegmentedSequence:

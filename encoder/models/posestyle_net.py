@@ -167,22 +167,29 @@ def pool_tokens(velocity_sum: torch.Tensor, count: torch.Tensor,
             count.view(n, t // size, size, j, 1).sum(2))
 
 
+def split_graph(graph: torch.Tensor, parts: torch.Tensor) -> torch.Tensor:
+    """Eq. (4) parts of the eq. (3) graph: (N, T, J, J) -> (N, T, J, K, J), each part of each row
+    a weighted mean over its observed joints.
+
+    ``parts`` (J, K, J) is ``torso_partitions`` with the part axis in the middle, so one batched
+    product of the result with (N, T, J, C) features gives every joint's K aggregates side by side.
+    """
+    split = graph[..., :, None, :] * parts
+    return split.div_(split.sum(-1, keepdim=True).clamp_min_(1e-6))
+
+
 class GraphTemporalUnit(nn.Module):
     """Eq. (4) F_r = phi(BN(W_r * X_r + b_r)), then a temporal convolution with a residual.
 
     W_r * X_r: graph convolution over the eq. (3) graph of each token split into the
-    ``torso_partitions`` over every pair (each part a weighted mean over observed joints), one linear map of
-    the parts side by side; b_r a learned bias per joint and channel. Then a full temporal
-    convolution (optionally strided), BN, the residual input added, ReLU.
+    ``torso_partitions`` over every pair (``split_graph``: each part a weighted mean over observed
+    joints), one linear map of the parts side by side; b_r a learned bias per joint and channel.
+    Then a full temporal convolution (optionally strided), BN, the residual input added, ReLU.
     """
 
-    parts: torch.Tensor
-
-    def __init__(self, c_in: int, c_out: int, kernel: int, dilation: int, stride: int) -> None:
+    def __init__(self, c_in: int, c_out: int, kernel: int, dilation: int, stride: int, num_parts: int) -> None:
         super().__init__()
-        parts = torso_partitions(neighbours_only=False)
-        self.register_buffer("parts", parts, persistent=False)
-        self.spatial = nn.Linear(parts.shape[0] * c_in, c_out, bias=False)
+        self.spatial = nn.Linear(num_parts * c_in, c_out, bias=False)
         self.joint_bias = nn.Parameter(torch.zeros(NUM_JOINTS, c_out))
         self.spatial_norm = MaskedBatchNorm(c_out)
         self.temporal = nn.Conv2d(c_out, c_out, (kernel, 1), stride=(stride, 1),
@@ -192,22 +199,19 @@ class GraphTemporalUnit(nn.Module):
                          else nn.Linear(c_in, c_out, bias=False))
         self.stride = stride
 
-    def forward(self, x: torch.Tensor, graph: torch.Tensor, in_mask: torch.Tensor,
+    def forward(self, x: torch.Tensor, split: torch.Tensor, in_mask: torch.Tensor,
                 out_mask: torch.Tensor) -> torch.Tensor:
-        """``x`` (N, T, J, C_in) and its ``graph`` (N, T, J, J) -> (N, T/stride, J, C_out).
+        """``x`` (N, T, J, C_in) and its ``split_graph`` (N, T, J, K, J) -> (N, T/stride, J, C_out).
 
         ``in_mask`` (N, T, J, 1) and ``out_mask`` (N, T/stride, J, 1) 0/1 floats: the output is
         zero where ``out_mask`` is 0.
         """
         n, t, j, c = x.shape
-        k = self.parts.shape[0]
-        split = graph[:, :, None] * self.parts                                  # (N, T, K, J, J)
-        split = split / split.sum(-1, keepdim=True).clamp_min(1e-6)
-        agg = (split.flatten(2, 3) @ x).view(n, t, k, j, c).permute(0, 1, 3, 2, 4).reshape(n, t, j, k * c)
+        agg = torch.bmm(split.flatten(0, 1).flatten(1, 2), x.reshape(n * t, j, c)).view(n, t, j, -1)
         h = torch.relu_(self.spatial_norm(self.spatial(agg), in_mask, offset=self.joint_bias))  # eq. (4)
         h = self.temporal(h.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
         h = self.temporal_norm(h, out_mask)
-        return torch.relu_(h + self.residual(x[:, ::self.stride]) * out_mask)
+        return torch.relu_(h.addcmul_(self.residual(x[:, ::self.stride]), out_mask))
 
 
 class BranchAttention(nn.Module):
@@ -274,16 +278,19 @@ class PoseStyleNet(StyleModel):
     config: PoseStyleNetConfig
     skeleton: torch.Tensor
     membership: torch.Tensor
+    parts: torch.Tensor
 
     def __init__(self, config: PoseStyleNetConfig) -> None:
         super().__init__(config)
         c = config
         self.register_buffer("skeleton", skeleton_adjacency(self_loops=True), persistent=False)
         self.register_buffer("membership", region_membership(), persistent=False)
+        parts = torso_partitions(neighbours_only=False)
+        self.register_buffer("parts", parts.permute(1, 0, 2).contiguous(), persistent=False)   # (J, K, J)
         units, c_prev = [], (2 * c.in_dims + 1) * c.frames_per_token
         self.input_norm = MaskedBatchNorm(c_prev)
         for ch, stride, dil in zip(c.branch_channels, c.branch_strides, c.branch_dilations):
-            units.append(GraphTemporalUnit(c_prev, ch, c.temporal_kernel, dil, stride))
+            units.append(GraphTemporalUnit(c_prev, ch, c.temporal_kernel, dil, stride, parts.shape[0]))
             c_prev = ch
         self.units = nn.ModuleList(units)
         # single branch: only the deepest unit feeds the window features
@@ -321,19 +328,20 @@ class PoseStyleNet(StyleModel):
         u_parts: list[torch.Tensor] = []
         region_parts: list[torch.Tensor] = []
         alphas: list[torch.Tensor] = []
-        graph = None
+        split = None
         for i, unit in enumerate(cast("list[GraphTemporalUnit]", self.units)):
-            if graph is None:
+            if split is None:
                 # eq. (3) graph at this unit's token rate: token velocity = mean over its frames
                 graph = pose_graph(velocity_sum / count.clamp_min(1.0), count[..., 0] > 0,
                                    self.skeleton, c.graph_lambda, c.graph_sigma, c.use_velocity_graph)
+                split = split_graph(graph, self.parts)
             if unit.stride > 1:
                 velocity_sum, count = pool_tokens(velocity_sum, count, unit.stride)
             mask = (count > 0).to(h.dtype)
-            h = unit(h, graph, in_mask, mask)                                   # eq. (4)
+            h = unit(h, split, in_mask, mask)                                   # eq. (4)
             in_mask = mask
             if unit.stride > 1:
-                graph = None                # the next unit works at the coarser token rate
+                split = None                # the next unit works at the coarser token rate
             if i not in self.tapped:
                 continue
             pooled, alpha = self.attention[len(alphas)](h, mask, joint_valid)   # eq. (5)
@@ -356,15 +364,19 @@ class PoseStyleNet(StyleModel):
         dtype = u_w.dtype
         member = self.membership.to(dtype)
         seg_f = seg_mask.to(dtype)
-        u = self.dropout(self.norm(scatter_windows(u_w, seg_mask))) * seg_f[..., None]   # (B, M, D')
-        region_valid = scatter_windows((jvalid_w.to(dtype) @ member) > 0, seg_mask)      # (B, M, R)
-        regions = self.norm(scatter_windows(h_w, seg_mask)) * region_valid[..., None].to(dtype)
+        # layer norm per real window, then padded (padded rows are zeroed after dropout)
+        u = self.dropout(scatter_windows(self.norm(u_w), seg_mask)) * seg_f[..., None]   # (B, M, D')
 
         if c.use_segment_fusion:
             beta = masked_softmax(self.fusion_score(u).squeeze(-1), seg_mask, dim=1)   # eq. (6)
             z = torch.einsum("bm,bmd->bd", beta, u)
 
-        spatial = self._spatial_synergy(regions, region_valid) if c.use_spatial_synergy else None
+        spatial = None
+        if c.use_spatial_synergy:
+            # per real window (a padded window's term is 0), then padded to (B, M, D')
+            region_valid = (jvalid_w.to(dtype) @ member) > 0                            # (N, R)
+            regions = self.norm(h_w) * region_valid[..., None].to(dtype)
+            spatial = scatter_windows(self._spatial_synergy(regions, region_valid), seg_mask)
         state = u
         for layer in self.relations:
             relation = self._temporal_relation(state, batch.phase.to(dtype), seg_mask)
@@ -407,13 +419,13 @@ class PoseStyleNet(StyleModel):
 
     @staticmethod
     def _spatial_synergy(regions: torch.Tensor, region_valid: torch.Tensor) -> torch.Tensor:
-        """Eq. (8) R^s per window, propagated over regions and pooled: (B, M, D')."""
+        """Eq. (8) R^s per window, propagated over regions and pooled: (..., R, D') -> (..., D')."""
         norms = regions.norm(dim=-1)
         cosine = ((regions @ regions.transpose(-1, -2))
                   / (norms[..., :, None] * norms[..., None, :] + 1e-6))              # eq. (8)
         pair = (region_valid[..., :, None] & region_valid[..., None, :]).to(regions.dtype)
         count = region_valid.to(regions.dtype).sum(-1).clamp_min(1.0)
         # mean over valid a of (1/|valid|) sum_b R^s_ab H_b; W_s is applied after (it is linear)
-        column = (cosine * pair).sum(-2) / (count * count)[..., None]      # (B, M, R)
-        return torch.einsum("bmr,bmrd->bmd", column, regions)
+        column = (cosine * pair).sum(-2) / (count * count)[..., None]      # (..., R)
+        return torch.einsum("...r,...rd->...d", column, regions)
 

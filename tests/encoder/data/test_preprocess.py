@@ -414,3 +414,27 @@ def test_preprocess_many_keeps_good_items_and_reports_bad_one():
     assert errors[0] is None and errors[2] is None
     assert isinstance(errors[1], PoseDataError)
     assert str(errors[1]).startswith("blurry.json: ") and "\n" not in str(errors[1])
+
+
+@pytest.mark.parametrize("fps, align, frames", [(30.0, False, 150), (25.0, True, 150), (60.0, False, 150),
+                                                (30.0, False, 20)])
+def test_preprocess_sequence_equals_its_documented_steps(fps, align, frames):
+    """The fused chain (arrays, one window index) gives exactly what the public steps give one by one."""
+    rng = np.random.default_rng(3)
+    seq = walker3d(frames=frames, fps=fps, heading_deg=30.0)
+    conf = seq.confidence.copy()
+    conf[rng.random(conf.shape) < 0.25] = 0.1                     # short gaps to fill, long ones to keep
+    conf[5:18, 9] = 0.0
+    seq = seq.with_(confidence=conf)
+    cfg = PreprocessConfig(align_heading=align, max_segments=4)
+    cleaned, _ = clean_low_confidence(seq, cfg.min_confidence, cfg.max_gap)
+    resampled = resample_fps(cleaned, cfg.target_fps)
+    joints = align_heading(resampled.joints, resampled.confidence) if align else resampled.joints
+    positions = normalize_center_scale(joints, resampled.confidence, cfg.eps)
+    velocity = joint_velocities(positions, resampled.fps, resampled.confidence > 0)
+    expected = [segment_windows(a, cfg.window_length, cfg.window_stride, cfg.max_segments)
+                for a in (positions, velocity, resampled.confidence > 0)]
+    out = preprocess_sequence(seq, cfg)
+    for got, (want, frame_mask, phase) in zip((out.positions, out.velocity, out.joint_mask), expected):
+        assert got.dtype == want.dtype and np.array_equal(got, want)
+        assert np.array_equal(out.frame_mask, frame_mask) and np.array_equal(out.phase, phase)
