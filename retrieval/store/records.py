@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, Sequence
 
@@ -71,14 +71,7 @@ class SequenceRecord:
 
     def same_content(self, other: "SequenceRecord") -> bool:
         """True when every stored field except timestamps is equal (an upsert would change nothing)."""
-        return _without_times(self) == _without_times(other)
-
-
-def _without_times(record: SequenceRecord) -> dict[str, Any]:
-    values = asdict(record)
-    values.pop("created")
-    values.pop("updated")
-    return values
+        return replace(self, created=None, updated=None) == replace(other, created=None, updated=None)
 
 
 def _optional_str(value: Any) -> str | None:
