@@ -645,8 +645,10 @@ def how_it_was_run(meta: Mapping[str, Any]) -> list[str]:
         f"- Seeds: {meta.get('seeds')} for every view"
         + "".join(f", except `{v}`: {list(s)}" for v, s in seeds_by_view.items()) + ".",
         f"- Runs: {meta.get('runs')} of {meta.get('runs_planned')} planned"
-        + (f"; {meta['runs_skipped_for_time_budget']} not started because the time budget "
-           f"({meta.get('time_budget_minutes')} min) ran out" if meta.get("runs_skipped_for_time_budget") else "")
+        + ("" if not meta.get("runs_skipped_for_time_budget")
+           else f"; {meta['runs_skipped_for_time_budget']} not run yet (the report was written with `--report-only`)"
+           if meta.get("time_budget_minutes") == 0 else f"; {meta['runs_skipped_for_time_budget']} not started "
+           f"because the time budget ({meta.get('time_budget_minutes')} min) ran out")
         + (f"; {meta['runs_resumed_from_file']} taken from the runs file written by an earlier invocation with "
            "the same settings (this invocation re-measured the floor and the cost and rewrote the report)"
            if meta.get("runs_resumed_from_file") else "") + ".",
@@ -792,6 +794,15 @@ def _append_run(path: Path | None, record: Mapping[str, Any]) -> None:
         os.fsync(fh.fileno())
 
 
+def kept_checkpoint(record: Mapping[str, Any], runs_file: str | Path) -> Path:
+    """Where a run's kept checkpoint is: its recorded path, else beside the runs file (``<stem>.models/``),
+    so a runs file moved or copied with its models folder still finds them."""
+    recorded = Path(record["checkpoint"])
+    if recorded.is_file():
+        return recorded
+    return Path(runs_file).with_suffix(".models") / recorded.name
+
+
 def run_encoder_bench(config: EncoderBenchConfig, out: str | Path | None = None, progress: bool = True,
                       command: str = "posestyle bench encoders", stem: str = "encoders") -> dict[str, Any]:
     """Run the grid, the floor and the cost, summarise, and write ``<stem>.md/.json`` into ``out`` (if given)."""
@@ -818,7 +829,8 @@ def run_encoder_bench(config: EncoderBenchConfig, out: str | Path | None = None,
     todo: list[BenchJob] = []
     for job in jobs:
         rec = done.get(job.key())
-        if rec is not None and (not job.keep_model or (rec.get("checkpoint") and Path(rec["checkpoint"]).is_file())):
+        if rec is not None and (not job.keep_model or (rec.get("checkpoint")
+                                                       and kept_checkpoint(rec, config.runs_file).is_file())):
             records.append(rec)
         else:
             todo.append(job)
@@ -828,7 +840,9 @@ def run_encoder_bench(config: EncoderBenchConfig, out: str | Path | None = None,
     init_args = (Path(config.data), Path(config.splits_dir), tuple(config.splits), config.threads_per_worker)
     bar = tqdm(total=len(jobs), initial=len(records), desc="bench runs", unit="run", disable=not progress,
                dynamic_ncols=True)
-    if todo:
+    if todo and deadline is not None and time.perf_counter() >= deadline:     # a zero budget: report only
+        skipped_for_time = len(todo)
+    elif todo:
         if config.workers > 1:
             with ProcessPoolExecutor(config.workers, mp_context=process_pool_context(), initializer=_init_worker,
                                      initargs=init_args) as pool:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from benchmarks.encoder_bench import RECIPE_VERSION, kept_checkpoint
 from encoder.data.camera import (
     BENCHMARK_DROP_FRACTION,
     BENCHMARK_JITTER_FRAC,
@@ -235,15 +236,6 @@ def _ms(cell: Mapping[str, float], signed: bool = False) -> str:
     return f"{cell['mean']:{fmt}} ± {cell['std']:.3f}"
 
 
-def kept_checkpoint(record: Mapping[str, Any], runs_file: str | Path) -> Path:
-    """Where a run's kept checkpoint is: its recorded path, else beside the runs file (``<stem>.models/``),
-    so a runs file moved or copied with its models folder still finds them."""
-    recorded = Path(record["checkpoint"])
-    if recorded.is_file():
-        return recorded
-    return Path(runs_file).with_suffix(".models") / recorded.name
-
-
 def run_robustness_bench(runs_file: str | Path, data: str | Path, splits_dir: str | Path,
                          out: str | Path | None = None, models: Sequence[str] | None = None,
                          progress: bool = True, command: str = "posestyle bench robustness") -> dict[str, Any]:
@@ -260,11 +252,13 @@ def run_robustness_bench(runs_file: str | Path, data: str | Path, splits_dir: st
     start, load_start = time.perf_counter(), [round(x, 2) for x in os.getloadavg()]
     records = [json.loads(line) for line in Path(runs_file).read_text(encoding="utf-8").splitlines() if line.strip()]
     kept = [{**r, "checkpoint": str(kept_checkpoint(r, runs_file))} for r in records
-            if r.get("checkpoint") and kept_checkpoint(r, runs_file).is_file() and r.get("holdout") is None
+            if r.get("recipe") == RECIPE_VERSION
+            and r.get("checkpoint") and kept_checkpoint(r, runs_file).is_file() and r.get("holdout") is None
             and r["split"] == "random" and r["view"] == "2d" and r.get("ablation") is None
             and (models is None or r["model"] in models)]
     if not kept:
-        raise ValueError(f"{runs_file}: no kept 2d/random checkpoint; run `posestyle bench encoders` first")
+        raise ValueError(f"{runs_file}: no kept 2d/random checkpoint of recipe {RECIPE_VERSION}; "
+                         "run `posestyle bench encoders` first")
     cache = DatasetCache.open(data)
     takes = {n: cache.load(n) for n in cache.names}
     parts = resolve_split(str(Path(splits_dir) / "random"), cache.names, [takes[n].label for n in cache.names])

@@ -203,6 +203,8 @@ def encoders_command(
     fresh: bool = typer.Option(False, "--fresh", help="Ignore (and replace) the runs file."),
     budget: float = typer.Option(None, "--budget-minutes", min=1.0,
                                  help="Start no new run after this many minutes (runs go seed by seed)."),
+    report_only: bool = typer.Option(False, "--report-only",
+                                     help="Train nothing: write the report from the runs file as it is."),
     cost: bool = typer.Option(True, "--cost/--no-cost", help="Measure parameters, throughput and latency."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:
@@ -254,7 +256,7 @@ def encoders_command(
             ablations=settings["ablations"] if ablations and "posestyle_net" in chosen_models else (),
             train={**settings["train"], **extra}, model_train=settings["model_train"], cost=cost,
             workers=workers, threads_per_worker=threads, runs_file=runs_file,
-            time_budget_minutes=budget, open_set=OPEN_SET_HOLDOUTS if open_set else ())
+            time_budget_minutes=0.0 if report_only else budget, open_set=OPEN_SET_HOLDOUTS if open_set else ())
     except ValueError as err:
         raise _fail(str(err)) from None
     command = _command_line("encoders")

@@ -5,6 +5,7 @@ One seed, one or two epochs, tiny models: checks what the bench writes, never ho
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -127,6 +128,11 @@ def test_runs_file_resumes_without_retraining(toy_dataset, tmp_path, one_torch_t
     assert (tmp_path / "runs.jsonl").read_text().splitlines() == lines          # nothing retrained
     assert second["meta"]["runs_resumed_from_file"] == 1
     assert second["rows"][0]["accuracy"] == first["rows"][0]["accuracy"]
+    # a zero budget (--report-only) reports what the runs file holds and trains nothing new
+    more = replace(config, seeds=(0, 1), time_budget_minutes=0.0)
+    third = run_encoder_bench(more, None, progress=False)
+    assert (tmp_path / "runs.jsonl").read_text().splitlines() == lines
+    assert third["meta"]["runs_skipped_for_time_budget"] == 1 and third["meta"]["runs"] == 1
 
 
 def test_plan_covers_the_grid_and_the_ablations(toy_dataset):
