@@ -23,9 +23,9 @@ APP_MAIN = Path(__file__).resolve().parents[1] / "ui" / "main.py"
 
 def streamlit_command(root: Path, port: int, address: str, store: str | None, read_only: bool = False) -> list[str]:
     """The argv that serves the app (headless, no usage statistics, bounded uploads)."""
-    from app.services.analysis import MAX_UPLOAD_MB
+    from app.services.limits import MAX_UPLOAD_MB
 
-    command = [sys.executable, "-m", "streamlit", "run", str(APP_MAIN),
+    command = [sys.executable, "-m", "app.ui.serve", "run", str(APP_MAIN),
                "--server.headless", "true", "--server.port", str(port), "--server.address", address,
                "--server.maxUploadSize", str(MAX_UPLOAD_MB), "--browser.gatherUsageStats", "false",
                "--server.fileWatcherType", "none", "--global.developmentMode", "false",

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
+from app.services.limits import MAX_UPLOAD_BYTES
 from encoder.data.atomic import atomic_write_bytes, atomic_write_npz
 from encoder.data.errors import PoseDataError
 from encoder.data.preprocess import align_heading, body_centre, normalize_center_scale
@@ -50,8 +51,6 @@ log = logging.getLogger(__name__)
 
 CACHE_DIR = "cache"
 UPLOAD_SUFFIXES: tuple[str, ...] = (".bvh", ".json", ".npy", ".npz", *VIDEO_SUFFIXES)
-MAX_UPLOAD_MB = 50
-MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024 * 1024
 FILTER_FIELDS: tuple[str, ...] = ("label", "collection", "season", "tags")
 PREDICTION_BATCH = 64
 KMEANS_RESTARTS = 10

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from app.cli import cli
 from app.cli.app_commands import APP_MAIN, streamlit_command
-from app.services.analysis import MAX_UPLOAD_MB
+from app.services.limits import MAX_UPLOAD_MB
 from app.ui.state import DEFAULT_ROOT, parse_app_args
 
 
@@ -19,7 +19,7 @@ def _option(command: list[str], name: str) -> str:
 
 def test_streamlit_command_is_headless_private_and_bounded(tmp_path: Path) -> None:
     command = streamlit_command(tmp_path, 8123, "127.0.0.1", "sqlite:///x.db")
-    assert command[:5] == [sys.executable, "-m", "streamlit", "run", str(APP_MAIN)] and APP_MAIN.is_file()
+    assert command[:5] == [sys.executable, "-m", "app.ui.serve", "run", str(APP_MAIN)] and APP_MAIN.is_file()
     assert _option(command, "--server.headless") == "true"
     assert _option(command, "--server.port") == "8123"
     assert _option(command, "--browser.gatherUsageStats") == "false"

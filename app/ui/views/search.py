@@ -8,7 +8,8 @@ from typing import Any
 
 import streamlit as st
 
-from app.services.analysis import MAX_UPLOAD_MB, UPLOAD_SUFFIXES, motion_view, read_uploaded_pose
+from app.services.analysis import UPLOAD_SUFFIXES, motion_view, read_uploaded_pose
+from app.services.limits import MAX_UPLOAD_MB
 from app.ui import figures
 from app.ui.state import (
     AUTO_SEARCH_KEY,
