@@ -250,14 +250,22 @@ def test_pages_have_urls_cards_line_up_compare_scrolls_and_each_page_is_captured
     box.send_keys(Keys.ENTER)
     browser.find_element(By.CSS_SELECTOR, ".st-key-search-button button").click()
     cards = _wait(browser, lambda d: (c := _cards_with_images(d)) and len(c) == 8 and c, "8 result cards")
+    expected_hit_8 = _expected_hits(index_copy, query, 8)[-1]
     rows: dict[int, list[float]] = {}
     for card in cards:
         rows.setdefault(round(card.rect["y"]), []).append(card.rect["height"])
     assert len(rows) == 2 and all(max(h) - min(h) <= 1.0 for h in rows.values()), rows
 
-    # "Compare with query" and its scroll request are checked by AppTest (test_ui_search): with
-    # Streamlit 1.60 (the video extra's) the click on a card's button did not register in headless
-    # Chromium here, so this test leaves it out.
+    # "Compare with query" on the last card: the comparison is drawn for that hit and scrolled into view
+    browser.execute_script("window.scrollTo(0, 0)")
+    button = browser.find_element(By.CSS_SELECTOR, ".st-key-compare-8 button")
+    browser.execute_script("arguments[0].click()", button)
+    in_view = ("const el = document.querySelector('.st-key-comparison'); if (!el) return false;"
+               "const r = el.getBoundingClientRect(); return r.top >= -1 && r.top < window.innerHeight / 2;")
+    _wait(browser, lambda d: d.execute_script(in_view), "the comparison scrolled into view")
+    chosen = browser.execute_script("return document.querySelector('.st-key-compare-select').innerText "
+                                    "+ ' ' + (document.querySelector('.st-key-compare-select input') || {}).value")
+    assert expected_hit_8 in chosen, chosen
 
     browser.set_window_size(1400, 2000)
     browser.execute_script("window.scrollTo(0, 0)")
