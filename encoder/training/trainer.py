@@ -44,6 +44,7 @@ from encoder.data.errors import ConfigError, PoseDataError
 from encoder.data.preprocess import preprocess_sequence
 from encoder.data.sequence import PoseSequence
 from encoder.data.skeleton import CANONICAL_SKELETON
+from encoder.inference import torch_threads
 from encoder.models import StyleLoss, build_model, config_from_dict, config_to_dict
 from encoder.training.augment import make_variants
 from encoder.training.config import TrainConfig
@@ -266,10 +267,7 @@ def fit(train_seqs: Sequence[PoseSequence], val_seqs: Sequence[PoseSequence], co
     label_index = {name: i for i, name in enumerate(label_names)}
     input_dims = 2 if cfg.view == "2d" else 3
 
-    previous_threads = torch.get_num_threads()
-    if cfg.num_threads > 0:
-        torch.set_num_threads(cfg.num_threads)
-    try:
+    with torch_threads(cfg.num_threads or None):
         device = resolve_device(cfg.device)
         train = _prepare(train_seqs, cfg, label_index, augment=True, desc="prepare train")
         val = _prepare(val_seqs, cfg, label_index, augment=False, desc="prepare val")
@@ -346,8 +344,6 @@ def fit(train_seqs: Sequence[PoseSequence], val_seqs: Sequence[PoseSequence], co
         if best_state is not None:
             model.load_state_dict(best_state)
         model.eval()
-    finally:
-        torch.set_num_threads(previous_threads)
 
     seconds = time.perf_counter() - start
     n_versions = sum(len(v) for v in train.versions)
