@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from app.ui.state import get_service
 from retrieval.store import MetadataStore, default_database_url
 
@@ -64,6 +66,7 @@ def test_versions_table_marks_the_live_version(app_test, small_index) -> None:
     assert at.text_input(key="reindex-checkpoint").value == str(small_index.checkpoint.resolve())
 
 
+@pytest.mark.slow
 def test_reindex_with_a_new_encoder_publishes_a_new_live_version(app_test, index_copy, make_checkpoint,
                                                                  tmp_path) -> None:
     checkpoint = index_copy / "models" / "other.safetensors"      # re-index paths lie under the root

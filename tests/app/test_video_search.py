@@ -102,6 +102,7 @@ def _videos(at) -> list:
     return [el for el in at.get("video")]
 
 
+@pytest.mark.slow
 def test_app_search_with_an_uploaded_clip_shows_clip_skeleton_and_hits(app_test, video_index: VideoIndex) -> None:
     at = app_test(video_index.root).run()
     at.radio(key="query-source").set_value("Upload a pose file").run()

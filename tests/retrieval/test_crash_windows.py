@@ -40,6 +40,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Setup:
     return make_setup(tmp_path_factory.mktemp("windows"), N_SEQUENCES)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("crash_at", CRASH_POINTS)
 def test_kill_in_each_crash_window_is_repaired_at_the_next_open_and_job(tmp_path, setup, crash_at):
     root = tmp_path / "index_data"
@@ -92,6 +93,7 @@ def test_the_job_itself_repairs_a_swapped_pointer_and_sweeps_leftovers(tmp_path,
         assert assert_consistent(root, store, names) == summary.live_version
 
 
+@pytest.mark.slow
 def test_one_reindex_per_root_whatever_the_encoder(tmp_path, setup):
     root = tmp_path / "index_data"
     shutil.copytree(setup.root, root)

@@ -41,6 +41,7 @@ def test_cli_refuses_more_workers_than_cores(tmp_path):
     assert "exceeds the" in result.output and "CPU cores" in result.output
 
 
+@pytest.mark.slow
 def test_worker_processes_embed_exactly_what_this_process_does(tmp_path):
     checkpoint = tmp_path / "encoder.safetensors"
     tiny_checkpoint(checkpoint, seed=2)

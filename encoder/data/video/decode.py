@@ -90,7 +90,11 @@ def iter_frames(path: str | Path, max_seconds: float = MAX_VIDEO_SECONDS) -> Ite
             raise PoseDataError(path, "no video stream in the file")
         stream = container.streams.video[0]
         info = _info(path, container, stream, max_seconds)
-        stream.thread_type = "AUTO"
+        # One thread: decoder and colour-conversion threads each reserve address space, and under the
+        # upload sandbox's RLIMIT_AS their creation failed at random (EAGAIN) on a busy machine; the
+        # pose estimator, not decoding, is what a clip costs.
+        stream.thread_type = "NONE"
+        stream.codec_context.thread_count = 1
         limit = int(np.ceil(max_seconds * info.fps))
         count = 0
         try:
@@ -98,7 +102,7 @@ def iter_frames(path: str | Path, max_seconds: float = MAX_VIDEO_SECONDS) -> Ite
                 count += 1
                 if count > limit:
                     raise PoseDataError(path, f"video is over the limit of {max_seconds:g} s")
-                yield frame.to_ndarray(format="rgb24")
+                yield frame.to_ndarray(format="rgb24", threads=1)
         except av.error.FFmpegError as err:
             raise PoseDataError(path, f"corrupt video: decoding failed after {count} frame(s) "
                                       f"({err.strerror or err})") from None

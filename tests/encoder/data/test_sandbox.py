@@ -49,6 +49,7 @@ def test_a_read_over_the_time_limit_is_killed_and_leaves_no_temp_file(tmp_path):
     assert not [n for n in _temp_entries() - before if "posestyle" in n or n.endswith(".json")]
 
 
+@pytest.mark.slow
 def test_a_read_over_the_memory_limit_is_refused(tmp_path):
     buffer = io.BytesIO()
     np.savez_compressed(buffer, joints=np.ones((60_000, 33, 3)))          # 48 MB once inflated
