@@ -436,7 +436,8 @@ def schedule_text(config: EncoderBenchConfig) -> str:
     return (f"up to {cfg.epochs} epochs, batch {cfg.batch_size}, AdamW lr {cfg.lr:g} (weight decay "
             f"{cfg.weight_decay:g}), {cfg.warmup_epochs:g} warm-up epochs then cosine decay to "
             f"{cfg.min_lr_ratio:g} x lr; early stopping after {cfg.patience} epochs without a better validation "
-            f"macro-F1 (ties broken by validation loss), best epoch restored; {cfg.augment.variants} augmented "
+            f"macro-F1 (ties broken by validation loss), never before epoch {cfg.min_epochs}, best epoch restored; "
+            f"{cfg.augment.variants} augmented "
             f"copies of each training take (camera pitch {cfg.augment.pitch_range[0]:g} to "
             f"{cfg.augment.pitch_range[1]:g} degrees, lens x{cfg.augment.distance_scale_range[0]:g}-"
             f"{cfg.augment.distance_scale_range[1]:g}, tempo, mirror, jitter, joint dropout, clips)")
