@@ -166,6 +166,7 @@ def test_every_page_without_an_index_says_how_to_build_one(app_test, tmp_path, p
 
 
 
+@pytest.mark.slow
 def test_without_its_encoder_the_index_still_searches_by_id(app_test, build_index, tmp_path) -> None:
     index = build_index(tmp_path / "own")
     index.checkpoint.unlink()

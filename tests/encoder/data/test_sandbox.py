@@ -30,6 +30,7 @@ def test_bytes_read_in_the_worker_equal_a_direct_read(tmp_path):
         np.testing.assert_array_equal(got.confidence, want.confidence)
 
 
+@pytest.mark.slow
 def test_hostile_uploads_are_refused_naming_the_upload_and_the_limit(tmp_path):
     span = write_span_bomb(tmp_path / "span.json").read_bytes()
     with pytest.raises(PoseDataError) as err:
@@ -40,6 +41,7 @@ def test_hostile_uploads_are_refused_naming_the_upload_and_the_limit(tmp_path):
         read_pose_bytes("bomb.npz", bomb)
 
 
+@pytest.mark.slow
 def test_a_read_over_the_time_limit_is_killed_and_leaves_no_temp_file(tmp_path):
     data = write_crowd(tmp_path / "crowd.json", 150, 40).read_bytes()
     before = _temp_entries()
@@ -59,6 +61,7 @@ def test_a_read_over_the_memory_limit_is_refused(tmp_path):
     assert read_pose_bytes("long.npz", buffer.getvalue())[0].num_frames == 60_000
 
 
+@pytest.mark.slow
 def test_the_caller_stays_responsive_while_the_worker_reads(tmp_path):
     data = write_crowd(tmp_path / "crowd.json", 1000, 5).read_bytes()
     done = threading.Event()
