@@ -1,6 +1,6 @@
 """Saved PoseStyle-Net outputs that pin down what the network computes (speed work must not change it).
 
-``python -m tests.encoder.models.posestyle_reference`` wrote ``data/posestyle_net_reference.npz``
+``python -m tests.encoder.models.posestyle_reference`` wrote ``tests/fixtures/posestyle_net_reference.npz``
 with the implementation of commit 4202157 (before the speed work): per case a model config, a
 seeded state_dict (random weights and BN running statistics), the eval-mode outputs on a seeded
 random batch (``reference_batch``: mixed window counts, missing joints, padded frames), and in
@@ -24,7 +24,7 @@ from encoder.models import build_model
 from encoder.models.base import StyleModel
 from tests.encoder.models.models_support import tiny_config
 
-REFERENCE_FILE = Path(__file__).with_name("data") / "posestyle_net_reference.npz"
+REFERENCE_FILE = Path(__file__).resolve().parents[2] / "fixtures" / "posestyle_net_reference.npz"
 OUTPUTS = ("embedding", "logits", "segment_weights", "region_weights", "stage_states")
 
 # name -> (config overrides of the tiny config, batch seed, input dims)
