@@ -1,5 +1,5 @@
 # Two commands do all the set-up on a fresh machine:
-#   make demo   the main job: build the demo corpus, index it with the shipped demo encoder, open the app
+#   make demo   the main job: build the demo corpus, train, index it, open the app
 #   make test   install everything the tests need and run the whole suite
 # and, while working: make test-fast (the quick lane: no slow, browser or PostgreSQL tests)
 PYTHON ?= python3
@@ -7,7 +7,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo demo-encoder test test-fast install bench-encoders bench-retrieval clean
+.PHONY: demo test test-fast install bench-encoders bench-retrieval clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,10 +21,6 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/posestyle demo
-
-# maintainers: retrain the shipped demo encoder (app/assets/) after the demo corpus generator changed
-demo-encoder: $(STAMP)
-	$(VENV)/bin/posestyle demo --retrain --publish-encoder --no-app --root index_data/demo-encoder
 
 test: $(STAMP)
 	bash tests/support/install_system_deps.sh

@@ -2,8 +2,7 @@
 (``--source bandai``) on the Bandai-Namco takes seen in the benchmark's ``2d`` view.
 
 Each step is the very command a user would type, skipped when its output is already there:
-demo-corpus -> ingest -> the shipped demo encoder (``app/assets/``, trained on this very corpus by
-``posestyle demo --retrain``; trained here when it does not fit the corpus) -> index -> app.
+demo-corpus -> ingest -> train -> index -> app.
 bandai: ingest the BVH -> train on the benchmark's random split in the 2d view -> view-2d ->
 ingest the views -> index -> app, under ``<root>/bandai``. Delete ``index_data/`` to start over.
 """
@@ -64,14 +63,10 @@ def demo_command(
                                       help=f"Windows per take per training step (0: all; default {DEMO_TRAIN_WINDOWS} "
                                            "for the demo corpus, all for bandai); fewer trains faster."),
     model: str = typer.Option("posestyle_net", "--model", "-m", help="Encoder to train."),
-    retrain: bool = typer.Option(False, "--retrain",
-                                 help="Train the demo encoder here instead of using the shipped one."),
-    publish_encoder: bool = typer.Option(False, "--publish-encoder", hidden=True,
-                                         help="Maintainers: save the trained encoder as the shipped one."),
     app: bool = typer.Option(True, "--app/--no-app", help="Open the app at the end."),
     port: int = typer.Option(8501, "--port", "-p", min=1, max=65535, help="Port of the app."),
 ) -> None:
-    """Build the demo corpus, ingest it, index it with the shipped demo encoder (or train one) and open the app."""
+    """Build the demo corpus, ingest it, train an encoder, index it and open the app."""
     from rich.console import Console
 
     console = Console()
@@ -91,23 +86,13 @@ def demo_command(
     else:
         console.print(f"demo: dataset {dataset} exists, corpus and ingest skipped", markup=False)
 
-    shipped = None if retrain else shipped_demo_encoder(model, n, seed, console)
-    if checkpoint.exists() and not retrain:
+    if checkpoint.exists():
         console.print(f"demo: checkpoint {checkpoint} exists, training skipped", markup=False)
-    elif shipped is not None:
-        console.rule("[bold]3/5 the shipped demo encoder[/bold]")
-        from encoder.data.atomic import atomic_write_bytes
-
-        atomic_write_bytes(checkpoint, shipped.read_bytes())
-        console.print(f"demo: using the shipped demo encoder {shipped.name} (trained on this corpus by "
-                      f"`posestyle demo --retrain`); copied to {checkpoint}", markup=False)
     else:
         _run_step("3/5 train the encoder",
                   ["train", "--model", model, "--data", str(dataset), "--split", "auto", "--seed", str(seed),
                    *_schedule_flags(epochs, DEMO_TRAIN_WINDOWS if train_windows is None else train_windows),
                    "--out", str(checkpoint)], console)
-        if publish_encoder:
-            publish_demo_encoder(checkpoint, model, n, seed, console)
 
     _run_step("4/5 index (incremental)",
               ["index", "--checkpoint", str(checkpoint), "--data", str(dataset), "--root", str(root)], console)
@@ -116,56 +101,6 @@ def demo_command(
         _run_step("5/5 open the app", ["app", "--root", str(root), "--port", str(port)], console)
     else:
         console.print(f"demo: done; open the app with `posestyle app --root {root}`", markup=False)
-
-
-SHIPPED_ENCODERS = Path(__file__).resolve().parents[1] / "assets"
-
-
-def _shipped_paths(model: str) -> tuple[Path, Path]:
-    return SHIPPED_ENCODERS / f"demo-{model}.safetensors", SHIPPED_ENCODERS / f"demo-{model}.json"
-
-
-def shipped_demo_encoder(model: str, n: int, seed: int, console: Console) -> Path | None:
-    """The shipped demo encoder for this corpus, or None (with the reason) when it does not fit it.
-
-    It fits when it was trained on the same corpus: same model, size and seed, and a generator whose
-    walks still have the fingerprint recorded when it was trained.
-    """
-    import json
-
-    from encoder.data.demo import demo_corpus_fingerprint
-
-    weights, record_path = _shipped_paths(model)
-    if not weights.is_file() or not record_path.is_file():
-        console.print(f"demo: no shipped demo encoder for {model}; training one", markup=False)
-        return None
-    record = json.loads(record_path.read_text(encoding="utf-8"))
-    if (record.get("n"), record.get("seed")) != (n, seed):
-        console.print(f"demo: the shipped demo encoder was trained on --n {record.get('n')} --seed "
-                      f"{record.get('seed')}; training one for --n {n} --seed {seed}", markup=False)
-        return None
-    if record.get("corpus_fingerprint") != demo_corpus_fingerprint(seed):
-        console.print("demo: the demo corpus generator changed since the shipped encoder was trained; "
-                      "training one (maintainers: `make demo-encoder`)", markup=False)
-        return None
-    return weights
-
-
-def publish_demo_encoder(checkpoint: Path, model: str, n: int, seed: int, console: Console) -> None:
-    """Save ``checkpoint`` as the shipped demo encoder, with the corpus fingerprint it fits."""
-    import json
-    from datetime import datetime, timezone
-
-    from encoder.data.atomic import atomic_write_bytes, atomic_write_text
-    from encoder.data.demo import demo_corpus_fingerprint
-
-    weights, record_path = _shipped_paths(model)
-    atomic_write_bytes(weights, checkpoint.read_bytes())
-    record = {"model": model, "n": n, "seed": seed, "corpus_fingerprint": demo_corpus_fingerprint(seed),
-              "trained_by": f"posestyle demo --retrain --n {n} --seed {seed} --model {model}",
-              "published": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    atomic_write_text(record_path, json.dumps(record, indent=1) + "\n")
-    console.print(f"demo: published {weights} and {record_path.name}", markup=False)
 
 
 def _schedule_flags(epochs: int | None, train_windows: int | None) -> list[str]:

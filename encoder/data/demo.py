@@ -32,7 +32,6 @@ then turned by the heading jitter and placed on the runway. 30 fps, all 17 joint
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import math
 import sys
@@ -538,19 +537,6 @@ def generate_demo_corpus(n_sequences: int = 3000, seed: int = 0, views: Iterable
                 out.append(seq2d.with_(name=name, label=style, source=f"demo:seed={seed}/2d/{name}",
                                        metadata={**seq2d.metadata, "view": "2d"}))
     return out
-
-
-def demo_corpus_fingerprint(seed: int = 0, n_walks: int = 12) -> str:
-    """SHA-256 of the first ``n_walks`` 2d walks (rounded to 0.1 mm / 1e-4): changes when the generator does.
-
-    A demo encoder trained on one generator is only valid for the corpus it was trained on; the
-    shipped demo encoder records this fingerprint and is used only while it still matches.
-    """
-    digest = hashlib.sha256()
-    for seq in generate_demo_corpus(n_walks, seed, views=("2d",), progress=False):
-        digest.update(f"{seq.name}:{seq.label}:{seq.fps:.3f}:{seq.joints.shape}".encode())
-        digest.update((np.round(np.asarray(seq.joints, np.float64), 4) + 0.0).astype("<f8").tobytes())
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
