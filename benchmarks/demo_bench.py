@@ -12,18 +12,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections import Counter
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
+from benchmarks.app_process import browser_missing, headless_chromium, serve_app
 from benchmarks.machine import cpu_model, load_average
 from benchmarks.tables import markdown_table
 
@@ -31,7 +29,6 @@ README_QUERY = "demo-strong_control-00004"
 PAGES: dict[str, str] = {"search": "Search by style", "explore": "Explore the style space",
                          "evaluate": "Evaluate the live index"}
 MARKER = ".posestyle-demo-bench"      # the bench only ever deletes a folder that carries it
-CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 PAGE_WAIT_S = 300.0
 
 
@@ -102,61 +99,6 @@ def _timed_demo(root: Path, n: int, log: Path) -> tuple[float, dict[str, float]]
     return total, {name: round(end - begin, 1) for (name, begin), end in zip(marks, ends)}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-            return response.read().strip() == b"ok"
-    except OSError:
-        return False
-
-
-@contextmanager
-def _served(root: Path, log: Path) -> Iterator[tuple[str, float]]:
-    """``posestyle app`` on a free port; yields its URL and the seconds it took to answer healthy."""
-    url = f"http://127.0.0.1:{_free_port()}"
-    env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
-    start = time.perf_counter()
-    with open(log, "wb") as out:
-        process = subprocess.Popen(_python_cli("app", "--root", str(root), "--port", url.rsplit(":", 1)[1]),
-                                   stdout=out, stderr=subprocess.STDOUT, env=env)
-    try:
-        while not _healthy(url):
-            if process.poll() is not None or time.perf_counter() - start > PAGE_WAIT_S:
-                raise RuntimeError(f"posestyle app did not come up; log: {log}")
-            time.sleep(0.2)
-        yield url, time.perf_counter() - start
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-
-@contextmanager
-def _browser(profile: Path) -> Iterator[Any]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 f"--user-data-dir={profile}", "--window-size=1400,1000"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
-
 def _page_drawn(driver: Any, title: str) -> bool:
     from selenium.webdriver.common.by import By
 
@@ -170,7 +112,7 @@ def _page_times(url: str, workdir: Path) -> dict[str, float]:
     from selenium.webdriver.support.ui import WebDriverWait
 
     times: dict[str, float] = {}
-    with _browser(workdir / "chromium-profile") as driver:
+    with headless_chromium(workdir / "chromium-profile") as driver:
         for path, title in PAGES.items():
             start = time.perf_counter()
             driver.get(f"{url}/{path}")
@@ -183,7 +125,7 @@ def _page_times(url: str, workdir: Path) -> dict[str, float]:
 def _pass(root: Path, n: int, workdir: Path, name: str, browser: bool) -> PhaseTimes:
     total, steps = _timed_demo(root, n, workdir / f"demo-{name}.log")
     times = PhaseTimes(demo_steps=steps, demo_total_s=round(total, 1))
-    with _served(root, workdir / f"app-{name}.log") as (url, start_s):
+    with serve_app(root, workdir / f"app-{name}.log", start_timeout_s=PAGE_WAIT_S) as (url, start_s):
         times.app_start_s = round(start_s, 1)
         if browser:
             times.pages_s = _page_times(url, workdir)
@@ -222,7 +164,7 @@ def run_demo_bench(root: Path, out: Path, n: int, command: str) -> DemoBenchRepo
         shutil.rmtree(root)
     root.mkdir(parents=True)
     (root / MARKER).write_text("made by posestyle bench demo; deleted by its next run\n")
-    browser = CHROMIUM.is_file() and CHROMEDRIVER.is_file()
+    browser = not browser_missing()
     machine = {"cpu": cpu_model(), "cores": os.cpu_count(), "load_before": load_average()}
     with tempfile.TemporaryDirectory(prefix="demo-bench-") as tmp:
         workdir = Path(tmp)

@@ -161,6 +161,17 @@ class StyleEncoder:
                 logits[idx] = out.logits.float().cpu().numpy()
         return emb, logits
 
+    @torch.inference_mode()
+    def logits_from_embeddings(self, embeddings: np.ndarray) -> np.ndarray | None:
+        """(N, K) style logits of this encoder's own (N, D) embeddings, without re-reading the inputs;
+        None when the model cannot (its logits need more than the embedding) or under mirror
+        averaging (averaged logits are not the averaged embedding's)."""
+        if self.mirror_tta:
+            return None
+        vectors = torch.from_numpy(np.ascontiguousarray(embeddings, np.float32)).to(self.device)
+        logits = self.model.logits_from_embedding(vectors)
+        return None if logits is None else logits.float().cpu().numpy()
+
     def embed_prepared(self, items: Sequence[SegmentedSequence], batch_size: int = 64) -> np.ndarray:
         """Embeddings of already preprocessed sequences."""
         if not items:

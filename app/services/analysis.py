@@ -470,7 +470,13 @@ class AppService:
         return predictions
 
     def _predict(self, live: LiveIndex, ids: list[str]) -> StylePredictions:
+        """The head over the indexed vectors where the index keeps them exactly and the model allows (no
+        second pass over the takes), else each take loaded and embedded again."""
         encoder = live.encoder
+        exact = live.searcher.exact_vectors
+        logits_of_vectors = encoder.logits_from_embeddings(self.embeddings(live)[1]) if exact else None
+        if logits_of_vectors is not None:
+            return StylePredictions(live.version, ids, logits_of_vectors, list(encoder.labels), {})
         records = self.store.get_sequences(ids)
         loader = SequenceLoader()
         done_ids: list[str] = []

@@ -16,6 +16,8 @@ from matplotlib.figure import Figure
 
 UMAP_MIN_POINTS = 10       # below this UMAP's neighbour graph is degenerate: PCA is used instead
 UMAP_RANDOM_STATE = 42
+UMAP_NEIGHBOURS = 15
+EXACT_KNN_MAX_POINTS = 50_000  # above, UMAP's approximate neighbour search is cheaper than brute force
 
 
 def _save(fig: Figure, path: Path) -> Path:
@@ -48,6 +50,16 @@ def plot_confusion(matrix: Sequence[Sequence[int]], labels: Sequence[str], path:
     return _save(fig, Path(path))
 
 
+def _exact_cosine_knn(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, None]:
+    """Each point's ``k`` nearest neighbours by cosine distance (itself first), in UMAP's
+    ``precomputed_knn`` form. Brute force in scikit-learn's chunked BLAS path: on a few thousand
+    points UMAP's own small-data path calls a Python distance per pair (about 20 s at 3000)."""
+    from sklearn.neighbors import NearestNeighbors
+
+    distances, indices = NearestNeighbors(n_neighbors=k, metric="cosine", algorithm="brute").fit(x).kneighbors(x)
+    return indices.astype(np.int32), np.maximum(distances, 0.0).astype(np.float32), None
+
+
 def embedding_map(embeddings: np.ndarray, random_state: int = UMAP_RANDOM_STATE) -> tuple[np.ndarray, str]:
     """2D coordinates of the embeddings and the method used (``umap``, ``pca`` or ``none``)."""
     x = np.asarray(embeddings, dtype=np.float64)
@@ -60,8 +72,11 @@ def embedding_map(embeddings: np.ndarray, random_state: int = UMAP_RANDOM_STATE)
 
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                reducer = umap.UMAP(n_components=2, n_neighbors=min(15, n - 1), metric="cosine",
-                                    random_state=random_state, init="spectral" if n > 20 else "random")
+                k = min(UMAP_NEIGHBOURS, n - 1)
+                reducer = umap.UMAP(n_components=2, n_neighbors=k, metric="cosine", random_state=random_state,
+                                    init="spectral" if n > 20 else "random",
+                                    precomputed_knn=_exact_cosine_knn(x, k) if n <= EXACT_KNN_MAX_POINTS
+                                    else (None, None, None))
                 return np.asarray(reducer.fit_transform(x)), "umap"
         except Exception as err:  # umap-learn missing or failing on odd input: PCA still shows the data
             warnings.warn(f"UMAP failed ({type(err).__name__}: {err}); using PCA for the embedding map",

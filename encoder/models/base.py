@@ -111,6 +111,12 @@ class StyleModel(nn.Module):
                 raise ValueError(f"{self.registry_name or type(self).__name__}: batch.{name} "
                                  f"has shape {got}, expected {shape}")
 
+    def logits_from_embedding(self, embedding: torch.Tensor) -> torch.Tensor | None:
+        """Style logits from the model's own (N, D) embeddings when its head is a classifier on the
+        embedding (no second pass over the input); None for models whose logits need more."""
+        head = getattr(self, "head", None)
+        return head.logits(embedding) if isinstance(head, EmbeddingHead) else None
+
     def extra_losses(self, output: StyleOutput, labels: torch.Tensor) -> dict[str, torch.Tensor]:
         """Training terms of the model's own paper, added to ``StyleLoss``'s total (none by default)."""
         return {}

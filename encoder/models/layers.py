@@ -246,8 +246,11 @@ class EmbeddingHead(nn.Module):
 
     def forward(self, pooled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         embedding = F.normalize(self.project(self.dropout(pooled)), dim=-1, eps=1e-8)
-        logits = self.classifier(embedding * LOGIT_SCALE)  # eq. (12), softmax left to the loss
-        return embedding, logits
+        return embedding, self.logits(embedding)
+
+    def logits(self, embedding: torch.Tensor) -> torch.Tensor:
+        """Class logits of unit embeddings (eq. 12, softmax left to the loss)."""
+        return self.classifier(embedding * LOGIT_SCALE)
 
 
 def sinusoidal_positions(length: int, dim: int) -> torch.Tensor:

@@ -14,6 +14,7 @@ Overrides use dotted keys (``augment.mirror=false``); values are parsed as YAML 
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -205,6 +206,15 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _yaml_float(text: str) -> float | str:
+    """``4e-3`` as a float: YAML 1.1 reads exponents without a dot as strings. Other text stays text."""
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return number if math.isfinite(number) else text
+
+
 def _coerce(value: Any, hint: Any, where: str, source: str) -> Any:
     """Check/convert one value against its type hint (scalars, tuples, dicts, literals, dataclasses)."""
     origin = typing.get_origin(hint)
@@ -236,9 +246,10 @@ def _coerce(value: Any, hint: Any, where: str, source: str) -> Any:
             raise ConfigError(source, f"{where} must be an integer, got {value!r}")
         return value
     if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        number = _yaml_float(value) if isinstance(value, str) else value
+        if isinstance(number, bool) or not isinstance(number, (int, float)):
             raise ConfigError(source, f"{where} must be a number, got {value!r}")
-        return float(value)
+        return float(number)
     if hint is str:
         if not isinstance(value, str):
             raise ConfigError(source, f"{where} must be a string, got {value!r}")

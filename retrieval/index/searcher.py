@@ -31,6 +31,7 @@ from retrieval.index.spec import (
     exact_search,
     index_kind,
     search_with,
+    stores_exact_vectors,
 )
 from retrieval.index.storage import IndexFiles
 
@@ -67,6 +68,7 @@ class VectorSearcher:
         self._position = {sid: i for i, sid in enumerate(self.files.sequence_ids)}
         self.params = SearchParams.from_json(self.manifest.get("search_params", {}))
         self.kind = index_kind(self.index)
+        self.exact_vectors = stores_exact_vectors(self.index)
         self._maybe_move_to_gpu()
 
     # -- description --------------------------------------------------------------------------

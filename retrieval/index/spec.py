@@ -122,6 +122,16 @@ def index_kind(index: faiss.Index) -> str:
     return "other"
 
 
+def stores_exact_vectors(index: faiss.Index) -> bool:
+    """True when ``reconstruct`` gives back the added vectors as they were (no quantiser codes)."""
+    index = faiss.downcast_index(index)
+    if isinstance(index, faiss.IndexRefine):
+        return stores_exact_vectors(index.refine_index)
+    if isinstance(index, faiss.IndexHNSW):
+        return stores_exact_vectors(index.storage)
+    return isinstance(index, (faiss.IndexFlat, faiss.IndexIVFFlat))
+
+
 def _find(index: faiss.Index, cls: type) -> Any:
     index = faiss.downcast_index(index)
     if isinstance(index, cls):

@@ -6,11 +6,7 @@ sequence, then picks a point on the Explore map. The search page is saved as a s
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,11 +14,10 @@ from pathlib import Path
 import pytest
 
 from app.services.analysis import AppService
+from benchmarks.app_process import AppDidNotStart, browser_missing, headless_chromium, serve_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 SCREENSHOT = ARTIFACTS / "search.png"
 SERVER_START_S = 180
@@ -36,11 +31,7 @@ def _in_ci() -> bool:
 
 
 def _require_browser() -> None:
-    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        missing.append("the selenium package")
+    missing = browser_missing()
     if missing:
         reason = f"browser test needs {', '.join(missing)} (apt-get install chromium chromium-driver)"
         if _in_ci():
@@ -48,46 +39,15 @@ def _require_browser() -> None:
         pytest.skip(reason)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-            return response.read().strip() == b"ok"
-    except OSError:
-        return False
-
-
 @contextmanager
-def serve_app(root: Path, workdir: Path) -> Iterator[str]:
-    """``posestyle app --root root`` on a free localhost port until healthy; yields its URL, stops it after
-    (log: ``workdir/app.log``)."""
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    log_path = workdir / "app.log"
-    env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", "HOME": str(workdir)}
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-c", "from app.cli import main; main()", "app", "--root", str(root),
-             "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, cwd=workdir, env=env)
+def served(root: Path, workdir: Path) -> Iterator[str]:
+    """``posestyle app --root root`` on a free localhost port until healthy (log: ``workdir/app.log``)."""
     try:
-        deadline = time.monotonic() + SERVER_START_S
-        while not _healthy(url):
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"posestyle app did not come up on {url}:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.5)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        with serve_app(root, workdir / "app.log", start_timeout_s=SERVER_START_S, cwd=workdir,
+                       env={"HOME": str(workdir)}) as (url, _):
+            yield url
+    except AppDidNotStart as err:
+        pytest.fail(str(err))
 
 
 @pytest.fixture
@@ -96,7 +56,7 @@ def served_app(index_copy: Path, tmp_path: Path) -> Iterator[str]:
     _require_browser()
     with AppService(index_copy) as service:     # the map layout, so the server needs no UMAP run
         service.embedding_map(service.open_live())
-    with serve_app(index_copy, tmp_path) as url:
+    with served(index_copy, tmp_path) as url:
         yield url
 
 
@@ -104,21 +64,9 @@ def served_app(index_copy: Path, tmp_path: Path) -> Iterator[str]:
 def browser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """Headless Chromium with a fresh profile and nothing that reaches the network on its own."""
     _require_browser()
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
     monkeypatch.setenv("SE_AVOID_STATS", "true")
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", f"--user-data-dir={tmp_path / 'chromium-profile'}", f"--window-size={WINDOW}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    try:
+    with headless_chromium(tmp_path / "chromium-profile", WINDOW) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def _wait(driver, condition, what: str):

@@ -17,7 +17,7 @@ from tests.app.test_browser import (  # noqa: F401 (browser: a fixture)
     _require_browser,
     _wait,
     browser,
-    serve_app,
+    served,
 )
 from tests.app.test_video_search import CLIP_NAME, VideoIndex, build_video_index
 from tests.support.video_requirements import require_video
@@ -34,7 +34,7 @@ def served_video_app(tmp_path: Path, make_checkpoint) -> Iterator[tuple[str, Vid
     require_video()
     (tmp_path / "index").mkdir()
     index = build_video_index(tmp_path / "index", make_checkpoint)
-    with serve_app(index.root, tmp_path) as url:
+    with served(index.root, tmp_path) as url:
         yield url, index
 
 

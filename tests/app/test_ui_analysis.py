@@ -115,3 +115,16 @@ def test_an_empty_root_is_a_clear_error_and_stays_untouched(tmp_path) -> None:
     with pytest.raises(NoIndexError, match="posestyle index --data"):
         service.open_live()
     assert not (tmp_path / "none").exists()
+
+
+def test_predictions_come_from_the_index_vectors_and_match_a_second_pass(index_copy) -> None:
+    with AppService(index_copy) as service:
+        live = service.open_live()
+        assert live.searcher.exact_vectors          # a flat index keeps its vectors as added
+        from_vectors = service.style_predictions(live)
+        service.cache_path("predictions", live.version).unlink()
+        live.searcher.exact_vectors = False         # as for a PQ index: every take loaded and embedded again
+        second_pass = service.style_predictions(live)
+    assert from_vectors is not None and second_pass is not None
+    assert from_vectors.sequence_ids == second_pass.sequence_ids and not second_pass.failures
+    np.testing.assert_allclose(from_vectors.logits, second_pass.logits, atol=1e-4)

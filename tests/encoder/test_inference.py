@@ -60,6 +60,13 @@ def test_predict_and_logits(saved_encoder, make_toy_corpus):
     emb, logits = enc.embed_and_logits(seqs)
     np.testing.assert_array_equal(emb, enc.embed(seqs))
     assert np.array_equal(logits.argmax(axis=1), probs.argmax(axis=1))
+    # the head over the embeddings alone gives the same logits (the app predicts indexed takes this way)
+    np.testing.assert_allclose(enc.logits_from_embeddings(emb), logits, atol=1e-4)
+    enc.mirror_tta = True
+    try:
+        assert enc.logits_from_embeddings(emb) is None      # averaged logits are not the averaged embedding's
+    finally:
+        enc.mirror_tta = False
 
 
 def test_explain(saved_encoder, make_toy_corpus):

@@ -68,3 +68,11 @@ def test_unknown_override_and_suffix(tmp_path):
         load_train_config(path)
     with pytest.raises(ConfigError, match="KEY=VALUE"):
         parse_override("epochs")
+
+
+def test_exponent_without_a_dot_is_a_number_and_words_are_refused():
+    # YAML 1.1 reads "4e-3" as a string; `--set lr=4e-3` must still mean 0.004
+    assert TrainConfig().with_overrides(dict([parse_override("lr=4e-3")])).lr == pytest.approx(0.004)
+    for bad in ("fast", "nan"):
+        with pytest.raises(ConfigError, match="lr must be a number"):
+            TrainConfig().with_overrides({"lr": bad})
