@@ -15,6 +15,8 @@ $(STAMP): pyproject.toml
 	# the CPU build of torch that ships on these machines; any other request downloads gigabytes
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[dev,video]'
+	# numba compiles UMAP's kernels once here and caches them, not during the demo's first map
+	$(PY) -c "from encoder.evaluation.plots import compile_map_kernels; compile_map_kernels()"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -60,6 +60,7 @@ class DemoQuality:
     closest_confusions: list[tuple[str, str, int]]
     readme_query: str
     readme_query_top5: list[str]
+    training: str = ""
 
 
 @dataclass
@@ -91,7 +92,7 @@ def _timed_demo(root: Path, n: int, log: Path) -> tuple[float, dict[str, float]]
             if line.startswith("$ posestyle "):
                 marks.append((line.split()[2], time.perf_counter()))
             elif "training skipped" in line:
-                marks.append(("encoder", time.perf_counter()))
+                marks.append(("train", time.perf_counter()))
         if process.wait() != 0:
             raise RuntimeError(f"posestyle demo failed; log: {log}")
     total = time.perf_counter() - start
@@ -133,9 +134,16 @@ def _pass(root: Path, n: int, workdir: Path, name: str, browser: bool) -> PhaseT
 
 
 def _quality(root: Path, workdir: Path) -> tuple[DemoQuality, str]:
+    from encoder.checkpoint import load_checkpoint
     from encoder.evaluation.results import StyleMetrics
 
     checkpoint = next((root / "models").glob("demo-*.safetensors"))
+    trained = load_checkpoint(checkpoint)[1].training
+    config = trained["config"]
+    training = (f"{trained['epochs_run']} epochs (best {trained['best_epoch']}) of {config['train_windows'] or 'all'}"
+                f"-window crops on {trained['n_train']} walks, augmented copies "
+                f"{'on' if config['augment']['enabled'] else 'off'}, dropout {config['model_config'].get('dropout')}; "
+                f"{trained['train_seconds']:.0f} s")
     report = workdir / "evaluate"
     subprocess.run(_python_cli("evaluate", str(checkpoint), "--data", str(root / "demo" / "dataset"), "--split",
                                "auto", "--out", str(report), "--no-cost"), check=True, capture_output=True)
@@ -152,7 +160,7 @@ def _quality(root: Path, workdir: Path) -> tuple[DemoQuality, str]:
         loo_p_at_5=float(metrics.leave_one_out.p(5) or 0.0),
         gallery_p_at_5=None if metrics.gallery is None else metrics.gallery.p(5),
         purity=metrics.embedding.purity, closest_confusions=[(a, b, c) for (a, b), c in confusions.most_common(6)],
-        readme_query=README_QUERY, readme_query_top5=top5)
+        readme_query=README_QUERY, readme_query_top5=top5, training=training)
     return quality, checkpoint.name
 
 
@@ -188,7 +196,7 @@ def write_demo_report(report: DemoBenchReport, out: Path) -> None:
                 "warm_first_screen_s": report.warm.first_screen_s}
     (out / "demo.json").write_text(json.dumps(document, indent=1) + "\n")
     q, cold, warm = report.quality, report.cold, report.warm
-    steps = sorted(set(cold.demo_steps) | set(warm.demo_steps), key=list(cold.demo_steps).index)
+    steps = list(cold.demo_steps) + [s for s in warm.demo_steps if s not in cold.demo_steps]
     rows = [[f"demo step: {s}", f"{cold.demo_steps.get(s, 0):.1f}", f"{warm.demo_steps.get(s, 0):.1f}"]
             for s in steps]
     rows += [["demo command, total", f"{cold.demo_total_s:.1f}", f"{warm.demo_total_s:.1f}"],
@@ -204,7 +212,7 @@ def write_demo_report(report: DemoBenchReport, out: Path) -> None:
         "",
         f"Command: `{report.command}`. Machine: {report.machine['cpu']}, {report.machine['cores']} cores, "
         f"load average before {report.machine['load_before']}, after {report.machine['load_after']}. "
-        f"{report.n_walks} demo walks; encoder `{report.encoder}`.",
+        f"{report.n_walks} demo walks; encoder `{report.encoder}`, trained by the cold run: {q.training}.",
         "",
         "Cold: `posestyle demo --no-app` in an empty folder, then `posestyle app`, then each page in headless "
         "Chromium until its script finished. Warm: the same again over the built folder. Seconds.",

@@ -5,12 +5,12 @@ import os
 
 import typer
 
-# OpenMP threads that spin while they wait burn the CPU that other processes need: with both cores
-# busy, the style head over 600 demo walks took 50 s of CPU with two torch threads against 2.7 s with
-# one and 3.0 s with two sleeping threads. Set before torch loads; a value the user set is kept.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from app.cli.openmp import choose_omp_wait_policy
 
-from app.cli.common import EXIT_CODES_HELP, OneLineErrorGroup
+# Before torch loads: OpenMP threads spin on a quiet machine, sleep on a busy one (app/cli/openmp.py).
+choose_omp_wait_policy(os.environ)
+
+from app.cli.common import EXIT_CODES_HELP, OneLineErrorGroup  # noqa: E402
 
 cli = typer.Typer(
     name="posestyle",

@@ -89,6 +89,13 @@ def embedding_map(embeddings: np.ndarray, random_state: int = UMAP_RANDOM_STATE)
     return coords, "pca"
 
 
+def compile_map_kernels() -> None:
+    """Draw one small map so numba compiles UMAP's kernels and caches them on disk (``make install``
+    runs this): on a fresh install the first real map otherwise spends about 18 s compiling."""
+    points = np.random.default_rng(0).normal(size=(UMAP_MIN_POINTS * 30, 128))
+    embedding_map(points / np.linalg.norm(points, axis=1, keepdims=True))
+
+
 def plot_embedding_map(embeddings: np.ndarray, labels: Sequence[str], path: str | Path,
                        title: str = "Test embeddings", random_state: int = UMAP_RANDOM_STATE) -> tuple[Path, str]:
     """Scatter of the UMAP (or PCA fallback) of the embeddings, one colour per style."""

@@ -326,15 +326,16 @@ def fit(train_seqs: Sequence[PoseSequence], val_seqs: Sequence[PoseSequence], co
             record: dict[str, Any] = {"epoch": epoch, "lr": optimiser.param_groups[0]["lr"],
                                       "train_loss": sums["loss"] / seen, "train_accuracy": correct / seen,
                                       **{f"train_{k}": v / seen for k, v in sums.items() if k != "loss"}}
-            if val_batches:
+            validated = bool(val_batches) and epoch >= min(cfg.validate_from, cfg.epochs)
+            if validated:
                 record.update(_validate(model, loss_fn, val_batches, extra_terms))
             record["seconds"] = time.perf_counter() - epoch_start
             history.append(record)
-            if not val_batches or is_improvement(record, best, cfg):
+            if not val_batches or (validated and is_improvement(record, best, cfg)):
                 best = {k: record[k] for k in ("val_loss", "val_macro_f1", "val_accuracy") if k in record}
                 best_epoch, stale = epoch, 0
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            else:
+            elif validated:
                 stale += 1
             bar.set_postfix(loss=f"{record['train_loss']:.3f}", acc=f"{record['train_accuracy']:.2f}",
                             val_f1=f"{record.get('val_macro_f1', float('nan')):.3f}", best=best_epoch)

@@ -8,6 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 from app.cli import cli
+from app.cli.demo_commands import DEMO_TRAIN_WINDOWS
+from encoder.checkpoint import load_checkpoint
 
 pytestmark = pytest.mark.slow
 
@@ -17,7 +19,12 @@ def test_demo_trains_then_indexes_and_skips_done_steps(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["demo", "--n", "90", "--epochs", "1", "--no-app", "--root", str(root)],
                                 terminal_width=200)
     assert result.exit_code == 0, result.output
-    assert (root / "models" / "demo-posestyle_net-seed0.safetensors").is_file()
+    checkpoint = root / "models" / "demo-posestyle_net-seed0.safetensors"
+    trained = load_checkpoint(checkpoint)[1].training["config"]
+    # --epochs wins; the rest is the demo schedule
+    assert (trained["epochs"], trained["train_windows"]) == (1, DEMO_TRAIN_WINDOWS)
+    assert trained["augment"]["enabled"] is False and trained["model_config"]["dropout"] == 0.0
+    assert trained["validate_from"] == 9
     assert sorted(p.name for p in (root / "demo" / "raw").iterdir()) == ["2d"]        # the demo needs no 3d view
     again = CliRunner().invoke(cli, ["demo", "--n", "90", "--no-app", "--root", str(root)], terminal_width=200)
     assert again.exit_code == 0, again.output

@@ -125,3 +125,13 @@ def test_early_stopping_waits_for_min_epochs(make_toy_corpus, make_train_config)
     assert len(waited.history) >= 5
     eager = fit(train, val, make_train_config(epochs=6, patience=1, min_epochs=0, lr=1e-9))
     assert len(eager.history) < 5
+
+
+def test_validation_starts_at_validate_from_and_always_scores_the_last_epoch(make_toy_corpus, make_train_config):
+    """Epochs before ``validate_from`` are not scored and cannot be the best; the last epoch always is."""
+    train, val = make_toy_corpus(2, dims=2, seed=3), make_toy_corpus(1, dims=2, seed=4)
+    late = fit(train, val, make_train_config(epochs=4, validate_from=3))
+    assert ["val_macro_f1" in r for r in late.history] == [False, False, True, True]
+    assert late.best_epoch in (3, 4)
+    beyond = fit(train, val, make_train_config(epochs=3, validate_from=10))
+    assert ["val_macro_f1" in r for r in beyond.history] == [False, False, True] and beyond.best_epoch == 3
