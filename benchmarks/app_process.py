@@ -96,3 +96,37 @@ def headless_chromium(profile: Path, window: str = "1400,1000") -> Iterator[Any]
         yield driver
     finally:
         driver.quit()
+
+
+HIT_CARD = '[class*="st-key-hit-card-"]'
+
+
+def cards_with_images(driver: Any) -> list[Any]:
+    """The Search page's hit cards, once every card's stick-figure image has loaded (else empty)."""
+    from selenium.webdriver.common.by import By
+
+    cards = driver.find_elements(By.CSS_SELECTOR, HIT_CARD)
+    images = driver.find_elements(By.CSS_SELECTOR, f"{HIT_CARD} img")
+    loaded = all(driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", i)
+                 for i in images)
+    return cards if cards and len(images) == len(cards) and loaded else []
+
+
+def search_by_id(driver: Any, query: str, timeout_s: float) -> list[Any]:
+    """On the open Search page: pick ``query`` in the id picker, press Search and wait until the hit
+    cards and their figures are drawn; returns the cards."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(driver, timeout_s)
+    box = wait.until(EC.element_to_be_clickable((By.CSS_SELECTOR, ".st-key-query-id input")))
+    box.click()
+    box.send_keys(query)
+    wait.until(EC.visibility_of_element_located((By.CSS_SELECTOR, '[role="option"]')))
+    box.send_keys(Keys.ENTER)
+    wait.until(lambda d: query in (d.find_element(By.CSS_SELECTOR, ".st-key-query-id input").get_attribute("value")
+                                   or ""))
+    driver.find_element(By.CSS_SELECTOR, ".st-key-search-button button").click()
+    return list(wait.until(lambda d: cards_with_images(d)))

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.app_process import browser_missing, headless_chromium, serve_app
+from benchmarks.app_process import browser_missing, headless_chromium, search_by_id, serve_app
 from benchmarks.machine import cpu_model, load_average
 from benchmarks.tables import markdown_table
 
@@ -30,6 +30,8 @@ PAGES: dict[str, str] = {"search": "Search by style", "explore": "Explore the st
                          "evaluate": "Evaluate the live index"}
 MARKER = ".posestyle-demo-bench"      # the bench only ever deletes a folder that carries it
 PAGE_WAIT_S = 300.0
+SCREENS = "demo-screens"          # under the report folder: each page after a search, from the warm pass
+SCREEN_WINDOW = "1400,1800"
 
 
 @dataclass
@@ -123,13 +125,35 @@ def _page_times(url: str, workdir: Path) -> dict[str, float]:
     return times
 
 
-def _pass(root: Path, n: int, workdir: Path, name: str, browser: bool) -> PhaseTimes:
+def _capture_pages(url: str, workdir: Path, screens: Path) -> list[Path]:
+    """A screenshot of each page after a search for the README's query: ``screens/<page>.png``."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    screens.mkdir(parents=True, exist_ok=True)
+    shots = []
+    with headless_chromium(workdir / "chromium-screens", SCREEN_WINDOW) as driver:
+        for path, title in {**PAGES, "index": None}.items():
+            driver.get(f"{url}/{path}")
+            time.sleep(0.5)
+            if title is not None:
+                WebDriverWait(driver, PAGE_WAIT_S).until(lambda d, t=title: _page_drawn(d, t))
+            if path == "search":
+                search_by_id(driver, README_QUERY, PAGE_WAIT_S)
+            time.sleep(2.0)          # charts finish their entry transition
+            shots.append(screens / f"{path}.png")
+            driver.save_screenshot(str(shots[-1]))
+    return shots
+
+
+def _pass(root: Path, n: int, workdir: Path, name: str, browser: bool, screens: Path | None = None) -> PhaseTimes:
     total, steps = _timed_demo(root, n, workdir / f"demo-{name}.log")
     times = PhaseTimes(demo_steps=steps, demo_total_s=round(total, 1))
     with serve_app(root, workdir / f"app-{name}.log", start_timeout_s=PAGE_WAIT_S) as (url, start_s):
         times.app_start_s = round(start_s, 1)
         if browser:
             times.pages_s = _page_times(url, workdir)
+            if screens is not None:
+                _capture_pages(url, workdir, screens)
     return times
 
 
@@ -177,7 +201,7 @@ def run_demo_bench(root: Path, out: Path, n: int, command: str) -> DemoBenchRepo
     with tempfile.TemporaryDirectory(prefix="demo-bench-") as tmp:
         workdir = Path(tmp)
         cold = _pass(root, n, workdir, "cold", browser)
-        warm = _pass(root, n, workdir, "warm", browser)
+        warm = _pass(root, n, workdir, "warm", browser, screens=out / SCREENS)
         quality, encoder = _quality(root, workdir)
     machine["load_after"] = load_average()
     report = DemoBenchReport(command=command, machine=machine, n_walks=n, cold=cold, warm=warm,
@@ -229,6 +253,9 @@ def write_demo_report(report: DemoBenchReport, out: Path) -> None:
         + "; ".join(f"{a} -> {b} ({c})" for a, b, c in q.closest_confusions) + ".",
         "",
         f"README example query `{q.readme_query}`, top 5: {top5} ({own} of 5 its own style).",
+        "",
+        "Each page after searching with that query (warm pass): "
+        + ", ".join(f"[{page}]({SCREENS}/{page}.png)" for page in (*PAGES, "index")) + ".",
         "",
     ]
     (out / "demo.md").write_text("\n".join(lines))

@@ -14,7 +14,15 @@ from pathlib import Path
 import pytest
 
 from app.services.analysis import AppService
-from benchmarks.app_process import AppDidNotStart, browser_missing, headless_chromium, serve_app
+from benchmarks.app_process import (
+    HIT_CARD,
+    AppDidNotStart,
+    browser_missing,
+    cards_with_images,
+    headless_chromium,
+    search_by_id,
+    serve_app,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -23,7 +31,7 @@ SCREENSHOT = ARTIFACTS / "search.png"
 SERVER_START_S = 180
 PAGE_WAIT_S = 180
 WINDOW = "1400,2000"
-CARD = '[class*="st-key-hit-card-"]'
+CARD = HIT_CARD
 
 
 def _in_ci() -> bool:
@@ -80,17 +88,6 @@ def _wait(driver, condition, what: str):
         pytest.fail(f"timed out waiting for {what}; screenshot at {ARTIFACTS / 'failure.png'}")
 
 
-def _cards_with_images(driver) -> list:
-    """The hit cards, once every card's stick-figure image has loaded."""
-    from selenium.webdriver.common.by import By
-
-    cards = driver.find_elements(By.CSS_SELECTOR, CARD)
-    images = driver.find_elements(By.CSS_SELECTOR, f"{CARD} img")
-    loaded = all(driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", i)
-                 for i in images)
-    return cards if cards and len(images) == len(cards) and loaded else []
-
-
 def _expected_hits(root: Path, query: str, k: int) -> list[str]:
     with AppService(root) as service:
         return [h.sequence_id for h in service.search_by_id(service.open_live(), query, k, None)]
@@ -102,28 +99,17 @@ def _card_titles(cards) -> list[str]:
 
 def test_search_in_a_real_browser(served_app: str, browser, small_index, index_copy: Path) -> None:
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
-    from selenium.webdriver.support import expected_conditions as EC
 
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / ".gitignore").write_text("*\n")
     query = small_index.sequence_ids[10]
     browser.get(served_app)
-    box = _wait(browser, EC.element_to_be_clickable((By.CSS_SELECTOR, ".st-key-query-id input")), "the query picker")
-    assert browser.find_element(By.CSS_SELECTOR, "h1").text == "Search by style"
-    box.click()
-    box.send_keys(query)
-    _wait(browser, EC.visibility_of_element_located((By.CSS_SELECTOR, '[role="option"]')), "the picker's options")
-    box.send_keys(Keys.ENTER)
-    _wait(browser, lambda d: query in (d.find_element(By.CSS_SELECTOR, ".st-key-query-id input").get_attribute("value")
-                                       or ""), "the chosen query")
-    browser.find_element(By.CSS_SELECTOR, ".st-key-search-button button").click()
-
-    cards = _wait(browser, _cards_with_images, "result cards with their stick figures")
+    _wait(browser, lambda d: _h1(d) == "Search by style", "the Search page")
+    search_by_id(browser, query, PAGE_WAIT_S)
     k = 8
     expected = _expected_hits(index_copy, query, k)
     assert len(expected) == k
-    cards = _wait(browser, lambda d: (c := _cards_with_images(d)) and len(c) == k and c, f"{k} result cards")
+    cards = _wait(browser, lambda d: (c := cards_with_images(d)) and len(c) == k and c, f"{k} result cards")
     assert _card_titles(cards) == [f"#{rank} {s}" for rank, s in enumerate(expected, start=1)]
     assert f"closest in style to {query}" in browser.find_element(By.CSS_SELECTOR, "h3").text
     _wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, ".js-plotly-plot .main-svg")) >= 3,
@@ -156,7 +142,7 @@ def test_clicking_a_point_on_the_map_searches_with_it(served_app: str, browser, 
     _wait(browser, lambda d: f"closest in style to {point['id']}" in " ".join(
         h.text for h in d.find_elements(By.CSS_SELECTOR, "h3")), f"results for {point['id']}")
     expected = _expected_hits(index_copy, point["id"], 8)
-    cards = _wait(browser, lambda d: (c := _cards_with_images(d)) and len(c) == len(expected) and c, "result cards")
+    cards = _wait(browser, lambda d: (c := cards_with_images(d)) and len(c) == len(expected) and c, "result cards")
     assert _card_titles(cards) == [f"#{rank} {s}" for rank, s in enumerate(expected, start=1)]
 
 
@@ -175,7 +161,6 @@ def test_pages_have_urls_cards_line_up_compare_scrolls_and_each_page_is_captured
     """``/search`` serves Search (``/`` forwards to it); after a search every card of a row is as tall as
     the others, "Compare with query" brings the comparison into view, and each page is captured."""
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as EC
 
     ARTIFACTS.mkdir(exist_ok=True)
@@ -187,17 +172,13 @@ def test_pages_have_urls_cards_line_up_compare_scrolls_and_each_page_is_captured
     _wait(browser, lambda d: d.current_url.rstrip("/").endswith("/search") and _h1(d) == PAGE_TITLES["search"],
           "/ forwarding to /search")
     browser.get(f"{served_app}/search")
-    box = _wait(browser, EC.element_to_be_clickable((By.CSS_SELECTOR, ".st-key-query-id input")), "the query picker")
+    _wait(browser, EC.element_to_be_clickable((By.CSS_SELECTOR, ".st-key-query-id input")), "the query picker")
     assert _h1(browser) == PAGE_TITLES["search"]
     assert not browser.find_elements(By.XPATH, "//*[contains(text(), 'Page not found')]")
 
     query = small_index.sequence_ids[3]
-    box.click()
-    box.send_keys(query)
-    _wait(browser, EC.visibility_of_element_located((By.CSS_SELECTOR, '[role="option"]')), "the picker's options")
-    box.send_keys(Keys.ENTER)
-    browser.find_element(By.CSS_SELECTOR, ".st-key-search-button button").click()
-    cards = _wait(browser, lambda d: (c := _cards_with_images(d)) and len(c) == 8 and c, "8 result cards")
+    cards = search_by_id(browser, query, PAGE_WAIT_S)
+    assert len(cards) == 8
     expected_hit_8 = _expected_hits(index_copy, query, 8)[-1]
     rows: dict[int, list[float]] = {}
     for card in cards:

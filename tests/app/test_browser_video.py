@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.app_process import cards_with_images
 from tests.app.test_browser import (  # noqa: F401 (browser: a fixture)
     ARTIFACTS,
     CARD,
-    _cards_with_images,
     _require_browser,
     _wait,
     browser,
@@ -55,7 +55,7 @@ def test_video_query_in_a_real_browser(served_video_app, browser) -> None:  # no
     _wait(browser, lambda d: f"{CLIP_NAME}.mp4" in d.find_element(By.CSS_SELECTOR, ".st-key-query-upload").text,
           "the uploaded file")
     browser.find_element(By.CSS_SELECTOR, ".st-key-search-button button").click()
-    cards = _wait(browser, _cards_with_images, "result cards with their stick figures")
+    cards = _wait(browser, cards_with_images, "result cards with their stick figures")
     titles = [next(ln for ln in card.text.splitlines() if ln.startswith("#")) for card in cards]
     assert titles[0] == f"#1 {CLIP_NAME}"                              # the indexed copy of the clip
     headings = " ".join(h.text for h in browser.find_elements(By.CSS_SELECTOR, "h3"))
