@@ -7,6 +7,9 @@ of failing. Any other SQLAlchemy URL works too (PostgreSQL: ``postgresql+psycopg
 """
 from __future__ import annotations
 
+import sqlite3
+import threading
+import time
 import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -52,6 +55,7 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 CHUNK = 500                   # rows per IN (...) clause / executemany batch
 ERROR_LOG_LIMIT = 200         # newest job errors kept on the job row (all stay on job_items)
 _WRITE_OPTION = "posestyle_write"
+_WAL_SWITCH = threading.Lock()     # one switch at a time in this process; other processes wait on SQLite
 
 # Index-version status changes the store allows ("live" is only reachable through set_live).
 _INDEX_TRANSITIONS: dict[str, frozenset[str]] = {
@@ -77,6 +81,27 @@ def _chunks(items: list[T], size: int = CHUNK) -> Iterator[list[T]]:
         yield items[start:start + size]
 
 
+def _switch_to_wal(database: str) -> None:
+    """Put a SQLite file in WAL mode once, before any pooled connection uses it. WAL is stored in the file,
+    so pooled connections never take the exclusive lock the switch needs: two connections switching a
+    fresh file while one of them already writes can otherwise wait each other out past the busy timeout
+    (seen under load: the app's page and a re-index it started, opening a new root together)."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    with _WAL_SWITCH:
+        connection = sqlite3.connect(database, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
+        try:
+            while True:
+                try:
+                    connection.execute("PRAGMA journal_mode=WAL").fetchone()
+                    return
+                except sqlite3.OperationalError as err:
+                    if "locked" not in str(err) or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+        finally:
+            connection.close()
+
+
 def _configure_sqlite(engine: Engine) -> None:
     """Pragmas on every new connection; explicit BEGIN so SQLite transactions behave (immediate for writes)."""
 
@@ -87,7 +112,8 @@ def _configure_sqlite(engine: Engine) -> None:
         # the busy timeout first: switching a new database to WAL takes a lock that another connection
         # (an app page opening the same fresh root) may hold for a moment
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA journal_mode=WAL")
+        if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+            cursor.execute("PRAGMA journal_mode=WAL")     # a file that was not opened through ``open``
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
@@ -123,6 +149,7 @@ class MetadataStore:
                 kwargs.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
             else:
                 Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+                _switch_to_wal(str(Path(database).expanduser()))
         else:
             kwargs["pool_pre_ping"] = True
         engine = create_engine(sa_url, **kwargs)

@@ -89,6 +89,33 @@ def test_sqlite_connections_use_wal_busy_timeout_and_foreign_keys(sqlite_store: 
         assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 1000
 
 
+def test_many_openers_of_a_new_sqlite_file_all_get_in_and_write(tmp_path: Path) -> None:
+    """Threads that open one fresh file at the same moment (the app's page and the re-index it starts)
+    all migrate, switch to WAL and write; none waits out the busy timeout or fails with 'locked'."""
+    import threading
+
+    path, n = tmp_path / "metadata.db", 6
+    start, errors = threading.Barrier(n), []
+
+    def open_and_write(i: int) -> None:
+        start.wait()
+        try:
+            with MetadataStore.open(path) as store:
+                store.upsert_sequences([replace(r, id=f"{r.id}-{i}") for r in catalogue(3)])
+        except Exception as err:  # noqa: BLE001 (collected and reported below)
+            errors.append(err)
+
+    threads = [threading.Thread(target=open_and_write, args=(i,)) for i in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    with MetadataStore.open(path) as store, store.engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT count(*) FROM sequences").scalar() == 3 * n
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+
+
 # -- sequences ----------------------------------------------------------------------------------
 def test_upsert_inserts_updates_and_skips_unchanged(store: MetadataStore) -> None:
     records = catalogue(5)
