@@ -74,7 +74,11 @@ def demo_command(
     app: bool = typer.Option(True, "--app/--no-app", help="Open the app at the end."),
     port: int = typer.Option(8501, "--port", "-p", min=1, max=65535, help="Port of the app."),
 ) -> None:
-    """Build the demo corpus, ingest it, train an encoder, index it and open the app."""
+    """Build the demo corpus, ingest it, train an encoder, index it and open the app.
+
+    On the demo corpus the encoder trains a short schedule (about 1 min on 2 cores): 16 epochs of
+    2-window crops, no augmented copies, no dropout, validation from epoch 9 on.
+    """
     from rich.console import Console
 
     console = Console()
