@@ -112,9 +112,10 @@ def cards_with_images(driver: Any) -> list[Any]:
     return cards if cards and len(images) == len(cards) and loaded else []
 
 
-def search_by_id(driver: Any, query: str, timeout_s: float) -> list[Any]:
+def search_by_id(driver: Any, query: str, timeout_s: float, hits: int | None = None) -> list[Any]:
     """On the open Search page: pick ``query`` in the id picker, press Search and wait until the hit
-    cards and their figures are drawn; returns the cards."""
+    cards (``hits`` of them when given; cards arrive one by one) and their figures are drawn; returns
+    the cards."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as EC
@@ -129,4 +130,5 @@ def search_by_id(driver: Any, query: str, timeout_s: float) -> list[Any]:
     wait.until(lambda d: query in (d.find_element(By.CSS_SELECTOR, ".st-key-query-id input").get_attribute("value")
                                    or ""))
     driver.find_element(By.CSS_SELECTOR, ".st-key-search-button button").click()
-    return list(wait.until(lambda d: cards_with_images(d)))
+    return list(wait.until(lambda d: (cards := cards_with_images(d)) and (hits is None or len(cards) == hits)
+                           and cards))

@@ -138,7 +138,7 @@ def _capture_pages(url: str, workdir: Path, screens: Path) -> list[Path]:
             if title is not None:
                 WebDriverWait(driver, PAGE_WAIT_S).until(lambda d, t=title: _page_drawn(d, t))
             if path == "search":
-                search_by_id(driver, README_QUERY, PAGE_WAIT_S)
+                search_by_id(driver, README_QUERY, PAGE_WAIT_S, hits=8)
             time.sleep(2.0)          # charts finish their entry transition
             shots.append(screens / f"{path}.png")
             driver.save_screenshot(str(shots[-1]))
