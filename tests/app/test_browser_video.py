@@ -13,7 +13,6 @@ import pytest
 from benchmarks.app_process import cards_with_images
 from tests.app.test_browser import (  # noqa: F401 (browser: a fixture)
     ARTIFACTS,
-    CARD,
     _require_browser,
     _wait,
     browser,
