@@ -99,6 +99,17 @@ BENCHMARK_FLOORS: dict[str, dict[str, dict[str, float]]] = {
 }
 
 
+# GaitKD (seed paper 001): the best model of the bench distilled into the fastest architecture, one
+# student per teacher seed on the ablation split and view (``--student``).
+TEACHER_MODEL = "posestyle_net"
+STUDENT_MODEL = "st_mlp"
+
+
+def student_label(student: str, teacher: str = TEACHER_MODEL) -> str:
+    """The bench's name of a distilled student's row (the model column of every table)."""
+    return f"{student} distilled from {teacher}"
+
+
 # The settings every run of the committed report used: none beyond the product's defaults, so a
 # model in the report is the model `posestyle train` gives (one recipe for every model).
 BENCH_SETTINGS: dict[str, Any] = {
@@ -156,6 +167,7 @@ class EncoderBenchConfig:
     ablation_split: str = "random"
     ablation_view: str = "2d"
     open_set: tuple[tuple[str, ...], ...] = OPEN_SET_HOLDOUTS
+    student: str | None = STUDENT_MODEL
     train: dict[str, Any] = field(default_factory=dict)
     model_train: dict[str, dict[str, Any]] = field(default_factory=dict)
     handcrafted: bool = True
@@ -202,16 +214,30 @@ class BenchJob:
     settings: dict[str, Any]
     keep_model: bool = False
     holdout: tuple[str, ...] | None = None      # open-set run: the styles it never trains on
+    teacher: str | None = None                  # distilled student: the key of its teacher's kept run
+
+    @property
+    def label(self) -> str:
+        """The row this run belongs to: the model, or the student's name."""
+        return self.model if self.teacher is None else student_label(self.model)
 
     @property
     def group(self) -> tuple[str, str, str, str | None]:
-        return (self.model, self.split, self.view, self.ablation)
+        return (self.label, self.split, self.view, self.ablation)
 
     def key(self) -> str:
         """Identity of the run's result: everything that changes it (for resuming)."""
-        text = json.dumps([RECIPE_VERSION, self.model, self.split, self.view, self.seed, self.ablation,
-                           self.settings, self.holdout], sort_keys=True, default=str)
+        fields: list[Any] = [RECIPE_VERSION, self.model, self.split, self.view, self.seed, self.ablation,
+                             self.settings, self.holdout]
+        if self.teacher is not None:   # appended only here, so the keys of earlier runs stay as they were
+            fields.append(self.teacher)
+        text = json.dumps(fields, sort_keys=True, default=str)
         return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+def teacher_checkpoint(job: BenchJob, keep_dir: Path) -> Path:
+    """Where a student's teacher is kept (``keep_dir``: beside the runs file)."""
+    return Path(keep_dir) / f"{job.teacher}.safetensors"
 
 
 def plan_jobs(config: EncoderBenchConfig) -> list[BenchJob]:
@@ -237,6 +263,12 @@ def plan_jobs(config: EncoderBenchConfig) -> list[BenchJob]:
             for seed in config.ablation_seeds or config.seeds:
                 jobs.append(BenchJob("posestyle_net", config.ablation_split, config.ablation_view, seed, ablation,
                                      config.settings_for("posestyle_net", ablation), seed == cost_seed))
+    if config.student is not None and TEACHER_MODEL in config.models:
+        for seed in config.seeds:
+            teacher = BenchJob(TEACHER_MODEL, config.ablation_split, config.ablation_view, seed, None,
+                               config.settings_for(TEACHER_MODEL), True)
+            jobs.append(BenchJob(config.student, config.ablation_split, config.ablation_view, seed, None,
+                                 config.settings_for(config.student), True, teacher=teacher.key()))
     return jobs
 
 
@@ -247,7 +279,16 @@ def job_priority(job: BenchJob, models: Sequence[str]) -> tuple:
             else 1 if (job.split, job.view) == ("cross-content", "2d") else 2 if job.holdout is not None
             else 3 if job.ablation is not None else 4)
     rank = models.index(job.model) if job.model in models else len(models)
-    return (rank > 0, kind, rank, job.view, job.split, job.holdout or (), job.ablation or "", job.seed)
+    return (rank > 0, kind, rank, job.view, job.split, job.holdout or (), job.ablation or "",
+            job.teacher is not None, job.seed)
+
+
+def next_runnable(queue: list[BenchJob], keep_dir: Path) -> BenchJob | None:
+    """Take the first job of ``queue`` that can start now: a student waits for its teacher's checkpoint."""
+    for i, job in enumerate(queue):
+        if job.teacher is None or teacher_checkpoint(job, keep_dir).is_file():
+            return queue.pop(i)
+    return None
 
 
 # -- data ----------------------------------------------------------------------------------------
@@ -300,6 +341,7 @@ def run_job(job: BenchJob, keep_dir: Path | None = None) -> dict[str, Any]:
     from encoder.evaluation.metrics import compute_metrics
     from encoder.inference import StyleEncoder
     from encoder.training import TrainConfig, fit
+    from encoder.training.distill import distill
 
     state = _STATE
     if state is None:
@@ -312,22 +354,29 @@ def run_job(job: BenchJob, keep_dir: Path | None = None) -> dict[str, Any]:
                       num_threads=state.threads).with_overrides(job.settings, source=f"bench {job.model}")
     train = [state.seqs[n] for n in parts["train"]]
     val = [state.seqs[n] for n in parts["val"]]
-    result = fit(train, val, cfg, summary={"split": job.split, "bench": True})
+    summary = {"split": job.split, "bench": True}
+    if job.teacher is None:
+        result = fit(train, val, cfg, summary=summary)
+    else:   # GaitKD: the student takes the teacher's labels and preprocessing
+        if keep_dir is None:
+            raise RuntimeError("a distilled student needs keep_dir, where its teacher is kept")
+        result = distill(train, val, cfg, teacher_checkpoint(job, keep_dir), summary=summary)
     encoder = StyleEncoder(result.model, result.checkpoint)
     test_names, gallery_names = parts["test"], parts["train"] + parts["val"]
     test_labels = [state.seqs[n].label for n in test_names]
-    items = [state.prepared(n, job.view, cfg.preprocess) for n in test_names]
+    items = [state.prepared(n, job.view, encoder.preprocess_config) for n in test_names]
     training = result.checkpoint.training
     record: dict[str, Any] = {
-        "key": job.key(), "recipe": RECIPE_VERSION, "model": job.model, "split": job.split, "view": job.view,
+        "key": job.key(), "recipe": RECIPE_VERSION, "model": job.label, "split": job.split, "view": job.view,
         "seed": job.seed, "ablation": job.ablation, "holdout": job.holdout, "settings": job.settings,
+        **({} if job.teacher is None else {"architecture": job.model, "teacher": job.teacher}),
         "n_test": len(test_names), "epochs_run": training["epochs_run"], "best_epoch": training["best_epoch"],
         "max_epochs": cfg.epochs, "parameters": encoder.num_parameters(), "dataset_version": state.dataset_version}
     if job.holdout is not None:                  # open set: the embedding of styles never trained on
         emb, _ = encoder.encode_prepared(items, 64)
         return {**record, "open_set": open_set_metrics(emb, test_labels, job.seed).to_dict(), "checkpoint": None,
                 "run_seconds": time.perf_counter() - start, "finished_unix": time.time()}
-    gal_items = [state.prepared(n, job.view, cfg.preprocess) for n in gallery_names]
+    gal_items = [state.prepared(n, job.view, encoder.preprocess_config) for n in gallery_names]
     gallery_labels = [state.seqs[n].label for n in gallery_names]
     by_tta = {}
     for tta in (False, True):
@@ -472,6 +521,8 @@ def aggregate(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         # a run that used every epoch and kept the last one may still have been improving
         row["stopped_at_cap_improving"] = sum(1 for r in recs if r.get("max_epochs")
                                               and r["epochs_run"] == r["max_epochs"] == r.get("best_epoch"))
+        if recs[0].get("teacher"):
+            row["architecture"] = recs[0]["architecture"]
         row["parameters"] = recs[0]["parameters"]
         row["n_test"] = recs[0]["n_test"]
         row["train_seconds"] = MeanStd.of(r["run_seconds"] for r in recs).to_dict()
@@ -498,10 +549,12 @@ def aggregate_open_set(records: Sequence[Mapping[str, Any]]) -> list[dict[str, A
 
 
 def _order(rows: list[dict[str, Any]], models: Sequence[str]) -> list[dict[str, Any]]:
-    rank = {m: i for i, m in enumerate([*models, HANDCRAFTED])}
+    """Bench order: the models as listed, then distilled students, then the hand-made floor."""
+    rank = {m: i for i, m in enumerate(models)}
+    rank[HANDCRAFTED] = len(models) + 1
     abl = {a: i for i, a in enumerate([*ABLATIONS, MIRROR_TTA_ROW])}
     return sorted(rows, key=lambda r: (r.get("ablation") is not None, SPLITS.index(r["split"]),
-                                       VIEWS.index(r["view"]), rank.get(r["model"], 99),
+                                       VIEWS.index(r["view"]), rank.get(r["model"], len(models)),
                                        abl.get(r.get("ablation"), -1)))
 
 
@@ -577,7 +630,7 @@ def evaluate_targets(rows: Sequence[Mapping[str, Any]],
     for metric, threshold in CROSS_CONTENT_TARGETS.items():
         add(f"PoseStyle-Net 2d/cross-content {metric} >= {threshold}", _mean(cross, metric), threshold, True)
     baselines = [r for r in rows if r["split"] == "random" and r["view"] == "2d" and "ablation" not in r
-                 and r["model"] not in ("posestyle_net", HANDCRAFTED)]
+                 and r["model"] not in ("posestyle_net", HANDCRAFTED) and "architecture" not in r]
     for metric in TARGETS:
         best = max(baselines, key=lambda r: _mean(r, metric) if _mean(r, metric) is not None else -9, default=None)
         best_value, head_value = _mean(best, metric), _mean(head, metric)
@@ -621,6 +674,28 @@ def _metric_table(rows: Sequence[Mapping[str, Any]], first: str, label: Callable
         lines.append("| " + " | ".join([label(r), str(len(r["seeds"])), *[_ms(r.get(c)) for c in METRICS],
                                         *epochs]) + " |")
     return "\n".join(lines)
+
+
+def _student_lines(main: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The student table: each student's teacher, its architecture alone, then the student; none if no student."""
+    def cell(row: Mapping[str, Any], metric: str) -> str:
+        return _ms(row.get(metric))
+
+    header = ["model", "seeds", "accuracy", "gallery_p@5", "loo_p@5", "parameters", "embeddings/s (end to end)",
+              "single-query latency ms"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for student in (r for r in main if "architecture" in r):
+        same = [r for r in main if r["split"] == student["split"] and r["view"] == student["view"]]
+        for row in (next((r for r in same if r["model"] == TEACHER_MODEL), None),
+                    next((r for r in same if r["model"] == student["architecture"]), None), student):
+            if row is None:
+                continue
+            cost = row.get("cost") or {}
+            speed = (f"{cost['embeddings_per_second']:.0f} | {cost['single_query_latency_ms']:.1f}" if cost
+                     else "n/a | n/a")
+            lines.append(f"| {row['model']} | {len(row['seeds'])} | {cell(row, 'accuracy')} | "
+                         f"{cell(row, 'gallery_p@5')} | {cell(row, 'loo_p@5')} | {row['parameters']:,} | {speed} |")
+    return lines if len(lines) > 2 else []
 
 
 def _per_class_table(rows: Sequence[Mapping[str, Any]]) -> str:
@@ -737,6 +812,14 @@ def render_markdown(report: Mapping[str, Any]) -> str:
                   "measurements of one model differ by up to about 30 %, so read differences below that as noise "
                   "(the `w/o structural constraint term` model has exactly the complete model's architecture).",
                   "", *lines, ""]
+    students = _student_lines(main)
+    if students:
+        parts += ["## Distilled student (GaitKD, seed paper 001): quality against speed", "",
+                  f"Each student is trained on the `{meta['ablation_view']}` / `{meta['ablation_split']}` split with "
+                  "the teacher's logits and neighbourhoods as extra targets (`posestyle train --teacher`, "
+                  "`encoder/training/distill.py`), seed for seed from the teacher run of the same seed. Beside "
+                  "it: the teacher, and the student's architecture trained alone with the same recipe. Speed as "
+                  "in the cost table.", "", *students, ""]
     if report.get("targets"):
         lines = ["| target | measured | threshold | met | by how much |", "|---|---|---|---|---|"]
         for t in report["targets"]:
@@ -847,9 +930,16 @@ def run_encoder_bench(config: EncoderBenchConfig, out: str | Path | None = None,
         if config.workers > 1:
             with ProcessPoolExecutor(config.workers, mp_context=process_pool_context(), initializer=_init_worker,
                                      initargs=init_args) as pool:
-                pending = {pool.submit(run_job, j, keep_dir) for j in todo[:config.workers]}
-                queue = list(todo[config.workers:])
-                while pending:
+                queue = list(todo)
+                pending: set[Any] = set()
+                while True:
+                    while len(pending) < config.workers and (deadline is None or time.perf_counter() < deadline):
+                        runnable = next_runnable(queue, keep_dir)   # a student waits for its teacher
+                        if runnable is None:
+                            break
+                        pending.add(pool.submit(run_job, runnable, keep_dir))
+                    if not pending:
+                        break
                     finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                     for future in finished:
                         rec = future.result()
@@ -857,19 +947,19 @@ def run_encoder_bench(config: EncoderBenchConfig, out: str | Path | None = None,
                         _append_run(config.runs_file, rec)
                         bar.update(1)
                         bar.set_postfix_str(run_summary(rec))
-                        if queue and (deadline is None or time.perf_counter() < deadline):
-                            pending.add(pool.submit(run_job, queue.pop(0), keep_dir))
                 skipped_for_time = len(queue)
         else:
             _init_worker(*init_args)
-            for i, job in enumerate(todo):
-                if deadline is not None and time.perf_counter() >= deadline:
-                    skipped_for_time = len(todo) - i
+            queue = list(todo)
+            while queue and (deadline is None or time.perf_counter() < deadline):
+                runnable = next_runnable(queue, keep_dir)
+                if runnable is None:
                     break
-                rec = run_job(job, keep_dir)
+                rec = run_job(runnable, keep_dir)
                 records.append(rec)
                 _append_run(config.runs_file, rec)
                 bar.update(1)
+            skipped_for_time = len(queue)
     bar.close()
     training_seconds = time.perf_counter() - wall_start
 

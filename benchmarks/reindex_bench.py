@@ -180,8 +180,11 @@ class LocalRayCluster:
         self.ray = str(Path(sys.executable).with_name("ray"))
 
     def _ray_start(self, *args: str) -> None:
-        # Ray runs its workers at nice 15 by default; the local backend's workers run at 0
-        env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_worker_niceness": "0"}
+        # Ray runs its workers at nice 15 by default; the local backend's workers run at 0. The head
+        # node may start in token-auth mode while a joining node and the driver default to none
+        # ("InvalidAuthToken"): this cluster listens on 127.0.0.1 only, so every part runs without.
+        env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_worker_niceness": "0",
+               "RAY_AUTH_MODE": "disabled"}
         common = [
             "--num-cpus",
             str(self.cpus_per_node),

@@ -666,6 +666,10 @@ def _check_sizes(sizes: Sequence[int], queries: int) -> None:
         raise ValueError("need at least 10 queries")
 
 
+# Parts every report shows: a run without them carries them over from the previous report in ``out``.
+REPORT_PARTS_NEEDED: tuple[str, ...] = ("indexes", "end_to_end")
+
+
 def run_retrieval_bench(config: BenchConfig, out_dir: str | Path, *, progress: bool = True,
                         command: str = "posestyle bench retrieval") -> dict[str, Any]:
     """Run every measurement of the module doc and write the three report files to ``out_dir``;
@@ -681,6 +685,10 @@ def run_retrieval_bench(config: BenchConfig, out_dir: str | Path, *, progress: b
     machine = machine_info()
     parts = set(config.parts)
     previous = json.loads((out / REPORT_JSON).read_text()) if (out / REPORT_JSON).is_file() else {}
+    missing = [part for part in REPORT_PARTS_NEEDED if part not in parts and part not in previous]
+    if missing:   # the report is drawn around these two parts: they are measured now or carried over
+        raise ValueError(f"{out / REPORT_JSON}: no {' or '.join(missing)} part to carry over; add "
+                         f"{','.join(missing)} to --parts or write the report to a folder that has them")
     stages = (1 + ("indexes" in parts) * len(config.sizes) * (1 + len(INDEX_TYPES)) + 3 * ("end_to_end" in parts)
               + len(parts & {"reindex", "serving", "sharded"}) + 1)
     bar = StageProgress(stages, enabled=progress)

@@ -191,6 +191,9 @@ def encoders_command(
     ablations: bool = typer.Option(True, "--ablations/--no-ablations", help="PoseStyle-Net ablations (Table 6)."),
     open_set: bool = typer.Option(True, "--open-set/--no-open-set",
                                   help="Open-set runs (3 styles held out, two choices)."),
+    student: str = typer.Option("st_mlp", "--student",
+                                help="Architecture distilled from each PoseStyle-Net seed (GaitKD); 'none' for no "
+                                     "students."),
     config: Path = typer.Option(None, "--config", "-c",
                                 help="YAML: {train: {...}, model_train: {model: {...}}} TrainConfig overrides "
                                      "(default: BENCH_SETTINGS in benchmarks/encoder_bench.py)."),
@@ -228,6 +231,9 @@ def encoders_command(
     chosen_models = _parse_list(models, tuple(model_names()), "--models") if models else BENCH_MODELS
     chosen_splits = _parse_list(splits, SPLITS, "--split-names")
     chosen_views = _parse_list(views, VIEWS, "--views")
+    if student != "none" and student not in model_names():
+        raise _fail(f"--student: unknown {student}; choose from none, {', '.join(model_names())}")
+    chosen_student = None if student == "none" else student
     seed_list = _parse_seeds(seeds, "--seeds")
     by_view = {"3d": _parse_seeds(seeds_3d, "--seeds-3d")} if seeds_3d else {}
     try:
@@ -256,7 +262,8 @@ def encoders_command(
             ablations=settings["ablations"] if ablations and "posestyle_net" in chosen_models else (),
             train={**settings["train"], **extra}, model_train=settings["model_train"], cost=cost,
             workers=workers, threads_per_worker=threads, runs_file=runs_file,
-            time_budget_minutes=0.0 if report_only else budget, open_set=OPEN_SET_HOLDOUTS if open_set else ())
+            time_budget_minutes=0.0 if report_only else budget, open_set=OPEN_SET_HOLDOUTS if open_set else (),
+            student=chosen_student)
     except ValueError as err:
         raise _fail(str(err)) from None
     command = _command_line("encoders")

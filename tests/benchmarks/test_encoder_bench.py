@@ -18,9 +18,11 @@ from benchmarks.encoder_bench import (
     aggregate,
     evaluate_targets,
     handcrafted_features,
+    job_priority,
     plan_jobs,
     run_encoder_bench,
     run_summary,
+    student_label,
 )
 from benchmarks.open_set import open_set_metrics, seen_parts
 from encoder.data.dataset import ingest
@@ -58,7 +60,8 @@ def toy_dataset(tmp_path_factory, make_toy_corpus) -> tuple[Path, Path]:
 def _config(dataset: Path, splits_dir: Path, **kw) -> EncoderBenchConfig:
     defaults = dict(data=dataset, splits_dir=splits_dir, models=("posestyle_net", "st_mlp"), splits=("random",),
                     views=("2d",), seeds=(0,), ablations=("w/o stage gating",), train=TINY_SETTINGS,
-                    model_train=TINY_MODELS, cost=False, workers=1, threads_per_worker=1, open_set=())
+                    model_train=TINY_MODELS, cost=False, workers=1, threads_per_worker=1, open_set=(),
+                    student=None)
     defaults.update(kw)
     return EncoderBenchConfig(**defaults)
 
@@ -151,6 +154,37 @@ def test_plan_covers_the_grid_and_the_ablations(toy_dataset):
     loss_off = next(j for j in ablation if j.ablation == "w/o structural constraint term")
     assert loss_off.settings["loss.use_compactness"] is False and loss_off.settings["loss.use_margin"] is False
     assert len({j.key() for j in jobs}) == len(jobs)
+
+
+def test_each_student_is_planned_after_the_teacher_of_its_seed(toy_dataset):
+    dataset, splits = toy_dataset
+    jobs = plan_jobs(_config(dataset, splits, seeds=(0, 1), ablations=(), student="st_mlp"))
+    students = [j for j in jobs if j.teacher is not None]
+    assert [(j.model, j.seed, j.label) for j in students] == [("st_mlp", s, student_label("st_mlp")) for s in (0, 1)]
+    for student in students:
+        (teacher,) = [j for j in jobs if j.key() == student.teacher]
+        assert (teacher.model, teacher.seed, teacher.keep_model) == ("posestyle_net", student.seed, True)
+        order = sorted(jobs, key=lambda j: job_priority(j, ["posestyle_net", "st_mlp"]))
+        assert order.index(teacher) < order.index(student)
+    alone = [j for j in jobs if j.model == "st_mlp" and j.teacher is None]
+    assert len(alone) == 2 and not {j.key() for j in alone} & {j.key() for j in students}
+
+
+def test_a_distilled_student_gets_its_own_row_beside_its_teacher(toy_dataset, tmp_path, one_torch_thread):
+    dataset, splits = toy_dataset
+    config = _config(dataset, splits, ablations=(), handcrafted=False, student="st_mlp",
+                     runs_file=tmp_path / "runs.jsonl")
+    report = run_encoder_bench(config, tmp_path / "out", progress=False)
+    label = student_label("st_mlp")
+    main = [r for r in report["rows"] if "ablation" not in r]
+    assert [r["model"] for r in main] == ["posestyle_net", "st_mlp", label]
+    assert main[2]["architecture"] == "st_mlp"
+    assert main[2]["parameters"] == main[1]["parameters"]          # the same architecture
+    records = [json.loads(x) for x in (tmp_path / "runs.jsonl").read_text().splitlines()]
+    student, teacher = (next(r for r in records if r["model"] == m) for m in (label, "posestyle_net"))
+    assert student["teacher"] == teacher["key"] and Path(student["checkpoint"]).is_file()
+    markdown = (tmp_path / "out" / "encoders.md").read_text()
+    assert "Distilled student" in markdown and f"| {label} | 1 |" in markdown
 
 
 def test_aggregate_is_mean_and_std_over_seeds():

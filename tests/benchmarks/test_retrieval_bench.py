@@ -160,3 +160,11 @@ def test_cli_registers_bench_retrieval_and_refuses_tiny_sizes() -> None:
     assert result.exit_code == 2
     result = runner.invoke(cli, ["bench", "retrieval", "--backends", "gpu-cluster"])
     assert result.exit_code == 2
+
+
+def test_a_partial_run_without_a_report_to_carry_over_fails_before_measuring(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["bench", "retrieval", "--parts", "reindex", "--quick", "--out",
+                                      str(tmp_path), "--no-progress"])
+    assert result.exit_code == 2
+    assert "no indexes or end_to_end part to carry over" in result.output
+    assert not (tmp_path / REPORT_JSON).exists()
