@@ -84,7 +84,7 @@ def serve_queries(root: Path, checkpoint: Path, paths: list[Path], k: int = 10) 
     from benchmarks.retrieval_bench import time_search_by_file
     from encoder.inference import StyleEncoder
     from retrieval.index import IndexManager
-    from retrieval.search import SearchService
+    from retrieval.search import SearchService, freeze_loaded_objects
     from retrieval.store import MetadataStore
 
     rss_start = rss_bytes()
@@ -93,6 +93,7 @@ def serve_queries(root: Path, checkpoint: Path, paths: list[Path], k: int = 10) 
     store = MetadataStore.open(root / "metadata.db", migrate=False)
     service = SearchService(store, IndexManager(root, store, use_gpu=False), embedder=encoder)
     searcher = service.searcher()
+    freeze_loaded_objects()   # as the app does once its live index is open
     rss_open = rss_bytes()
     timings = time_search_by_file(service, encoder, paths, k)
     rss_end = rss_bytes()

@@ -35,7 +35,7 @@ from encoder.evaluation.results import ClassificationMetrics, StyleMetrics
 from retrieval.index import IndexManager, VectorSearcher
 from retrieval.index.errors import IndexCorruptError, NoLiveIndexError
 from retrieval.jobs import JOB_KIND, EmbedRequest, JobError, ReindexJob, SequenceLoader, dataset_for
-from retrieval.search import SearchFilters, SearchHit, SearchService
+from retrieval.search import SearchFilters, SearchHit, SearchService, freeze_loaded_objects
 from retrieval.store import (
     IndexVersionRecord,
     JobRecord,
@@ -370,6 +370,7 @@ class AppService:
                                f"{searcher.encoder_version}")
                     encoder = None
         search.embedder = encoder
+        freeze_loaded_objects()   # the app keeps them until the next promotion; queries then skip them
         return LiveIndex(record=record, searcher=searcher, search=search, encoder=encoder,
                          encoder_problem=problem)
 

@@ -7,6 +7,7 @@ a re-indexing job is picked up by a running app without a restart).
 """
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from collections.abc import Sequence
@@ -30,6 +31,15 @@ log = logging.getLogger(__name__)
 SearchFilters = SequenceFilters
 MAX_K = 10_000
 _MAX_MISSING_ROUNDS = 8
+
+
+def freeze_loaded_objects() -> None:
+    """Keep what a serving process has loaded so far (encoder, index id maps, store and library
+    state) out of the cyclic garbage collector's full passes (``gc.freeze``). Call it once the live
+    index and its encoder are open: they live as long as the process, and a full collection over
+    them paused single queries by 50-150 ms at 1M sequences. Objects made later are collected as usual."""
+    gc.collect()
+    gc.freeze()
 
 
 @runtime_checkable

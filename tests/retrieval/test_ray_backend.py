@@ -29,7 +29,6 @@ def _reindex(root: Path, dataset: DatasetCache, checkpoint: Path, backend: str
 
 
 @pytest.mark.slow
-@pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.data.context")   # Ray's own settings churn
 def test_ray_backend_builds_the_same_index_as_local(tmp_path):
     checkpoint = tmp_path / "encoder.safetensors"
     tiny_checkpoint(checkpoint, seed=3)

@@ -21,6 +21,7 @@ confidence 0. Counts (people per frame, detections, frame-id span) are checked a
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Hashable
@@ -71,14 +72,16 @@ class Detection:
     mean_score: float = field(default=0.0, init=False)
 
     def __post_init__(self) -> None:
-        self.mean_score = float(self.scores.mean()) if self.scores.size else 0.0
+        # scalar maths on the 2-vector extent: a file has one Detection per person and frame
+        self.mean_score = float(self.scores.sum()) / self.scores.size if self.scores.size else 0.0
         seen = self.scores > 0
         if seen.any():
             pts = self.keypoints[seen]
             lo, hi = pts.min(axis=0), pts.max(axis=0)
             self.centre = (lo + hi) / 2.0
-            self.area = float(np.prod(hi - lo))
-            self.diagonal = float(np.linalg.norm(hi - lo))
+            width, height = (float(v) for v in hi - lo)
+            self.area = width * height
+            self.diagonal = math.hypot(width, height)
 
 
 @dataclass
@@ -344,7 +347,12 @@ def _link_by_centre(frames: list[list[Detection]], candidates: int) -> list[list
         active = [k for k in active if t - last_frame[k] <= MAX_LINK_GAP]
         seen = [di for di, det in enumerate(dets) if det.centre is not None]
         used_tracks: set[int] = set()
-        if active and seen:
+        if len(active) == 1 and len(seen) == 1:    # one person, one live track: the common case, no tree
+            det, k = dets[seen[0]], active[0]
+            distance = float(np.sqrt(np.sum((det.centre - last_centre[k]) ** 2)))  # type: ignore[operator]
+            if distance <= LINK_DISTANCE * max(det.diagonal, last_diag[k], 1e-9):
+                keys[seen[0]] = ("linked", k)
+        elif active and seen:
             for _, di, k in _candidate_pairs(dets, seen, active, last_centre, last_diag, candidates):
                 if keys[di] is None and k not in used_tracks:
                     keys[di] = ("linked", k)
