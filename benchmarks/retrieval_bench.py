@@ -111,6 +111,7 @@ class BenchConfig:
     recall_target: float = TARGET_RECALL
     seed: int = 0
     checkpoint: Path | None = None    # encoder: dimension, e2e embedding, re-index; None = untrained default
+    reindex_also: tuple[Path, ...] = ()   # further encoders re-indexed on the same walks (local backend)
     data: Path | None = None          # dataset cache: fit the vector mixture to its real embeddings
     fit_items: int = 3000             # at most this many dataset sequences are embedded for the fit
     quick: bool = False
@@ -722,7 +723,7 @@ def run_retrieval_bench(config: BenchConfig, out_dir: str | Path, *, progress: b
             "schema": 1, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "command": command,
             "machine": {**machine, "load_average_at_end": [round(x, 2) for x in os.getloadavg()]},
-            "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
+            "config": json.loads(json.dumps(asdict(config), default=str)),   # paths as text
             "vectors": {**mixture.to_json(), "description": mixture.describe(),
                         "queries": f"{config.queries} further samples of the same mixture, not indexed"},
             "encoder": {"checkpoint": "untrained PoseStyle-Net, default config (made by the bench)" if made_checkpoint
@@ -751,6 +752,9 @@ def _scale_parts(checkpoint: Path, config: BenchConfig, workdir: Path, bar: Stag
             out["reindex"] = run_reindex_bench(checkpoint, workdir / "reindex", sequences=config.reindex_walks,
                                                compare_sequences=config.reindex_compare_walks, seed=config.seed,
                                                ray_cluster="ray" in config.reindex_backends, log=quiet)
+            out["reindex"]["other_encoders"] = [
+                run_reindex_bench(other, workdir / "reindex", sequences=config.reindex_walks, seed=config.seed,
+                                  ray_cluster=False, log=quiet) for other in config.reindex_also]
     version = StyleEncoder.load(checkpoint).version
     if "serving" in config.parts:
         with bar.stage(f"serving at {config.serving_size:,}"):

@@ -81,6 +81,9 @@ def retrieval_command(
     data: Path = typer.Option(None, "--data", "-d",
                               help="Dataset cache: fit the vector mixture to its embeddings (needs --checkpoint)."),
     backends: str = typer.Option("local,ray", "--backends", help="Re-index backends to compare."),
+    reindex_also: list[Path] = typer.Option(None, "--reindex-also",
+                                            help="Also re-index the same walks with this encoder checkpoint (local "
+                                                 "backend; e.g. a distilled student); repeatable."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of the vector mixture and demo walks."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
     parts: str = typer.Option("indexes,end_to_end,reindex,serving,sharded", "--parts",
@@ -104,11 +107,15 @@ def retrieval_command(
         raise _fail(f"{checkpoint}: checkpoint file not found")
     if data is not None and checkpoint is None:
         raise _fail("--data needs --checkpoint (the mixture is fitted to that encoder's embeddings)")
+    for other in reindex_also or []:
+        if not other.is_file():
+            raise _fail(f"{other}: checkpoint file not found (--reindex-also)")
     chosen_parts = tuple(p.strip() for p in parts.split(",") if p.strip())
     known_parts = BenchConfig.__dataclass_fields__["parts"].default
     if not chosen_parts or any(p not in known_parts for p in chosen_parts):
         raise _fail(f"--parts must name some of {', '.join(known_parts)}, got {parts!r}")
     common: dict[str, Any] = dict(checkpoint=checkpoint, data=data, seed=seed, reindex_backends=chosen,
+                                  reindex_also=tuple(reindex_also or ()),
                                   parts=chosen_parts, workdir=workdir)
     if quick:
         config = quick_config(**common)

@@ -21,6 +21,7 @@ from benchmarks.retrieval_bench import (
     REPORT_PNG,
     ClusteredSphereMixture,
     FittedMixture,
+    make_untrained_checkpoint,
     quick_config,
     recall_at_k,
     run_retrieval_bench,
@@ -35,8 +36,9 @@ pytestmark = pytest.mark.slow   # runs the whole quick retrieval bench once
 def quick_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, Any], Path]]:
     """One quick bench run (local re-index backend only), on one thread: the machine is shared."""
     out = tmp_path_factory.mktemp("bench")
+    other = make_untrained_checkpoint(tmp_path_factory.mktemp("other") / "other.safetensors", seed=1)
     with one_torch_thread(), openmp_threads(1):
-        report = run_retrieval_bench(quick_config(), out, progress=False)
+        report = run_retrieval_bench(quick_config(reindex_also=(other,)), out, progress=False)
     yield report, out
 
 
@@ -97,6 +99,10 @@ def test_reindex_embeds_every_walk_and_times_every_stage(quick_run: tuple[dict[s
     assert local["backend"] == "local" and local["workers"] * local["threads"] <= report["reindex"]["cores"]
     assert local["embedded"] == quick_config().reindex_walks and local["failed"] == 0
     assert {"read", "preprocess", "embed", "write_shards", "build", "verify", "promote"} <= set(local["stage_s"])
+    (other,) = report["reindex"]["other_encoders"]            # --reindex-also: the same walks, another encoder
+    (run,) = other["runs"]
+    assert other["encoder_version"] != report["reindex"]["encoder_version"]
+    assert run["embedded"] == local["embedded"] and run["backend"] == "local"
 
 
 def test_serving_and_sharded_parts_answer_with_hits_and_recall(quick_run: tuple[dict[str, Any], Path]) -> None:
@@ -111,7 +117,7 @@ def test_serving_and_sharded_parts_answer_with_hits_and_recall(quick_run: tuple[
 def test_targets_are_judged_and_marked_indicative_at_other_sizes(quick_run: tuple[dict[str, Any], Path]) -> None:
     report, _ = quick_run
     targets = report["targets"]
-    assert len(targets) == 1 + len(INDEX_TYPES) + 3     # + re-index, serving latency, serving RSS
+    assert len(targets) == 1 + len(INDEX_TYPES) + 4     # + re-index (two encoders), serving latency and RSS
     assert sum("the index the product builds" in t["name"] for t in targets) == 1
     assert all(isinstance(t["met"], bool) and t["measured"] for t in targets)
     assert all("indicative" in t["note"] for t in targets[:1 + len(INDEX_TYPES)])
