@@ -5,6 +5,7 @@ from encoder.training.augment import (
     make_variants,
     mirror_sequence,
     training_view,
+    turn_along_arc,
 )
 from encoder.training.config import (
     AugmentConfig,
@@ -26,5 +27,5 @@ from encoder.training.trainer import (
 __all__ = [
     "AugmentConfig", "PREPARED_CACHE", "PreparedCache", "TrainConfig", "TrainResult", "augment_once",
     "change_tempo", "crop_windows", "fit", "is_improvement", "load_train_config", "lr_factor", "make_variants",
-    "mirror_sequence", "parse_override", "resolve_device", "training_view",
+    "mirror_sequence", "parse_override", "resolve_device", "training_view", "turn_along_arc",
 ]

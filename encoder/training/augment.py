@@ -83,10 +83,29 @@ def random_clip(seq: PoseSequence, rng: np.random.Generator, min_seconds: float)
                      confidence=seq.confidence[start:start + length].copy())
 
 
+def turn_along_arc(seq: PoseSequence, total_degrees: float) -> PoseSequence:
+    """A 3D sequence (Y up) turned about the vertical axis through its first observed mid-hip by an
+    angle growing linearly from 0 to ``total_degrees`` over the take: its path bends into an arc
+    and the body turns with it, as in a turning walk."""
+    joints = seq.joints.astype(np.float64)
+    hips = (seq.confidence[:, LEFT_HIP] > 0) & (seq.confidence[:, RIGHT_HIP] > 0)
+    if seq.dims != 3 or not hips.any() or seq.num_frames < 2:
+        return seq
+    first = int(np.argmax(hips))
+    centre = (joints[first, LEFT_HIP] + joints[first, RIGHT_HIP]) / 2.0
+    angle = np.radians(total_degrees) * np.arange(seq.num_frames) / (seq.num_frames - 1)
+    cos, sin = np.cos(angle)[:, None], np.sin(angle)[:, None]
+    x, z = joints[..., 0] - centre[0], joints[..., 2] - centre[2]
+    turned = joints.copy()
+    turned[..., 0] = centre[0] + cos * x + sin * z
+    turned[..., 2] = centre[2] - sin * x + cos * z
+    return seq.with_(joints=turned.astype(seq.joints.dtype))
+
+
 def augment_once(seq: PoseSequence, cfg: AugmentConfig, view: str, rng: np.random.Generator) -> PoseSequence:
     """One augmented copy of an original (un-projected) sequence, in the training view.
 
-    Order: clip, tempo, mirror (in the source space), then the view (random camera for a 3D
+    Order: clip, tempo, mirror, turn (in the source space), then the view (random camera for a 3D
     source seen in 2D, when enabled), then jitter and joint dropout at strengths drawn per copy.
     """
     out = seq
@@ -96,6 +115,8 @@ def augment_once(seq: PoseSequence, cfg: AugmentConfig, view: str, rng: np.rando
         out = change_tempo(out, float(rng.uniform(*cfg.tempo_range)))
     if cfg.mirror and rng.random() < cfg.mirror_prob:
         out = mirror_sequence(out)
+    if cfg.turn and out.dims == 3 and rng.random() < cfg.turn_prob:
+        out = turn_along_arc(out, float(rng.uniform(-cfg.turn_max_degrees, cfg.turn_max_degrees)))
     jitter_frac = float(rng.uniform(cfg.jitter_frac, cfg.jitter_max_frac)) if cfg.jitter else 0.0
     dropout = float(rng.uniform(cfg.dropout_rate, cfg.dropout_max_rate)) if cfg.joint_dropout else 0.0
     if out.dims == 3 and view == "2d":

@@ -54,6 +54,9 @@ class AugmentConfig:
       from [``dropout_rate``, ``dropout_max_rate``] (missing and low-confidence joints).
     - ``crop``: with probability ``crop_prob`` the copy is a random clip of ``crop_min_seconds``
       up to the whole take (short queries).
+    - ``turn``: a 3D source walks along an arc: with probability ``turn_prob`` it is turned about
+      the vertical axis through its first mid-hip by an angle growing linearly to a total drawn
+      uniformly from +-``turn_max_degrees`` (straight walks seen as turning ones).
     """
 
     enabled: bool = True
@@ -75,6 +78,9 @@ class AugmentConfig:
     crop: bool = True
     crop_prob: float = 0.2
     crop_min_seconds: float = 1.0
+    turn: bool = False
+    turn_prob: float = 0.5
+    turn_max_degrees: float = 180.0
 
     def __post_init__(self) -> None:
         if self.variants < 0:
@@ -82,7 +88,7 @@ class AugmentConfig:
         low, high = self.tempo_range
         if not 0.0 < low <= high:
             raise ValueError(f"augment.tempo_range must satisfy 0 < low <= high, got {self.tempo_range}")
-        for name in ("mirror_prob", "dropout_rate", "dropout_max_rate", "crop_prob"):
+        for name in ("mirror_prob", "dropout_rate", "dropout_max_rate", "crop_prob", "turn_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"augment.{name} must be in [0, 1], got {getattr(self, name)}")
         if not 0 <= self.jitter_frac <= self.jitter_max_frac:
@@ -96,6 +102,8 @@ class AugmentConfig:
         if not 0.0 < self.distance_scale_range[0] <= self.distance_scale_range[1]:
             raise ValueError("augment.distance_scale_range must satisfy 0 < low <= high, "
                              f"got {self.distance_scale_range}")
+        if not 0.0 <= self.turn_max_degrees <= 360.0:
+            raise ValueError(f"augment.turn_max_degrees must be in [0, 360], got {self.turn_max_degrees}")
         if not self.crop_min_seconds > 0:
             raise ValueError(f"augment.crop_min_seconds must be > 0, got {self.crop_min_seconds}")
 

@@ -5,7 +5,14 @@ import numpy as np
 import pytest
 
 from encoder.data.skeleton import JOINT_INDEX, MIRROR_PERMUTATION
-from encoder.training import AugmentConfig, change_tempo, make_variants, mirror_sequence, training_view
+from encoder.training import (
+    AugmentConfig,
+    change_tempo,
+    make_variants,
+    mirror_sequence,
+    training_view,
+    turn_along_arc,
+)
 
 
 @pytest.mark.parametrize("dims", [2, 3])
@@ -69,6 +76,28 @@ def test_switches_turn_augmentations_off(make_toy_corpus):
     v = make_variants(seq, jitter_only, "2d")[0]
     assert v.joints.shape == seq.joints.shape and not np.array_equal(v.joints, seq.joints)
     assert np.array_equal(v.confidence, seq.confidence)
+
+
+def test_turning_bends_the_path_into_an_arc_and_keeps_each_pose_rigid(make_toy_corpus):
+    seq = make_toy_corpus(1, dims=3, frames=40)[0]
+    turned = turn_along_arc(seq, 90.0)
+    np.testing.assert_allclose(turned.joints[0], seq.joints[0], atol=1e-5)          # angle 0 at the start
+    np.testing.assert_allclose(turned.joints[..., 1], seq.joints[..., 1])           # heights kept (Y up)
+    hip, knee = JOINT_INDEX["left_hip"], JOINT_INDEX["left_knee"]
+    for frames in (seq.joints, turned.joints):                                      # bones keep their length
+        bone = np.linalg.norm(frames[:, hip] - frames[:, knee], axis=-1)
+        np.testing.assert_allclose(bone, np.linalg.norm(seq.joints[:, hip] - seq.joints[:, knee], axis=-1),
+                                   rtol=1e-4)
+
+    def heading(frames: np.ndarray) -> np.ndarray:   # direction of the hip line in the ground plane
+        across = frames[:, JOINT_INDEX["right_hip"]] - frames[:, hip]
+        return np.degrees(np.arctan2(across[:, 2], across[:, 0]))
+    turn = (heading(turned.joints) - heading(seq.joints) + 180.0) % 360.0 - 180.0
+    assert turn[0] == pytest.approx(0.0, abs=1e-3) and abs(turn[-1]) == pytest.approx(90.0, abs=1e-3)
+    assert np.all(np.diff(np.abs(turn)) >= -1e-6)                                   # growing with time
+    with_turns = make_variants(seq, AugmentConfig(variants=3, turn=True, turn_prob=1.0), "3d")
+    without = make_variants(seq, AugmentConfig(variants=3), "3d")
+    assert not all(np.allclose(a.joints, b.joints) for a, b in zip(with_turns, without))
 
 
 def test_2d_source_cannot_be_trained_in_3d(make_toy_corpus):
