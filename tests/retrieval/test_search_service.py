@@ -228,3 +228,18 @@ def test_a_promotion_is_picked_up_and_a_corrupt_live_version_falls_back(own_worl
     served = service.refresh()
     assert served.version == "v1" and served.fallback_from == "v2"
     assert service.search_by_id("seq-00005", k=3)  # still answering
+
+
+def test_freeze_loaded_objects_moves_what_exists_out_of_the_collector() -> None:
+    import gc
+
+    from retrieval.search import freeze_loaded_objects
+
+    held = [[i] for i in range(1000)]          # container objects the collector would traverse
+    try:
+        freeze_loaded_objects()
+        assert gc.get_freeze_count() >= len(held)
+        collected = {id(obj) for gen in range(3) for obj in gc.get_objects(generation=gen)}
+        assert not collected & {id(obj) for obj in held}      # frozen: in no generation the collector scans
+    finally:
+        gc.unfreeze()
