@@ -854,7 +854,8 @@ def write_encoder_report(report: Mapping[str, Any], out: str | Path, stem: str =
 
 
 # -- the whole bench -----------------------------------------------------------------------------
-def _load_runs(path: Path | None) -> dict[str, dict[str, Any]]:
+def load_runs(path: Path | None) -> dict[str, dict[str, Any]]:
+    """The runs file as {key: record}, the latest record of a key winning (a retrained run)."""
     if path is None or not path.is_file():
         return {}
     runs = {}
@@ -903,7 +904,7 @@ def run_encoder_bench(config: EncoderBenchConfig, out: str | Path | None = None,
     started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     load_start = load_average()
     jobs = plan_jobs(config)
-    done = _load_runs(config.runs_file)
+    done = load_runs(config.runs_file)
     if config.runs_file is not None:          # kept next to the runs file, so a resumed bench finds them
         keep_dir = Path(config.runs_file).with_suffix(".models")
         keep_dir.mkdir(parents=True, exist_ok=True)

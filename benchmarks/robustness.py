@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from benchmarks.encoder_bench import RECIPE_VERSION, kept_checkpoint
+from benchmarks.encoder_bench import RECIPE_VERSION, kept_checkpoint, load_runs
 from encoder.data.camera import (
     BENCHMARK_DROP_FRACTION,
     BENCHMARK_JITTER_FRAC,
@@ -250,7 +250,7 @@ def run_robustness_bench(runs_file: str | Path, data: str | Path, splits_dir: st
     from encoder.training.splits import resolve_split
 
     start, load_start = time.perf_counter(), [round(x, 2) for x in os.getloadavg()]
-    records = [json.loads(line) for line in Path(runs_file).read_text(encoding="utf-8").splitlines() if line.strip()]
+    records = list(load_runs(Path(runs_file)).values())     # the latest run of each key
     kept = [{**r, "checkpoint": str(kept_checkpoint(r, runs_file))} for r in records
             if r.get("recipe") == RECIPE_VERSION
             and r.get("checkpoint") and kept_checkpoint(r, runs_file).is_file() and r.get("holdout") is None
