@@ -76,11 +76,14 @@ def browser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
 
 def _wait(driver, condition, what: str):
-    from selenium.common.exceptions import TimeoutException
+    """``condition`` polled until true; an element Streamlit re-drew between finding and reading it
+    (stale) only means "not yet"."""
+    from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
     from selenium.webdriver.support.ui import WebDriverWait
 
     try:
-        return WebDriverWait(driver, PAGE_WAIT_S).until(condition)
+        return WebDriverWait(driver, PAGE_WAIT_S, ignored_exceptions=(StaleElementReferenceException,)).until(
+            condition)
     except TimeoutException:
         driver.save_screenshot(str(ARTIFACTS / "failure.png"))
         pytest.fail(f"timed out waiting for {what}; screenshot at {ARTIFACTS / 'failure.png'}")
