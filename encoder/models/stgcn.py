@@ -67,12 +67,14 @@ class STGCNBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, parts: torch.Tensor,
                 mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``x`` (N, T, J, C_in) zero where masked; ``parts`` (K*J, J); ``mask`` (N, T, J, 1) 0/1."""
+        """``x`` (N, T, J, C_in) zero where masked; ``parts`` (J*K, J), rows ordered (joint, partition);
+        ``mask`` (N, T, J, 1) 0/1."""
         n, t, j, c = x.shape
-        # one GEMM over the joint axis for all partitions, and the observed-neighbour counts
-        summed = (x.transpose(2, 3) @ parts.T).view(n, t, c, -1, j)             # (N, T, C, K, J)
-        count = (mask[..., 0] @ parts.T).view(n, t, 1, -1, j)
-        agg = (summed / count.clamp_min(1.0)).permute(0, 1, 4, 3, 2).reshape(n, t, j, -1)
+        # each token's adjacency, rows divided by its observed-neighbour counts, in one batched GEMM;
+        # the (joint, partition) row order makes the result the (J, K*C) layout the linear map reads
+        inverse_count = (mask.reshape(n * t, j) @ parts.T).clamp_min_(1.0).reciprocal_()   # (NT, J*K)
+        adjacency = parts * inverse_count[..., None]                                         # (NT, J*K, J)
+        agg = torch.bmm(adjacency, x.reshape(n * t, j, c)).view(n, t, j, -1)
         h = torch.relu_(self.spatial_norm(self.spatial(agg), mask))
         out_mask = pool_mask(mask, self.stride)
         h = self.temporal(h.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
@@ -91,7 +93,7 @@ class STGCN(WindowedStyleModel):
         super().__init__(config)
         c = config
         parts = torso_partitions(neighbours_only=True)   # the skeleton neighbourhood: root, closer, farther
-        self.register_buffer("parts", parts.reshape(-1, NUM_JOINTS), persistent=False)   # (K*J, J)
+        self.register_buffer("parts", parts.transpose(0, 1).reshape(-1, NUM_JOINTS), persistent=False)   # (J*K, J)
         self.input_norm = MaskedBatchNorm((2 * c.in_dims + 1) * c.frames_per_token)
         blocks, c_prev = [], (2 * c.in_dims + 1) * c.frames_per_token
         for ch, stride in zip(c.channels, c.strides):
