@@ -12,7 +12,12 @@ from a generator seeded by the take's name and the condition's name.
 
 Target (the embeddings issue): for every camera with pitch <= 35 degrees (any side, any focal
 length 600-3000 px) and for 15 % missing joints, accuracy and gallery P@5 within 0.02 of the
-benchmark view.
+benchmark view; checked for every model.
+
+``inference_window_stride`` re-runs the suite with the checkpoints embedding through windows that
+step by that many frames (their recorded setting otherwise), so one setting's quality can be set
+against another's on every condition; each model's cost (BENCHMARK.md protocol) is measured with
+the same windows on its first checkpoint.
 """
 from __future__ import annotations
 
@@ -43,6 +48,7 @@ if TYPE_CHECKING:
     from encoder.inference import StyleEncoder
 
 TARGET_GAP = 0.02
+COST_SEQUENCES = 128     # the cost protocol's test takes (as in the encoder bench)
 # azimuth of the camera around the walker: 0 in front of them, 180 behind (degrees, +- spread)
 SIDES: dict[str, tuple[tuple[float, ...], float]] = {
     "front": ((0.0,), 20.0), "behind": ((180.0,), 20.0), "beside": ((90.0, 270.0), 20.0),
@@ -183,7 +189,7 @@ def summarise(per_run: Sequence[Mapping[str, Any]], chosen: Sequence[Condition])
     return rows
 
 
-def target_check(rows: Sequence[Mapping[str, Any]], model: str = "posestyle_net") -> list[dict[str, Any]]:
+def target_check(rows: Sequence[Mapping[str, Any]], model: str) -> list[dict[str, Any]]:
     """The issue's target for ``model``: every in-target condition within ``TARGET_GAP`` (mean change)."""
     out = []
     for row in rows:
@@ -206,7 +212,8 @@ def render_markdown(report: Mapping[str, Any]) -> str:
              "the test takes from their 3D capture; the gallery (train + val) stays in the benchmark view. "
              "Figures: mean ± std over the seeds listed (one checkpoint per seed, from the encoder bench's "
              "runs file); Δ is the change from the benchmark view, seed by seed. Conditions marked † are "
-             f"covered by the target (Δ within -{TARGET_GAP} on accuracy and gallery P@5).", ""]
+             f"covered by the target (Δ within -{TARGET_GAP} on accuracy and gallery P@5).",
+             "", f"Inference windows: {_windows_text(meta.get('inference_window_stride'))}.", ""]
     for model in dict.fromkeys(r["model"] for r in report["rows"]):
         sel = [r for r in report["rows"] if r["model"] == model]
         body = [[r["condition"] + (" †" if r["in_target"] and r["condition"] != "benchmark view" else ""),
@@ -215,20 +222,36 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         parts += [f"## {model} ({len(sel[0]['seeds'])} seeds)", "",
                   markdown_table(["condition", "accuracy", "macro-F1", "gallery P@5", "Δ accuracy",
                                   "Δ P@5"], body), ""]
-    checks = report.get("targets") or []
-    if checks:
+    for model, checks in (report.get("targets") or {}).items():
+        if not checks:
+            continue
         missed = [c for c in checks if not c["met"]]
         worst = min(checks, key=lambda c: c["delta"])
-        parts += ["## Target (PoseStyle-Net)", "",
+        parts += [f"## Target ({model})", "",
                   f"{len(checks) - len(missed)} of {len(checks)} checks met; worst: {worst['condition']} "
                   f"{worst['metric']} Δ {worst['delta']:+.3f}.", ""]
         if missed:
             parts += [markdown_table(["condition", "metric", "Δ"],
                                      [[c["condition"], c["metric"], f"{c['delta']:+.3f}"] for c in missed]), ""]
+    costs = report.get("costs") or {}
+    if costs:
+        parts += ["## Cost with these windows", "",
+                  "BENCHMARK.md protocol (CPU, 2 threads, batch 64, 128 test takes in the benchmark view), "
+                  "measured on each model's first checkpoint.", "",
+                  markdown_table(["model", "embeddings/s (end to end)", "embeddings/s (model only)",
+                                  "single-query latency ms"],
+                                 [[m, f"{c['embeddings_per_second']:.0f}", f"{c['model_embeddings_per_second']:.0f}",
+                                   f"{c['single_query_latency_ms']:.1f}"] for m, c in costs.items()]), ""]
     parts += ["## How this was run", "", f"- Command: `{meta['command']}`",
               f"- Checkpoints: {meta['checkpoints']} from `{meta['runs_file']}`; wall time {meta['wall_minutes']} min; "
               f"load average at start/end {meta['load_start']} / {meta['load_end']}.", ""]
     return "\n".join(parts)
+
+
+def _windows_text(stride: int | None) -> str:
+    if stride is None:
+        return "each checkpoint's own setting"
+    return f"every checkpoint embeds through windows {stride} frames apart (`--inference-window-stride {stride}`)"
 
 
 def _ms(cell: Mapping[str, float], signed: bool = False) -> str:
@@ -238,14 +261,18 @@ def _ms(cell: Mapping[str, float], signed: bool = False) -> str:
 
 def run_robustness_bench(runs_file: str | Path, data: str | Path, splits_dir: str | Path,
                          out: str | Path | None = None, models: Sequence[str] | None = None,
-                         progress: bool = True, command: str = "posestyle bench robustness") -> dict[str, Any]:
-    """Evaluate every kept ``2d``/``random`` checkpoint of ``runs_file`` under every condition."""
+                         progress: bool = True, command: str = "posestyle bench robustness",
+                         inference_window_stride: int | None = None, stem: str = "robustness") -> dict[str, Any]:
+    """Evaluate every kept ``2d``/``random`` checkpoint of ``runs_file`` under every condition; write
+    ``<stem>.md/.json`` into ``out``."""
     import os
+    from dataclasses import replace
 
     from tqdm import tqdm
 
     from encoder.data.atomic import atomic_write_bytes
     from encoder.data.dataset import DatasetCache
+    from encoder.evaluation.cost import measure_cost
     from encoder.inference import StyleEncoder
     from encoder.training.splits import resolve_split
 
@@ -263,19 +290,26 @@ def run_robustness_bench(runs_file: str | Path, data: str | Path, splits_dir: st
     takes = {n: cache.load(n) for n in cache.names}
     parts = resolve_split(str(Path(splits_dir) / "random"), cache.names, [takes[n].label for n in cache.names])
     chosen = conditions()
-    per_run = []
+    per_run, costs = [], {}
+    cost_takes = [benchmark_2d_view(takes[n], n) for n in parts["test"][:COST_SEQUENCES]]
     for rec in tqdm(kept, desc="robustness", unit="checkpoint", disable=not progress, dynamic_ncols=True):
         encoder = StyleEncoder.load(rec["checkpoint"])
+        if inference_window_stride is not None:
+            encoder.preprocess_config = replace(encoder.preprocess_config, window_stride=inference_window_stride)
         per_run.append({"model": rec["model"], "seed": rec["seed"], "results": evaluate_encoder(
             encoder, takes, parts["test"], parts["train"] + parts["val"], chosen)})
+        if rec["model"] not in costs:
+            costs[rec["model"]] = measure_cost(encoder, cost_takes).to_dict()
     rows = summarise(per_run, chosen)
     meta = {"command": command, "runs_file": str(runs_file), "checkpoints": len(kept),
+            "inference_window_stride": inference_window_stride,
             "wall_minutes": round((time.perf_counter() - start) / 60, 1), "load_start": load_start,
             "load_end": [round(x, 2) for x in os.getloadavg()]}
-    report = {"rows": rows, "targets": target_check(rows), "per_run": per_run, "meta": meta}
+    targets = {model: target_check(rows, model) for model in dict.fromkeys(r["model"] for r in rows)}
+    report = {"rows": rows, "targets": targets, "costs": costs, "per_run": per_run, "meta": meta}
     if out is not None:
         out = Path(out)
-        atomic_write_bytes(out / "robustness.json", (json.dumps(
-            {k: report[k] for k in ("rows", "targets", "meta")}, indent=1) + "\n").encode())
-        atomic_write_bytes(out / "robustness.md", render_markdown(report).encode())
+        atomic_write_bytes(out / f"{stem}.json", (json.dumps(
+            {k: report[k] for k in ("rows", "targets", "costs", "meta")}, indent=1) + "\n").encode())
+        atomic_write_bytes(out / f"{stem}.md", render_markdown(report).encode())
     return report

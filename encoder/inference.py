@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import fields
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -49,11 +48,6 @@ def frontal_2d_view(seq3d: PoseSequence) -> PoseSequence:
                        metadata={**seq3d.metadata, "view": "2d-frontal", "camera": params.to_dict()})
 
 
-def _preprocess_config(values: dict[str, Any]) -> PreprocessConfig:
-    known = {f.name for f in fields(PreprocessConfig)}
-    return PreprocessConfig(**{k: v for k, v in values.items() if k in known})
-
-
 # A query of a few sequences runs on one CPU thread: its tensors are too small to split well, and
 # on a busy machine a second thread mostly waits (measured: 703 ms -> 26 ms end to end per query in
 # docs/benchmarks/retrieval.md). Large batches keep torch's thread count.
@@ -81,7 +75,7 @@ class StyleEncoder:
         self.model = model.to(device).eval()
         self.meta = meta
         self.device = torch.device(device)
-        self.preprocess_config = _preprocess_config(meta.preprocess_config)
+        self.preprocess_config = PreprocessConfig.from_dict(meta.preprocess_config).for_inference()
         # test-time mirror averaging: embed each sequence and its left/right mirror, average
         # (style does not depend on which side the camera sees); twice the model cost
         self.mirror_tta = mirror_tta

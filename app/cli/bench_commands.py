@@ -290,10 +290,15 @@ def robustness_command(
     runs_file: Path = typer.Option(Path("index_data/cache/encoder-bench-runs.jsonl"), "--runs-file",
                                    help="The encoder bench's runs file; its kept 2d/random checkpoints are evaluated."),
     models: str = typer.Option(None, "--models", help="Only these models, comma-separated (default: all kept)."),
-    out: Path = typer.Option(Path("docs/benchmarks"), "--out", "-o", help="Folder for robustness.md/.json."),
+    out: Path = typer.Option(Path("docs/benchmarks"), "--out", "-o", help="Folder for the report."),
+    stem: str = typer.Option("robustness", "--stem", help="Report file names: <stem>.md and <stem>.json."),
+    inference_window_stride: int = typer.Option(
+        None, "--inference-window-stride", min=1,
+        help="Embed through windows this many frames apart instead of each checkpoint's own setting."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:
-    """Accuracy, macro-F1 and gallery P@5 under other cameras, noise, missing joints, tempo, clip length, fps."""
+    """Accuracy, macro-F1 and gallery P@5 under other cameras, noise, missing joints, tempo, clip length, fps;
+    and each model's cost with the same windows."""
     from benchmarks.robustness import run_robustness_bench
     from encoder.data.errors import InputError
 
@@ -302,13 +307,14 @@ def robustness_command(
     chosen = tuple(m.strip() for m in models.split(",") if m.strip()) if models else None
     command = _command_line("robustness")
     try:
-        report = run_robustness_bench(runs_file, data, splits_dir, out, chosen, progress, command)
+        report = run_robustness_bench(runs_file, data, splits_dir, out, chosen, progress, command,
+                                      inference_window_stride, stem)
     except (ValueError, InputError) as err:
         raise _fail(str(err)) from None
-    checks = report["targets"]
-    met = sum(c["met"] for c in checks)
-    typer.echo(f"robustness: {report['meta']['checkpoints']} checkpoints, target checks met {met}/{len(checks)}; "
-               f"report in {out}/robustness.md")
+    met = ", ".join(f"{model} {sum(c['met'] for c in checks)}/{len(checks)}"
+                    for model, checks in report["targets"].items())
+    typer.echo(f"robustness: {report['meta']['checkpoints']} checkpoints, target checks met: {met}; "
+               f"report in {out}/{stem}.md")
 
 
 @bench_app.command("demo", epilog=EXIT_CODES_HELP)

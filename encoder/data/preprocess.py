@@ -16,8 +16,8 @@ Missing joints carry confidence 0 and coordinates 0 throughout (``PoseSequence``
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Iterable
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 from tqdm import tqdm
@@ -48,11 +48,17 @@ class PreprocessConfig:
       the dynamic term over (0, 1) for typical joint pairs (0.5 at a 1.7 units/s difference)
       instead of saturating it near 0 (sigma = 1 gives 0.05 at the median).
     - ``max_gap`` is counted in frames of the input, before resampling.
+    - ``window_stride``: the eq. (2) step between training (and validation) windows.
+      ``inference_window_stride``: the step when an encoder embeds (search, indexing, evaluation);
+      None is ``window_length``, windows side by side. Overlapping windows at inference cost twice
+      the model time for the same ranking (docs/benchmarks/encoder_experiments.md: 5 seeds each of
+      ST-GCN and PoseStyle-Net, accuracy and gallery P@5 within seed noise).
     """
 
     target_fps: float = 30.0
     window_length: int = 32
     window_stride: int = 16
+    inference_window_stride: int | None = None
     max_segments: int = 16
     min_confidence: float = 0.3
     max_gap: int = 10
@@ -66,6 +72,8 @@ class PreprocessConfig:
             raise ValueError(f"target_fps must be > 0, got {self.target_fps}")
         if self.window_length < 1 or self.window_stride < 1 or self.max_segments < 1:
             raise ValueError("window_length, window_stride and max_segments must be >= 1")
+        if self.inference_window_stride is not None and self.inference_window_stride < 1:
+            raise ValueError(f"inference_window_stride must be >= 1, got {self.inference_window_stride}")
         if not 0.0 <= self.min_confidence <= 1.0:
             raise ValueError(f"min_confidence must be in [0, 1], got {self.min_confidence}")
         if self.max_gap < 0:
@@ -74,6 +82,21 @@ class PreprocessConfig:
             raise ValueError(f"graph_lambda must be in [0, 1], got {self.graph_lambda}")
         if not self.graph_sigma > 0 or not self.eps > 0:
             raise ValueError("graph_sigma and eps must be > 0")
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> PreprocessConfig:
+        """The config a checkpoint recorded (unknown keys ignored). A checkpoint written before
+        ``inference_window_stride`` existed embedded with its training windows, and still does."""
+        known = {f.name for f in fields(cls)}
+        kept = {k: v for k, v in values.items() if k in known}
+        if "inference_window_stride" not in values:
+            kept["inference_window_stride"] = kept.get("window_stride", cls.window_stride)
+        return cls(**kept)
+
+    def for_inference(self) -> PreprocessConfig:
+        """This config with the inference windows as ``window_stride`` (what an encoder embeds with)."""
+        stride = self.window_length if self.inference_window_stride is None else self.inference_window_stride
+        return replace(self, window_stride=stride)
 
 
 @dataclass(frozen=True)

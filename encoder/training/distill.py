@@ -110,7 +110,7 @@ def distill(train_seqs: Sequence[PoseSequence], val_seqs: Sequence[PoseSequence]
     if meta.input_dims != dims:
         raise PoseDataError(teacher_path,
                             f"teacher takes {meta.input_dims}D input, the {config.view} view gives {dims}D")
-    config = dataclasses.replace(config, preprocess=PreprocessConfig(**meta.preprocess_config))
+    config = dataclasses.replace(config, preprocess=PreprocessConfig.from_dict(meta.preprocess_config))
     facts = {"teacher": {"checkpoint": str(teacher_path), "model": meta.model_name,
                          "encoder_version": meta.encoder_version},
              "distill": dataclasses.asdict(distill_config)}

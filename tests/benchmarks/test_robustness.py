@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmarks.robustness import TARGET_GAP, condition_view, conditions, summarise, target_check
+from benchmarks.robustness import TARGET_GAP, condition_view, conditions, render_markdown, summarise, target_check
 from encoder.evaluation.results import HeadlineMetrics
 
 
@@ -40,6 +40,25 @@ def test_summary_is_per_seed_change_and_target_uses_the_gap():
     pitch30 = next(r for r in rows if r["condition"] == "pitch 30°")
     assert pitch30["delta_accuracy"]["mean"] == pytest.approx(-0.025)
     assert pitch30["accuracy"]["std"] == pytest.approx(np.std([0.97, 0.92], ddof=1))
-    checks = target_check(rows)
+    checks = target_check(rows, "posestyle_net")
     assert {c["condition"] for c in checks} == {"pitch 30°"}              # 45° is outside the target
     assert all(not c["met"] for c in checks) and TARGET_GAP == 0.02
+
+
+def test_report_checks_the_target_per_model_and_states_the_windows_and_cost():
+    chosen = [c for c in conditions() if c.name in ("benchmark view", "pitch 30°")]
+    def run(model, seed, raised):
+        res = {"benchmark view": 0.99, "pitch 30°": raised}
+        return {"model": model, "seed": seed,
+                "results": {k: HeadlineMetrics(accuracy=v, macro_f1=v, gallery_p5=v) for k, v in res.items()}}
+    rows = summarise([run("stgcn", 0, 0.985), run("posestyle_net", 0, 0.95)], chosen)
+    targets = {m: target_check(rows, m) for m in ("stgcn", "posestyle_net")}
+    assert all(c["met"] for c in targets["stgcn"]) and not any(c["met"] for c in targets["posestyle_net"])
+    cost = {"embeddings_per_second": 1234.0, "model_embeddings_per_second": 2345.0, "single_query_latency_ms": 2.5}
+    meta = {"command": "posestyle bench robustness --inference-window-stride 32", "runs_file": "runs.jsonl",
+            "checkpoints": 2, "inference_window_stride": 32, "wall_minutes": 1.0, "load_start": [0], "load_end": [0]}
+    text = render_markdown({"rows": rows, "targets": targets, "costs": {"stgcn": cost}, "meta": meta})
+    assert "## Target (stgcn)" in text and "## Target (posestyle_net)" in text
+    assert "windows 32 frames apart" in text
+    cost_line = next(line for line in text.splitlines() if line.startswith("| stgcn"))
+    assert [cell.strip() for cell in cost_line.strip("|").split("|")] == ["stgcn", "1234", "2345", "2.5"]

@@ -12,6 +12,7 @@ from encoder.data.preprocess import PreprocessConfig
 from encoder.data.skeleton import BODY_REGIONS
 from encoder.inference import StyleEncoder, frontal_2d_view, frontal_camera
 from encoder.models import build_model, config_to_dict
+from tests.encoder.toy_data import toy_walk
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -127,3 +128,29 @@ def test_mirror_segments_equals_preprocessing_the_mirrored_take(make_toy_corpus)
     np.testing.assert_allclose(fast.positions, direct.positions, atol=1e-4)
     np.testing.assert_allclose(fast.velocity, direct.velocity, atol=1e-2)
     np.testing.assert_array_equal(fast.joint_mask, direct.joint_mask)
+
+
+def _untrained_encoder(tiny_model_config, preprocess: dict) -> StyleEncoder:
+    model = build_model("posestyle_net", {**tiny_model_config, "num_classes": 3})
+    meta = CheckpointMeta(model_name="posestyle_net", model_config=config_to_dict(model.config),
+                          preprocess_config=preprocess, labels=("a", "b", "c"), input_dims=2)
+    return StyleEncoder(model, meta)
+
+
+def test_encoder_embeds_with_side_by_side_windows_unless_the_checkpoint_predates_them(
+        tiny_model_config):
+    seq = toy_walk("swaying", np.random.default_rng(3), frames=150)
+    config = PreprocessConfig()
+    current = _untrained_encoder(tiny_model_config, asdict(config))
+    legacy_meta = {k: v for k, v in asdict(config).items() if k != "inference_window_stride"}
+    legacy = _untrained_encoder(tiny_model_config, legacy_meta)
+    assert current.preprocess_config.window_stride == config.window_length
+    assert legacy.preprocess_config.window_stride == config.window_stride
+    side_by_side, overlapping = current.prepare(seq), legacy.prepare(seq)
+    assert side_by_side.num_segments < overlapping.num_segments
+    # window centres (phase * T, T from the first centre at L/2): one window length apart, except
+    # the last window, which is aligned to the last frame
+    length = config.window_length
+    centres = side_by_side.phase * (length / 2 / side_by_side.phase[0])
+    np.testing.assert_allclose(np.diff(centres)[:-1], length, rtol=1e-4)
+    assert 0 < np.diff(centres)[-1] <= length

@@ -438,3 +438,14 @@ def test_preprocess_sequence_equals_its_documented_steps(fps, align, frames):
     for got, (want, frame_mask, phase) in zip((out.positions, out.velocity, out.joint_mask), expected):
         assert got.dtype == want.dtype and np.array_equal(got, want)
         assert np.array_equal(out.frame_mask, frame_mask) and np.array_equal(out.phase, phase)
+
+
+def test_inference_windows_default_side_by_side_and_legacy_configs_keep_their_own():
+    config = PreprocessConfig(window_length=24, window_stride=8)
+    assert config.for_inference().window_stride == 24
+    assert PreprocessConfig(inference_window_stride=4).for_inference().window_stride == 4
+    legacy = PreprocessConfig.from_dict({"window_length": 24, "window_stride": 8, "removed_setting": 1})
+    assert legacy.inference_window_stride == 8 and legacy.for_inference().window_stride == 8
+    assert PreprocessConfig.from_dict(dataclasses.asdict(config)) == config
+    with pytest.raises(ValueError, match="inference_window_stride"):
+        PreprocessConfig(inference_window_stride=0)
