@@ -73,7 +73,7 @@ def demo_command(
     train_windows: int = typer.Option(None, "--train-windows", min=0,
                                       help=f"Windows per take per training step (0: all; default {DEMO_TRAIN_WINDOWS} "
                                            "for the demo corpus, all for bandai); fewer trains faster."),
-    model: str = typer.Option("posestyle_net", "--model", "-m", help="Encoder to train."),
+    model: str = typer.Option(None, "--model", "-m", help="Encoder to train (default: `posestyle train`'s)."),
     app: bool = typer.Option(True, "--app/--no-app", help="Open the app at the end."),
     port: int = typer.Option(8501, "--port", "-p", min=1, max=65535, help="Port of the app."),
 ) -> None:
@@ -81,6 +81,9 @@ def demo_command(
     from rich.console import Console
 
     console = Console()
+    if model is None:
+        from encoder.training import DEFAULT_MODEL
+        model = DEFAULT_MODEL
     if DemoSource(source) is DemoSource.bandai:
         _bandai_demo(bandai_dir, root, seed, epochs, train_windows, model, app, port, console)
         return

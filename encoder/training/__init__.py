@@ -8,6 +8,7 @@ from encoder.training.augment import (
     turn_along_arc,
 )
 from encoder.training.config import (
+    DEFAULT_MODEL,
     AugmentConfig,
     TrainConfig,
     load_train_config,
@@ -25,7 +26,7 @@ from encoder.training.trainer import (
 )
 
 __all__ = [
-    "AugmentConfig", "PREPARED_CACHE", "PreparedCache", "TrainConfig", "TrainResult", "augment_once",
+    "AugmentConfig", "DEFAULT_MODEL", "PREPARED_CACHE", "PreparedCache", "TrainConfig", "TrainResult", "augment_once",
     "change_tempo", "crop_windows", "fit", "is_improvement", "load_train_config", "lr_factor", "make_variants",
     "mirror_sequence", "parse_override", "resolve_device", "training_view", "turn_along_arc",
 ]

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from app.cli import cli
 from app.cli.demo_commands import DEMO_TRAIN_WINDOWS
 from encoder.checkpoint import load_checkpoint
+from encoder.training import DEFAULT_MODEL
 
 pytestmark = pytest.mark.slow
 
@@ -19,8 +20,10 @@ def test_demo_trains_then_indexes_and_skips_done_steps(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["demo", "--n", "90", "--epochs", "1", "--no-app", "--root", str(root)],
                                 terminal_width=200)
     assert result.exit_code == 0, result.output
-    checkpoint = root / "models" / "demo-posestyle_net-seed0.safetensors"
-    trained = load_checkpoint(checkpoint)[1].training["config"]
+    checkpoint = root / "models" / f"demo-{DEFAULT_MODEL}-seed0.safetensors"      # the default encoder
+    meta = load_checkpoint(checkpoint)[1]
+    trained = meta.training["config"]
+    assert meta.model_name == DEFAULT_MODEL
     # --epochs wins; the rest is the demo schedule
     assert (trained["epochs"], trained["train_windows"]) == (1, DEMO_TRAIN_WINDOWS)
     assert trained["augment"]["enabled"] is False and trained["model_config"]["dropout"] == 0.0

@@ -225,6 +225,12 @@ def test_targets_report_met_missed_and_the_gap():
     assert not speed["met"] and speed["gap"] == pytest.approx(-200.0)
     unmeasured = targets["PoseStyle-Net 2d/random gallery_p@5 >= 0.98"]
     assert unmeasured["measured"] is None and unmeasured["met"] is None
+    # the same targets for another model: PoseStyle-Net becomes one of its baselines
+    other = {t["target"]: t for t in evaluate_targets([head, cross, base], open_rows, model="st_mlp")}
+    margin = next(t for k, t in other.items() if k.startswith("st_mlp at least as good") and "purity" in k)
+    assert margin["met"] and margin["measured"] == pytest.approx(0.05) and "posestyle_net" in margin["detail"]
+    assert other["st_mlp 2d/cross-content accuracy >= 0.93"]["measured"] is None
+    assert not any(k.startswith("open set") for k in other)
 
 
 def test_handcrafted_features_are_per_joint_statistics(make_toy_corpus):
