@@ -493,21 +493,21 @@ def bench_indexes_at_size(n: int, mixture: VectorMixture, config: BenchConfig,
 
 # -- end to end -----------------------------------------------------------------------------------------
 def make_untrained_checkpoint(path: Path, seed: int = 0) -> Path:
-    """An untrained PoseStyle-Net with the default config and preprocessing (embedding cost does not
-    depend on training)."""
+    """An untrained default encoder (``DEFAULT_MODEL``) with its default config and preprocessing
+    (embedding cost does not depend on training)."""
     import torch
 
     from encoder.checkpoint import CheckpointMeta, save_checkpoint
     from encoder.data.demo import STYLE_CLASSES
     from encoder.data.preprocess import PreprocessConfig
-    from encoder.models import PoseStyleNetConfig, build_model, config_to_dict
+    from encoder.models import build_model, config_to_dict
+    from encoder.training.config import DEFAULT_MODEL
 
     torch.manual_seed(seed)
-    config = PoseStyleNetConfig(num_classes=len(STYLE_CLASSES))
-    model = build_model("posestyle_net", config)
-    meta = CheckpointMeta(model_name="posestyle_net", model_config=config_to_dict(config),
+    model = build_model(DEFAULT_MODEL, {"num_classes": len(STYLE_CLASSES)})
+    meta = CheckpointMeta(model_name=DEFAULT_MODEL, model_config=config_to_dict(model.config),
                           preprocess_config=asdict(PreprocessConfig()), labels=STYLE_CLASSES,
-                          input_dims=config.in_dims, training={"note": "untrained, made by posestyle bench"})
+                          input_dims=model.config.in_dims, training={"note": "untrained, made by posestyle bench"})
     save_checkpoint(path, model, meta)
     return path
 
@@ -726,8 +726,8 @@ def run_retrieval_bench(config: BenchConfig, out_dir: str | Path, *, progress: b
             "config": json.loads(json.dumps(asdict(config), default=str)),   # paths as text
             "vectors": {**mixture.to_json(), "description": mixture.describe(),
                         "queries": f"{config.queries} further samples of the same mixture, not indexed"},
-            "encoder": {"checkpoint": "untrained PoseStyle-Net, default config (made by the bench)" if made_checkpoint
-                        else str(checkpoint), "version": encoder.version, "dim": encoder.dim},
+            "encoder": {"checkpoint": f"untrained {encoder.model_name}, default config (made by the bench)"
+                        if made_checkpoint else str(checkpoint), "version": encoder.version, "dim": encoder.dim},
             **{part: previous[part] for part in carried}, **measured, "carried_over": carried,
         }
         report["targets"] = evaluate_targets(report, config)

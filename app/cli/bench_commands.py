@@ -77,7 +77,7 @@ def retrieval_command(
     out: Path = typer.Option(Path("docs/benchmarks"), "--out", help="Folder for retrieval.md/.json/.png."),
     quick: bool = typer.Option(False, "--quick", help="Tiny sizes: checks the bench runs, figures meaningless."),
     checkpoint: Path = typer.Option(None, "--checkpoint", "-c",
-                                    help="Encoder checkpoint (default: an untrained PoseStyle-Net)."),
+                                    help="Encoder checkpoint (default: an untrained default encoder, DEFAULT_MODEL)."),
     data: Path = typer.Option(None, "--data", "-d",
                               help="Dataset cache: fit the vector mixture to its embeddings (needs --checkpoint)."),
     backends: str = typer.Option("local,ray", "--backends", help="Re-index backends to compare."),
