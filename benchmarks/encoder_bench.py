@@ -66,6 +66,11 @@ ABLATIONS: dict[str, dict[str, Any]] = {
 }
 # An evaluation-only row of the ablation table: the complete model's runs with test-time mirror averaging.
 MIRROR_TTA_ROW = "+ test-time mirror averaging"
+# The learned embedding with the hand-made motion statistics appended (encoder.data.motion_statistics),
+# measured beside every run's plain embedding; the weight was probed on one open-set checkpoint
+# (docs/benchmarks/encoder_experiments.md, session 20).
+STATISTICS_WEIGHT = 0.25
+STATISTICS_ROW = f"+ motion statistics (weight {STATISTICS_WEIGHT:g})"
 # Open-set protocol: two choices of 3 held-out Bandai-Namco styles (see benchmarks/open_set.py).
 OPEN_SET_HOLDOUTS: tuple[tuple[str, ...], ...] = (("elderly", "feminine", "youthful"),
                                                   ("active", "exhausted", "masculine"))
@@ -315,6 +320,17 @@ class _WorkerState:
         labels = [self.seqs[n].label for n in cache.names]
         self.parts = {s: resolve_split(split_prefix(splits_dir, s), cache.names, labels) for s in splits}
         self._prepared: dict[tuple, Any] = {}
+        self._statistics: dict[tuple[str, str], np.ndarray] = {}
+
+    def statistics(self, names: Sequence[str], view: str) -> np.ndarray:
+        """The hand-made motion statistics of takes in a view, (N, F) (cached for the process)."""
+        from encoder.data.motion_statistics import motion_statistics
+        from encoder.training.augment import training_view
+
+        for name in names:
+            if (name, view) not in self._statistics:
+                self._statistics[(name, view)] = motion_statistics(training_view(self.seqs[name], view))
+        return np.stack([self._statistics[(n, view)] for n in names])
 
     def prepared(self, name: str, view: str, preprocess: Any) -> Any:
         """The unaugmented preprocessed input of a take in a view (cached for the process)."""
@@ -339,7 +355,10 @@ def _init_worker(data: Path, splits_dir: Path, splits: Sequence[str], threads: i
 
 def run_job(job: BenchJob, keep_dir: Path | None = None) -> dict[str, Any]:
     """Train and evaluate one run in this worker; returns its record (``metrics``: ``HeadlineMetrics.to_dict``)."""
+    from sklearn.preprocessing import StandardScaler
+
     from benchmarks.open_set import open_set_metrics, seen_parts
+    from encoder.data.motion_statistics import append_motion_statistics
     from encoder.evaluation.metrics import compute_metrics
     from encoder.inference import StyleEncoder
     from encoder.training import TrainConfig, fit
@@ -374,10 +393,14 @@ def run_job(job: BenchJob, keep_dir: Path | None = None) -> dict[str, Any]:
         **({} if job.teacher is None else {"architecture": job.model, "teacher": job.teacher}),
         "n_test": len(test_names), "epochs_run": training["epochs_run"], "best_epoch": training["best_epoch"],
         "max_epochs": cfg.epochs, "parameters": encoder.num_parameters(), "dataset_version": state.dataset_version}
+    scaler = StandardScaler().fit(state.statistics(gallery_names, job.view))
+    test_stats = scaler.transform(state.statistics(test_names, job.view))
     if job.holdout is not None:                  # open set: the embedding of styles never trained on
         emb, _ = encoder.encode_prepared(items, 64)
-        return {**record, "open_set": open_set_metrics(emb, test_labels, job.seed).to_dict(), "checkpoint": None,
-                "run_seconds": time.perf_counter() - start, "finished_unix": time.time()}
+        with_stats = append_motion_statistics(emb, test_stats, STATISTICS_WEIGHT)
+        return {**record, "open_set": open_set_metrics(emb, test_labels, job.seed).to_dict(),
+                "open_set_with_statistics": open_set_metrics(with_stats, test_labels, job.seed).to_dict(),
+                "checkpoint": None, "run_seconds": time.perf_counter() - start, "finished_unix": time.time()}
     gal_items = [state.prepared(n, job.view, encoder.preprocess_config) for n in gallery_names]
     gallery_labels = [state.seqs[n].label for n in gallery_names]
     by_tta = {}
@@ -388,13 +411,20 @@ def run_job(job: BenchJob, keep_dir: Path | None = None) -> dict[str, Any]:
         by_tta[tta] = HeadlineMetrics.from_metrics(compute_metrics(
             emb, logits, test_labels, gallery_embeddings=gal_emb, gallery_labels=gallery_labels, seed=job.seed,
             label_names=encoder.labels))
+        if not tta:
+            gal_stats = scaler.transform(state.statistics(gallery_names, job.view))
+            with_stats = HeadlineMetrics.from_metrics(compute_metrics(
+                append_motion_statistics(emb, test_stats, STATISTICS_WEIGHT), logits, test_labels,
+                gallery_embeddings=append_motion_statistics(gal_emb, gal_stats, STATISTICS_WEIGHT),
+                gallery_labels=gallery_labels, seed=job.seed, label_names=encoder.labels))
     encoder.mirror_tta = False
     kept = None
     if job.keep_model and keep_dir is not None:
         kept = str(Path(keep_dir) / f"{job.key()}.safetensors")
         result.save(kept)
     return {**record, "metrics": by_tta[False].to_dict(), "metrics_mirror_tta": by_tta[True].to_dict(),
-            "run_seconds": time.perf_counter() - start, "finished_unix": time.time(), "checkpoint": kept}
+            "metrics_with_statistics": with_stats.to_dict(), "run_seconds": time.perf_counter() - start,
+            "finished_unix": time.time(), "checkpoint": kept}
 
 
 def run_summary(record: Mapping[str, Any]) -> str:
@@ -411,41 +441,17 @@ def _fmt(value: float | None) -> str:
 
 
 # -- the hand-made floor -------------------------------------------------------------------------
-def handcrafted_features(seq: PoseSequence) -> np.ndarray:
-    """Per joint and coordinate: mean, std, mean |velocity| and velocity std of the eq. (1) joints."""
-    from encoder.data.preprocess import joint_velocities, normalize_center_scale
-
-    observed = seq.confidence > 0
-    joints = normalize_center_scale(seq.joints, seq.confidence)
-    vel = joint_velocities(joints, seq.fps, observed)
-    feats = []
-    for values in (joints, vel):
-        mask = observed[..., None].astype(np.float64)
-        count = np.maximum(mask.sum(0), 1.0)
-        mean = (values * mask).sum(0) / count
-        std = np.sqrt(((values - mean) ** 2 * mask).sum(0) / count)
-        if values is vel:
-            mean = (np.abs(values) * mask).sum(0) / count
-        feats += [mean, std]
-    return np.concatenate([f.ravel() for f in feats]).astype(np.float64)
-
-
 def handcrafted_run(state: _WorkerState, split: str, view: str) -> dict[str, Any]:
     """The BENCHMARK.md floor: standardised hand-made statistics, logistic regression; embedding = features."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
     from encoder.evaluation.metrics import compute_metrics
-    from encoder.training.augment import training_view
 
     start = time.perf_counter()
     parts = state.parts[split]
     fit_names, test_names = parts["train"] + parts["val"], parts["test"]
-
-    def features(names: Sequence[str]) -> np.ndarray:
-        return np.stack([handcrafted_features(training_view(state.seqs[n], view)) for n in names])
-
-    x_fit, x_test = features(fit_names), features(test_names)
+    x_fit, x_test = state.statistics(fit_names, view), state.statistics(test_names, view)
     scaler = StandardScaler().fit(x_fit)
     x_fit, x_test = scaler.transform(x_fit), scaler.transform(x_test)
     y_fit = [state.seqs[n].label for n in fit_names]
@@ -464,14 +470,10 @@ def handcrafted_run(state: _WorkerState, split: str, view: str) -> dict[str, Any
 def handcrafted_open_set_run(state: _WorkerState, holdout: tuple[str, ...]) -> dict[str, Any]:
     """The hand-made floor on the open-set protocol (2d view, ``random`` split)."""
     from benchmarks.open_set import handcrafted_open_set, seen_parts
-    from encoder.training.augment import training_view
 
     parts = seen_parts(state.parts["random"], {n: s.label for n, s in state.seqs.items()}, holdout)
-
-    def features(names: Sequence[str]) -> np.ndarray:
-        return np.stack([handcrafted_features(training_view(state.seqs[n], "2d")) for n in names])
-
-    metrics = handcrafted_open_set(features(parts["train"] + parts["val"]), features(parts["test"]),
+    metrics = handcrafted_open_set(state.statistics(parts["train"] + parts["val"], "2d"),
+                                   state.statistics(parts["test"], "2d"),
                                    [state.seqs[n].label for n in parts["test"]])
     return {"key": f"{HANDCRAFTED}/open-set/{'+'.join(holdout)}", "model": HANDCRAFTED, "split": "random",
             "view": "2d", "seed": 0, "ablation": None, "holdout": list(holdout), "open_set": metrics.to_dict(),
@@ -499,7 +501,8 @@ def aggregate(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """One row per (model, split, view, ablation): ``seeds`` and per metric ``{mean, std, n, values}``.
 
     Open-set runs are left out (``aggregate_open_set``); PoseStyle-Net's runs evaluated with test-time
-    mirror averaging give one more ablation row, ``MIRROR_TTA_ROW``.
+    mirror averaging give one more ablation row, ``MIRROR_TTA_ROW``, and any run measured with the motion
+    statistics appended gives a ``STATISTICS_ROW`` row.
     """
     groups: dict[tuple, list[Mapping[str, Any]]] = {}
     for rec in records:
@@ -509,6 +512,9 @@ def aggregate(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         if rec["model"] == "posestyle_net" and rec["ablation"] is None and rec.get("metrics_mirror_tta"):
             tta = {**rec, "metrics": rec["metrics_mirror_tta"], "ablation": MIRROR_TTA_ROW}
             groups.setdefault((rec["model"], rec["split"], rec["view"], MIRROR_TTA_ROW), []).append(tta)
+        if rec["ablation"] is None and rec.get("metrics_with_statistics"):
+            stats = {**rec, "metrics": rec["metrics_with_statistics"], "ablation": STATISTICS_ROW}
+            groups.setdefault((rec["model"], rec["split"], rec["view"], STATISTICS_ROW), []).append(stats)
     rows = []
     for (model, split, view, ablation), recs in groups.items():
         recs = sorted(recs, key=lambda r: r["seed"])
@@ -534,11 +540,17 @@ def aggregate(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 
 def aggregate_open_set(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """One row per (model, held-out styles): leave-one-out P@5, purity and NMI over seeds."""
+    """One row per (model, held-out styles): leave-one-out P@5, purity and NMI over seeds.
+
+    Runs also measured with the motion statistics appended give a row named ``model + STATISTICS_ROW``.
+    """
     groups: dict[tuple[str, tuple[str, ...]], list[Mapping[str, Any]]] = {}
     for rec in records:
         if rec.get("holdout") is not None:
             groups.setdefault((rec["model"], tuple(rec["holdout"])), []).append(rec)
+            if rec.get("open_set_with_statistics"):
+                stats = {**rec, "open_set": rec["open_set_with_statistics"]}
+                groups.setdefault((f"{rec['model']} {STATISTICS_ROW}", tuple(rec["holdout"])), []).append(stats)
     rows = []
     for (model, holdout), recs in groups.items():
         recs = sorted(recs, key=lambda r: r["seed"])
@@ -554,7 +566,7 @@ def _order(rows: list[dict[str, Any]], models: Sequence[str]) -> list[dict[str, 
     """Bench order: the models as listed, then distilled students, then the hand-made floor."""
     rank = {m: i for i, m in enumerate(models)}
     rank[HANDCRAFTED] = len(models) + 1
-    abl = {a: i for i, a in enumerate([*ABLATIONS, MIRROR_TTA_ROW])}
+    abl = {a: i for i, a in enumerate([*ABLATIONS, MIRROR_TTA_ROW, STATISTICS_ROW])}
     return sorted(rows, key=lambda r: (r.get("ablation") is not None, SPLITS.index(r["split"]),
                                        VIEWS.index(r["view"]), rank.get(r["model"], len(models)),
                                        abl.get(r.get("ablation"), -1)))
@@ -798,6 +810,17 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         parts += [f"## PoseStyle-Net ablation (paper Table 6), `{meta['ablation_view']}` / "
                   f"`{meta['ablation_split']}`", "",
                   _metric_table(abl, "configuration", lambda r: r.get("ablation", "complete model")), ""]
+    with_stats = [r for r in rows if r.get("ablation") == STATISTICS_ROW]
+    if with_stats:
+        pairs = [r for s_row in with_stats for r in rows if r["model"] == s_row["model"] and r["split"] ==
+                 s_row["split"] and r["view"] == s_row["view"] and r.get("ablation") in (None, STATISTICS_ROW)]
+        parts += ["## Learned embedding with the motion statistics appended", "",
+                  f"The same runs, their embedding measured plain and with the hand-made statistics appended "
+                  f"(`encoder.data.motion_statistics`: L2-normalised embedding beside {STATISTICS_WEIGHT:g} x the "
+                  "statistics z-scored on the train+val takes / sqrt(F)). Accuracy and macro-F1 come from the "
+                  "classifier and do not change.", "",
+                  _metric_table(_order(pairs, [r["model"] for r in pairs]), "model",
+                                lambda r: r["model"] + (f" {r['ablation']}" if r.get("ablation") else "")), ""]
     if report.get("open_set"):
         lines = ["| model | held-out styles | seeds | leave-one-out P@5 | purity | NMI |", "|---|---|---|---|---|---|"]
         for r in sorted(report["open_set"], key=lambda r: (r["held_out_styles"], r["model"] != "posestyle_net")):

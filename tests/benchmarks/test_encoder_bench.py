@@ -14,10 +14,10 @@ import pytest
 from benchmarks.encoder_bench import (
     METRICS,
     MIRROR_TTA_ROW,
+    STATISTICS_ROW,
     EncoderBenchConfig,
     aggregate,
     evaluate_targets,
-    handcrafted_features,
     job_priority,
     plan_jobs,
     run_encoder_bench,
@@ -74,8 +74,14 @@ def test_bench_writes_one_row_per_model_split_view_with_mean_and_std(toy_dataset
     groups = {(r["model"], r["split"], r["view"], r.get("ablation")) for r in rows}
     expected = {(m, "random", v, None) for m in ("posestyle_net", "st_mlp", "handcrafted_stats_logreg")
                 for v in ("2d", "3d")} | {("posestyle_net", "random", "2d", "w/o stage gating")} | {
-                ("posestyle_net", "random", v, MIRROR_TTA_ROW) for v in ("2d", "3d")}
+                ("posestyle_net", "random", v, MIRROR_TTA_ROW) for v in ("2d", "3d")} | {
+                (m, "random", v, STATISTICS_ROW) for m in ("posestyle_net", "st_mlp") for v in ("2d", "3d")}
     assert groups == expected and len(rows) == len(expected)
+    plain, appended = ({r["view"]: r for r in rows if r["model"] == "st_mlp" and r.get("ablation") == a}
+                       for a in (None, STATISTICS_ROW))
+    for view in ("2d", "3d"):   # the classifier is untouched; the embedding is not
+        assert appended[view]["accuracy"] == plain[view]["accuracy"]
+        assert appended[view]["silhouette"] != plain[view]["silhouette"]
     for row in rows:
         assert row["seeds"] == [0]
         for metric in METRICS:
@@ -87,6 +93,7 @@ def test_bench_writes_one_row_per_model_split_view_with_mean_and_std(toy_dataset
     markdown = (tmp_path / "out" / "encoders.md").read_text()
     assert "PoseStyle-Net ablation" in markdown and "w/o stage gating" in markdown and "Targets" in markdown
     assert "Schedule of every run" in markdown and "up to 1 epochs" in markdown
+    assert "with the motion statistics appended" in markdown and f"st_mlp {STATISTICS_ROW}" in markdown
 
 
 def test_open_set_runs_train_without_the_held_out_styles(toy_dataset, tmp_path, one_torch_thread):
@@ -94,8 +101,9 @@ def test_open_set_runs_train_without_the_held_out_styles(toy_dataset, tmp_path, 
     config = _config(dataset, splits, models=("st_mlp",), ablations=(), handcrafted=False,
                      open_set=(("swaying",),), runs_file=tmp_path / "runs.jsonl")
     report = run_encoder_bench(config, tmp_path / "out", progress=False)
-    (row,) = report["open_set"]
+    row, appended = report["open_set"]
     assert row["model"] == "st_mlp" and row["held_out_styles"] == ["swaying"] and row["seeds"] == [0]
+    assert appended["model"] == f"st_mlp {STATISTICS_ROW}" and appended["seeds"] == [0]
     records = [json.loads(x) for x in (tmp_path / "runs.jsonl").read_text().splitlines()]
     open_run = next(r for r in records if r["holdout"])
     assert open_run["n_test"] == 2                       # only the held-out style's test takes
@@ -232,11 +240,3 @@ def test_targets_report_met_missed_and_the_gap():
     assert other["st_mlp 2d/cross-content accuracy >= 0.93"]["measured"] is None
     assert not any(k.startswith("open set") for k in other)
 
-
-def test_handcrafted_features_are_per_joint_statistics(make_toy_corpus):
-    seq = make_toy_corpus(1, dims=2, seed=0)[0]
-    feats = handcrafted_features(seq)
-    assert feats.shape == (4 * 17 * 2,) and np.isfinite(feats).all()
-    still = seq.with_(joints=np.repeat(seq.joints[:1], len(seq.joints), axis=0))
-    moving = handcrafted_features(still)
-    assert np.allclose(moving[2 * 34:], 0.0)             # no motion: velocity statistics vanish
