@@ -333,7 +333,8 @@ class _WorkerState:
         return np.stack([self._statistics[(n, view)] for n in names])
 
     def prepared(self, name: str, view: str, preprocess: Any) -> Any:
-        """The unaugmented preprocessed input of a take in a view (cached for the process)."""
+        """The unaugmented preprocessed input of a take in a view, with its motion statistics (what
+        ``StyleEncoder.prepare`` gives; cached for the process)."""
         from encoder.data.preprocess import preprocess_sequence
         from encoder.training.augment import training_view
 
@@ -341,6 +342,7 @@ class _WorkerState:
         item = self._prepared.get(key)
         if item is None:
             item = preprocess_sequence(training_view(self.seqs[name], view), preprocess)
+            item.statistics = self.statistics([name], view)[0]
             self._prepared[key] = item
         return item
 
@@ -355,10 +357,8 @@ def _init_worker(data: Path, splits_dir: Path, splits: Sequence[str], threads: i
 
 def run_job(job: BenchJob, keep_dir: Path | None = None) -> dict[str, Any]:
     """Train and evaluate one run in this worker; returns its record (``metrics``: ``HeadlineMetrics.to_dict``)."""
-    from sklearn.preprocessing import StandardScaler
-
     from benchmarks.open_set import open_set_metrics, seen_parts
-    from encoder.data.motion_statistics import append_motion_statistics
+    from encoder.data.motion_statistics import MotionStatisticsScaler
     from encoder.evaluation.metrics import compute_metrics
     from encoder.inference import StyleEncoder
     from encoder.training import TrainConfig, fit
@@ -393,17 +393,19 @@ def run_job(job: BenchJob, keep_dir: Path | None = None) -> dict[str, Any]:
         **({} if job.teacher is None else {"architecture": job.model, "teacher": job.teacher}),
         "n_test": len(test_names), "epochs_run": training["epochs_run"], "best_epoch": training["best_epoch"],
         "max_epochs": cfg.epochs, "parameters": encoder.num_parameters(), "dataset_version": state.dataset_version}
-    scaler = StandardScaler().fit(state.statistics(gallery_names, job.view))
-    test_stats = scaler.transform(state.statistics(test_names, job.view))
+    # the embedding measured a second time with the motion statistics appended (unless it has them already)
+    appended = (None if encoder.statistics is not None else
+                MotionStatisticsScaler.fit(state.statistics(gallery_names, job.view), STATISTICS_WEIGHT))
+    test_stats = state.statistics(test_names, job.view)
     if job.holdout is not None:                  # open set: the embedding of styles never trained on
         emb, _ = encoder.encode_prepared(items, 64)
-        with_stats = append_motion_statistics(emb, test_stats, STATISTICS_WEIGHT)
-        return {**record, "open_set": open_set_metrics(emb, test_labels, job.seed).to_dict(),
-                "open_set_with_statistics": open_set_metrics(with_stats, test_labels, job.seed).to_dict(),
+        extra = {} if appended is None else {"open_set_with_statistics": open_set_metrics(
+            appended.append(emb, test_stats), test_labels, job.seed).to_dict()}
+        return {**record, "open_set": open_set_metrics(emb, test_labels, job.seed).to_dict(), **extra,
                 "checkpoint": None, "run_seconds": time.perf_counter() - start, "finished_unix": time.time()}
     gal_items = [state.prepared(n, job.view, encoder.preprocess_config) for n in gallery_names]
     gallery_labels = [state.seqs[n].label for n in gallery_names]
-    by_tta = {}
+    by_tta, extra = {}, {}
     for tta in (False, True):
         encoder.mirror_tta = tta
         emb, logits = encoder.encode_prepared(items, 64)
@@ -411,19 +413,18 @@ def run_job(job: BenchJob, keep_dir: Path | None = None) -> dict[str, Any]:
         by_tta[tta] = HeadlineMetrics.from_metrics(compute_metrics(
             emb, logits, test_labels, gallery_embeddings=gal_emb, gallery_labels=gallery_labels, seed=job.seed,
             label_names=encoder.labels))
-        if not tta:
-            gal_stats = scaler.transform(state.statistics(gallery_names, job.view))
-            with_stats = HeadlineMetrics.from_metrics(compute_metrics(
-                append_motion_statistics(emb, test_stats, STATISTICS_WEIGHT), logits, test_labels,
-                gallery_embeddings=append_motion_statistics(gal_emb, gal_stats, STATISTICS_WEIGHT),
-                gallery_labels=gallery_labels, seed=job.seed, label_names=encoder.labels))
+        if not tta and appended is not None:
+            extra["metrics_with_statistics"] = HeadlineMetrics.from_metrics(compute_metrics(
+                appended.append(emb, test_stats), logits, test_labels,
+                gallery_embeddings=appended.append(gal_emb, state.statistics(gallery_names, job.view)),
+                gallery_labels=gallery_labels, seed=job.seed, label_names=encoder.labels)).to_dict()
     encoder.mirror_tta = False
     kept = None
     if job.keep_model and keep_dir is not None:
         kept = str(Path(keep_dir) / f"{job.key()}.safetensors")
         result.save(kept)
     return {**record, "metrics": by_tta[False].to_dict(), "metrics_mirror_tta": by_tta[True].to_dict(),
-            "metrics_with_statistics": with_stats.to_dict(), "run_seconds": time.perf_counter() - start,
+            **extra, "run_seconds": time.perf_counter() - start,
             "finished_unix": time.time(), "checkpoint": kept}
 
 

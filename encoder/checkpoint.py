@@ -28,6 +28,7 @@ from safetensors.torch import save as safetensors_save
 
 from encoder.data.atomic import atomic_write_bytes
 from encoder.data.errors import PoseDataError
+from encoder.data.motion_statistics import MotionStatisticsScaler
 from encoder.data.skeleton import CANONICAL_SKELETON
 
 FORMAT_NAME = "posestyle-encoder"
@@ -53,12 +54,17 @@ class CheckpointMeta:
     skeleton: str = CANONICAL_SKELETON
     training: dict[str, Any] = field(default_factory=dict)
     encoder_version: str = ""
+    motion_statistics: dict[str, Any] = field(default_factory=dict)   # MotionStatisticsScaler.to_dict; {} = none
 
     def identity(self) -> dict[str, Any]:
-        """The fields that, with the weights, define what the encoder computes."""
-        return {"model_name": self.model_name, "model_config": self.model_config,
-                "preprocess_config": self.preprocess_config, "skeleton": self.skeleton,
-                "input_dims": int(self.input_dims), "labels": list(self.labels)}
+        """The fields that, with the weights, define what the encoder computes (``motion_statistics``
+        only when set, so the versions of checkpoints written before it existed stay as they were)."""
+        values = {"model_name": self.model_name, "model_config": self.model_config,
+                  "preprocess_config": self.preprocess_config, "skeleton": self.skeleton,
+                  "input_dims": int(self.input_dims), "labels": list(self.labels)}
+        if self.motion_statistics:
+            values["motion_statistics"] = self.motion_statistics
+        return values
 
     def to_metadata(self) -> dict[str, str]:
         """The safetensors ``__metadata__`` (every value a JSON string)."""
@@ -90,13 +96,20 @@ class CheckpointMeta:
                    if k not in values]
         if missing:
             raise CheckpointError(source, f"checkpoint metadata lacks {', '.join(missing)}")
+        statistics = dict(values.get("motion_statistics") or {})
+        if statistics:
+            try:
+                MotionStatisticsScaler.from_dict(statistics)
+            except (KeyError, TypeError, ValueError) as err:
+                raise CheckpointError(source, f"malformed motion statistics in the checkpoint: {err}") from None
         try:
             return cls(model_name=str(values["model_name"]), model_config=dict(values["model_config"]),
                        preprocess_config=dict(values["preprocess_config"]),
                        labels=tuple(str(x) for x in values["labels"]), input_dims=int(values["input_dims"]),
                        skeleton=str(values.get("skeleton", CANONICAL_SKELETON)),
                        training=dict(values.get("training") or {}),
-                       encoder_version=str(values.get("encoder_version", "")))
+                       encoder_version=str(values.get("encoder_version", "")),
+                       motion_statistics=statistics)
         except (TypeError, ValueError) as err:
             raise CheckpointError(source, f"malformed checkpoint metadata: {err}") from None
 

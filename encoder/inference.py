@@ -10,6 +10,9 @@ average (hips and shoulders), level (pitch 0), at the benchmark distance max(6 m
 largest horizontal mid-hip excursion), focal 1000 px, 1920x1080, no jitter or dropout. The
 benchmark's own ``2d`` view is a per-take random camera; callers that want it convert first
 with ``encoder.data.camera.benchmark_2d_view``. A 2D sequence given to a 3D encoder is an error.
+
+A checkpoint trained with ``motion_statistics_weight`` > 0 appends the take's hand-made motion
+statistics (``encoder.data.motion_statistics``) to the model's embedding; ``dim`` counts both parts.
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ from encoder.checkpoint import CheckpointMeta, load_checkpoint
 from encoder.data.batch import SegmentedSequence, collate_segments
 from encoder.data.camera import CameraParams, placed_camera, project_points, visible_mask
 from encoder.data.errors import PoseDataError
+from encoder.data.motion_statistics import MotionStatisticsScaler, motion_statistics
 from encoder.data.preprocess import PreprocessConfig, mirror_segments, preprocess_sequence
 from encoder.data.sequence import PoseSequence
 from encoder.data.skeleton import BODY_REGIONS
@@ -76,6 +80,8 @@ class StyleEncoder:
         self.meta = meta
         self.device = torch.device(device)
         self.preprocess_config = PreprocessConfig.from_dict(meta.preprocess_config).for_inference()
+        self.statistics = (MotionStatisticsScaler.from_dict(meta.motion_statistics)
+                           if meta.motion_statistics else None)
         # test-time mirror averaging: embed each sequence and its left/right mirror, average
         # (style does not depend on which side the camera sees); twice the model cost
         self.mirror_tta = mirror_tta
@@ -93,8 +99,14 @@ class StyleEncoder:
         return self.meta.encoder_version
 
     @property
-    def dim(self) -> int:
+    def model_dim(self) -> int:
+        """Width of the model's own embedding (the first columns of every embedding)."""
         return int(self.model.config.embedding_dim)
+
+    @property
+    def dim(self) -> int:
+        """Width of the embeddings this encoder returns: the model's, plus the appended statistics."""
+        return self.model_dim + (self.statistics.num_features if self.statistics is not None else 0)
 
     @property
     def labels(self) -> list[str]:
@@ -122,19 +134,35 @@ class StyleEncoder:
                             f"needs {self.input_dims}D input; a 2D sequence cannot be lifted to 3D")
 
     def prepare(self, seq: PoseSequence) -> SegmentedSequence:
-        """View conversion + the checkpoint's preprocessing chain."""
-        return preprocess_sequence(self.to_input_view(seq), self.preprocess_config)
+        """View conversion + the checkpoint's preprocessing chain (+ the motion statistics it appends)."""
+        view = self.to_input_view(seq)
+        item = preprocess_sequence(view, self.preprocess_config)
+        if self.statistics is not None:
+            item.statistics = motion_statistics(view)
+        return item
 
     # -- inference -------------------------------------------------------------------------------
     def encode_prepared(self, items: Sequence[SegmentedSequence], batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-        """Embeddings (N, D) and logits (N, K), in input order; mirror-averaged with ``mirror_tta``."""
+        """Embeddings (N, D) and logits (N, K), in input order; mirror-averaged with ``mirror_tta``
+        (the model's part; appended statistics are the take's own)."""
         emb, logits = self._encode(items, batch_size)
-        if not self.mirror_tta:
-            return emb, logits
-        emb_m, logits_m = self._encode([mirror_segments(it) for it in items], batch_size)
-        mean = emb + emb_m
-        mean /= np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12)
-        return mean.astype(np.float32), (logits + logits_m) / 2.0
+        if self.mirror_tta:
+            emb_m, logits_m = self._encode([mirror_segments(it) for it in items], batch_size)
+            emb = emb + emb_m
+            emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+            logits = (logits + logits_m) / 2.0
+        return self._with_statistics(emb, items), logits
+
+    def _with_statistics(self, emb: np.ndarray, items: Sequence[SegmentedSequence]) -> np.ndarray:
+        """The model's (N, D) embeddings of ``items``, with their motion statistics appended if this encoder does."""
+        if self.statistics is None or not len(items):
+            return np.asarray(emb, dtype=np.float32)
+        stats = [it.statistics for it in items]
+        missing = sum(1 for st in stats if st is None)
+        if missing:
+            raise ValueError(f"{missing} of {len(items)} inputs carry no motion statistics; encoder {self.version} "
+                             "appends them: prepare inputs with its prepare()")
+        return self.statistics.append(emb, np.stack(stats)).astype(np.float32)   # type: ignore[arg-type]
 
     @torch.inference_mode()
     def _encode(self, items: Sequence[SegmentedSequence], batch_size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -142,7 +170,7 @@ class StyleEncoder:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         n = len(items)
-        emb = np.zeros((n, self.dim), np.float32)
+        emb = np.zeros((n, self.model_dim), np.float32)
         logits = np.zeros((n, len(self.labels)), np.float32)
         order = sorted(range(n), key=lambda i: items[i].num_segments)
         max_m = self.preprocess_config.max_segments
@@ -162,7 +190,8 @@ class StyleEncoder:
         averaging (averaged logits are not the averaged embedding's)."""
         if self.mirror_tta:
             return None
-        vectors = torch.from_numpy(np.ascontiguousarray(embeddings, np.float32)).to(self.device)
+        own = np.asarray(embeddings)[:, :self.model_dim]     # the model's part (unit norm either way)
+        vectors = torch.from_numpy(np.ascontiguousarray(own, np.float32)).to(self.device)
         logits = self.model.logits_from_embedding(vectors)
         return None if logits is None else logits.float().cpu().numpy()
 
@@ -173,7 +202,8 @@ class StyleEncoder:
         return self.encode_prepared(items, batch_size)[0]
 
     def embed(self, seqs: Sequence[PoseSequence], batch_size: int = 64) -> np.ndarray:
-        """(N, D) float32 unit-norm style embeddings, in input order."""
+        """(N, D) float32 style embeddings, in input order: unit norm, or with motion statistics appended a
+        unit-norm model part followed by the statistics part (compare them by cosine)."""
         return self.embed_and_logits(seqs, batch_size)[0]
 
     def embed_and_logits(self, seqs: Sequence[PoseSequence], batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
@@ -230,6 +260,6 @@ class StyleEncoder:
             regions = {name: float(w) for name, w in zip(names, weights)}
         return {"segment_weights": segment, "region_weights": regions,
                 "phases": item.phase[:m].astype(np.float32),
-                "embedding": out.embedding[0].float().cpu().numpy(),
+                "embedding": self._with_statistics(out.embedding.float().cpu().numpy(), [item])[0],
                 "label": self.labels[int(probs.argmax())],
                 "probabilities": {lab: float(p) for lab, p in zip(self.labels, probs)}}

@@ -20,13 +20,15 @@ import torch
 
 @dataclass
 class SegmentedSequence:
-    """One preprocessed sequence as numpy arrays (shapes as in PoseBatch, without B)."""
+    """One preprocessed sequence as numpy arrays (shapes as in PoseBatch, without B); ``statistics``:
+    the take's motion statistics (F,), set only by an encoder that appends them to its embedding."""
 
     positions: np.ndarray
     velocity: np.ndarray
     joint_mask: np.ndarray
     frame_mask: np.ndarray
     phase: np.ndarray
+    statistics: np.ndarray | None = None
 
     @property
     def num_segments(self) -> int:

@@ -4,9 +4,13 @@ The statistics (per joint and coordinate: mean and std of the eq. (1) centre/sca
 joints, mean |velocity| and velocity std) are BENCHMARK.md's hand-made floor. A learned encoder
 trained on 4 styles ranks the 3 it never saw worse than these statistics do on some choices of
 styles; the two together rank them better than either (docs/benchmarks/encoder_experiments.md),
-so the encoder bench measures the learned embedding with the statistics appended as well.
+so an encoder can append them (``TrainConfig.motion_statistics_weight``; the encoder bench
+measures every run both ways).
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -46,3 +50,44 @@ def append_motion_statistics(embeddings: np.ndarray, standardised: np.ndarray, w
     if emb.ndim != 2 or stats.ndim != 2 or emb.shape[0] != stats.shape[0]:
         raise ValueError(f"embeddings {emb.shape} and statistics {stats.shape} must be (N, D) and (N, F)")
     return np.hstack([normalize(emb), weight * stats / np.sqrt(stats.shape[1])])
+
+
+@dataclass(frozen=True)
+class MotionStatisticsScaler:
+    """How an encoder appends the statistics: the z-scoring fitted on its training takes and the weight."""
+
+    weight: float
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+
+    @classmethod
+    def fit(cls, statistics: np.ndarray, weight: float) -> "MotionStatisticsScaler":
+        """Fit the z-scoring on (N, F) statistics of reference takes (a constant feature keeps scale 1)."""
+        from sklearn.preprocessing import StandardScaler
+
+        if weight < 0:
+            raise ValueError(f"motion statistics weight must be >= 0, got {weight}")
+        scaler = StandardScaler().fit(np.asarray(statistics, dtype=np.float64))
+        return cls(float(weight), tuple(float(v) for v in scaler.mean_), tuple(float(v) for v in scaler.scale_))
+
+    @property
+    def num_features(self) -> int:
+        return len(self.mean)
+
+    def append(self, embeddings: np.ndarray, statistics: np.ndarray) -> np.ndarray:
+        """``append_motion_statistics`` of (N, D) embeddings and the (N, F) raw statistics of the same takes."""
+        stats = np.asarray(statistics, dtype=np.float64)
+        if stats.ndim != 2 or stats.shape[1] != self.num_features:
+            raise ValueError(f"statistics must be (N, {self.num_features}), got {stats.shape}")
+        standardised = (stats - np.asarray(self.mean)) / np.asarray(self.scale)
+        return append_motion_statistics(embeddings, standardised, self.weight)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"weight": self.weight, "mean": list(self.mean), "scale": list(self.scale)}
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "MotionStatisticsScaler":
+        mean, scale = tuple(float(v) for v in values["mean"]), tuple(float(v) for v in values["scale"])
+        if len(mean) != len(scale) or not all(v > 0 for v in scale):
+            raise ValueError("motion statistics need as many positive scales as means")
+        return cls(float(values["weight"]), mean, scale)

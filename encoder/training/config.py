@@ -146,6 +146,9 @@ class TrainConfig:
       this many windows of each sequence (a temporal crop, redrawn every epoch; phases keep their
       place in the whole sequence); validation and inference always see every window. Cuts the
       cost of a step roughly in proportion on long sequences.
+    - ``motion_statistics_weight``: when > 0, the checkpoint appends each take's hand-made motion
+      statistics, z-scored on the training takes, at this weight to the model's embedding
+      (``encoder.data.motion_statistics``); training itself is unchanged. 0: the model's embedding only.
     """
 
     model: str = DEFAULT_MODEL
@@ -171,6 +174,7 @@ class TrainConfig:
     progress: bool = True
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     loss: StyleLossConfig = field(default_factory=StyleLossConfig)
+    motion_statistics_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
@@ -192,6 +196,8 @@ class TrainConfig:
             raise ValueError(f"train_windows must be >= 0, got {self.train_windows}")
         if self.num_threads < 0:
             raise ValueError(f"num_threads must be >= 0, got {self.num_threads}")
+        if not self.motion_statistics_weight >= 0:
+            raise ValueError(f"motion_statistics_weight must be >= 0, got {self.motion_statistics_weight}")
         if not (self.device in ("auto", "cpu") or self.device.startswith("cuda")):
             raise ValueError(f"device must be auto, cpu or cuda[:n], got {self.device!r}")
 

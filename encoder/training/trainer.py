@@ -41,6 +41,7 @@ from encoder.checkpoint import CheckpointMeta, save_checkpoint
 from encoder.data.batch import PoseBatch, SegmentedSequence, collate_segments
 from encoder.data.camera import training_view
 from encoder.data.errors import ConfigError, PoseDataError
+from encoder.data.motion_statistics import MotionStatisticsScaler, motion_statistics
 from encoder.data.preprocess import preprocess_sequence
 from encoder.data.sequence import PoseSequence
 from encoder.data.skeleton import CANONICAL_SKELETON
@@ -245,6 +246,19 @@ def is_improvement(metrics: dict[str, float], best: dict[str, float] | None, cfg
             and metrics["val_loss"] < best["val_loss"] - cfg.min_delta)
 
 
+def _fit_motion_statistics(seqs: Sequence[PoseSequence], cfg: TrainConfig) -> dict[str, Any]:
+    """The checkpoint's ``motion_statistics``: z-scoring fitted on the takes in the training view ({} when off)."""
+    if cfg.motion_statistics_weight <= 0:
+        return {}
+    stats = []
+    for seq in seqs:
+        try:
+            stats.append(motion_statistics(training_view(seq, cfg.view)))
+        except PoseDataError:   # a take the training skipped
+            continue
+    return MotionStatisticsScaler.fit(np.stack(stats), cfg.motion_statistics_weight).to_dict()
+
+
 def fit(train_seqs: Sequence[PoseSequence], val_seqs: Sequence[PoseSequence], config: TrainConfig,
         labels: Sequence[str] | None = None, summary: dict[str, Any] | None = None,
         extra_terms: ExtraTerms | None = None) -> TrainResult:
@@ -358,7 +372,8 @@ def fit(train_seqs: Sequence[PoseSequence], val_seqs: Sequence[PoseSequence], co
     }
     meta = CheckpointMeta(model_name=cfg.model, model_config=config_to_dict(model_config),
                           preprocess_config=asdict(cfg.preprocess), labels=tuple(label_names),
-                          input_dims=input_dims, skeleton=CANONICAL_SKELETON, training=training_summary)
+                          input_dims=input_dims, skeleton=CANONICAL_SKELETON, training=training_summary,
+                          motion_statistics=_fit_motion_statistics([*train_seqs, *val_seqs], cfg))
     if cfg.progress:
         last = history[-1]
         tqdm.write(f"trained {cfg.model}: {len(history)} epochs in {seconds:.1f} s (prepare {prep_seconds:.1f} s), "

@@ -85,6 +85,19 @@ def test_edited_file_is_refused(tmp_path, tiny_model_config):
         load_checkpoint(path)
 
 
+def test_malformed_motion_statistics_are_refused(tmp_path, tiny_model_config):
+    model, meta = _model_and_meta(tiny_model_config)
+    path = tmp_path / "enc.safetensors"
+    save_checkpoint(path, model, meta)
+    tensors, found = read_checkpoint(path)
+    metadata = {**found.to_metadata(), "motion_statistics": '{"weight": 0.5, "mean": [0.0, 1.0], "scale": [1.0, 0.0]}'}
+    from safetensors.torch import save_file
+
+    save_file(tensors, str(path), metadata=metadata)
+    with pytest.raises(CheckpointError, match="malformed motion statistics"):
+        load_checkpoint(path)
+
+
 class _Payload:
     """Unpickling this object would create ``marker`` (a stand-in for arbitrary code)."""
 

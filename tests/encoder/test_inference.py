@@ -154,3 +154,34 @@ def test_encoder_embeds_with_side_by_side_windows_unless_the_checkpoint_predates
     centres = side_by_side.phase * (length / 2 / side_by_side.phase[0])
     np.testing.assert_allclose(np.diff(centres)[:-1], length, rtol=1e-4)
     assert 0 < np.diff(centres)[-1] <= length
+
+
+def test_an_encoder_with_motion_statistics_appends_them_to_the_models_embedding(
+        tiny_model_config, make_toy_corpus, tmp_path):
+    from encoder.checkpoint import save_checkpoint
+    from encoder.data.motion_statistics import MotionStatisticsScaler, motion_statistics
+
+    seqs = make_toy_corpus(2, dims=2, seed=21)
+    plain = _untrained_encoder(tiny_model_config, asdict(PreprocessConfig()))
+    scaler = MotionStatisticsScaler.fit(np.stack([motion_statistics(s) for s in make_toy_corpus(3, seed=5)]), 0.5)
+    meta = CheckpointMeta(**{**plain.meta.__dict__, "motion_statistics": scaler.to_dict()})
+    with_stats = StyleEncoder(plain.model, meta)
+    assert with_stats.model_dim == plain.dim and with_stats.dim == plain.dim + 4 * 17 * 2
+    emb, logits = with_stats.embed_and_logits(seqs)
+    plain_emb, plain_logits = plain.embed_and_logits(seqs)
+    assert emb.shape == (len(seqs), with_stats.dim)
+    np.testing.assert_allclose(emb[:, :plain.dim], plain_emb, atol=1e-6)      # the model's part, unchanged
+    stats = np.stack([motion_statistics(s) for s in seqs])
+    expected = 0.5 * (stats - np.array(scaler.mean)) / np.array(scaler.scale) / np.sqrt(stats.shape[1])
+    np.testing.assert_allclose(emb[:, plain.dim:], expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(logits, plain_logits)
+    np.testing.assert_allclose(with_stats.logits_from_embeddings(emb), plain_logits, atol=1e-5)
+    assert with_stats.explain(seqs[0])["embedding"].shape == (with_stats.dim,)
+    with pytest.raises(ValueError, match="carry no motion statistics"):
+        with_stats.embed_prepared([plain.prepare(seqs[0])])
+    # the checkpoint keeps them; a checkpoint without them keeps the version it always had
+    assert "motion_statistics" not in plain.meta.identity()
+    saved = save_checkpoint(tmp_path / "stats.safetensors", plain.model, meta)
+    assert saved.encoder_version != save_checkpoint(tmp_path / "plain.safetensors", plain.model,
+                                                    plain.meta).encoder_version
+    np.testing.assert_allclose(StyleEncoder.load(tmp_path / "stats.safetensors").embed(seqs), emb, atol=1e-6)
