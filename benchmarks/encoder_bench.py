@@ -52,6 +52,8 @@ HANDCRAFTED = "handcrafted_stats_logreg"
 # Bump when a change to the models, preprocessing, augmentation or training changes what a run
 # gives: runs recorded under another recipe are then retrained instead of resumed.
 RECIPE_VERSION = "2026-12-02.2"
+# A change to one model's defaults retrains that model's runs only: its revision joins their keys.
+MODEL_REVISIONS: dict[str, str] = {"stgcn": "2026-12-03 channels 48/64/96"}
 
 # The paper's Table 6 rows (the complete model is the main posestyle_net row), then the pieces this
 # project adds to it: TrainConfig overrides.
@@ -238,6 +240,8 @@ class BenchJob:
                              self.settings, self.holdout]
         if self.teacher is not None:   # appended only here, so the keys of earlier runs stay as they were
             fields.append(self.teacher)
+        if self.model in MODEL_REVISIONS:   # likewise: only a revised model's runs change key
+            fields.append(MODEL_REVISIONS[self.model])
         text = json.dumps(fields, sort_keys=True, default=str)
         return hashlib.sha1(text.encode()).hexdigest()[:16]
 

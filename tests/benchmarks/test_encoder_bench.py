@@ -14,7 +14,10 @@ import pytest
 from benchmarks.encoder_bench import (
     METRICS,
     MIRROR_TTA_ROW,
+    MODEL_REVISIONS,
+    RECIPE_VERSION,
     STATISTICS_ROW,
+    BenchJob,
     EncoderBenchConfig,
     aggregate,
     evaluate_targets,
@@ -144,6 +147,22 @@ def test_runs_file_resumes_without_retraining(toy_dataset, tmp_path, one_torch_t
     third = run_encoder_bench(more, None, progress=False)
     assert (tmp_path / "runs.jsonl").read_text().splitlines() == lines
     assert third["meta"]["runs_skipped_for_time_budget"] == 1 and third["meta"]["runs"] == 1
+
+
+def test_a_model_revision_changes_only_that_models_run_keys(monkeypatch):
+    import hashlib
+    import json as json_
+
+    def old_key(job: BenchJob) -> str:     # the key before revisions existed
+        fields = [RECIPE_VERSION, job.model, job.split, job.view, job.seed, job.ablation, job.settings, job.holdout]
+        return hashlib.sha1(json_.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    monkeypatch.setattr("benchmarks.encoder_bench.MODEL_REVISIONS", {**MODEL_REVISIONS, "stgcn": "r2"})
+    revised, kept = (BenchJob(m, "random", "2d", 0, None, {}) for m in ("stgcn", "st_mlp"))
+    assert kept.key() == old_key(kept) and revised.key() != old_key(revised)
+    first = revised.key()
+    monkeypatch.setattr("benchmarks.encoder_bench.MODEL_REVISIONS", {**MODEL_REVISIONS, "stgcn": "r3"})
+    assert revised.key() != first
 
 
 def test_plan_covers_the_grid_and_the_ablations(toy_dataset):
