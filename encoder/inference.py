@@ -190,7 +190,9 @@ class StyleEncoder:
         averaging (averaged logits are not the averaged embedding's)."""
         if self.mirror_tta:
             return None
-        own = np.asarray(embeddings)[:, :self.model_dim]     # the model's part (unit norm either way)
+        own = np.asarray(embeddings, np.float32)[:, :self.model_dim]
+        if self.statistics is not None:   # the model's part is unit norm, whatever scaled the whole vector since
+            own = own / np.maximum(np.linalg.norm(own, axis=1, keepdims=True), 1e-12)
         vectors = torch.from_numpy(np.ascontiguousarray(own, np.float32)).to(self.device)
         logits = self.model.logits_from_embedding(vectors)
         return None if logits is None else logits.float().cpu().numpy()

@@ -176,6 +176,8 @@ def test_an_encoder_with_motion_statistics_appends_them_to_the_models_embedding(
     np.testing.assert_allclose(emb[:, plain.dim:], expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(logits, plain_logits)
     np.testing.assert_allclose(with_stats.logits_from_embeddings(emb), plain_logits, atol=1e-5)
+    unit = emb / np.linalg.norm(emb, axis=1, keepdims=True)             # as an inner-product index stores them
+    np.testing.assert_allclose(with_stats.logits_from_embeddings(unit), plain_logits, atol=1e-5)
     assert with_stats.explain(seqs[0])["embedding"].shape == (with_stats.dim,)
     with pytest.raises(ValueError, match="carry no motion statistics"):
         with_stats.embed_prepared([plain.prepare(seqs[0])])
