@@ -398,9 +398,9 @@ def run_job(job: BenchJob, keep_dir: Path | None = None) -> dict[str, Any]:
         "n_test": len(test_names), "epochs_run": training["epochs_run"], "best_epoch": training["best_epoch"],
         "max_epochs": cfg.epochs, "parameters": encoder.num_parameters(), "dataset_version": state.dataset_version}
     # the embedding measured a second time with the motion statistics appended (unless it has them already)
-    appended = (None if encoder.statistics is not None else
-                MotionStatisticsScaler.fit(state.statistics(gallery_names, job.view), STATISTICS_WEIGHT))
-    test_stats = state.statistics(test_names, job.view)
+    gallery_stats, test_stats = state.statistics(gallery_names, job.view), state.statistics(test_names, job.view)
+    appended = (None if encoder.statistics is not None
+                else MotionStatisticsScaler.fit(gallery_stats, STATISTICS_WEIGHT))
     if job.holdout is not None:                  # open set: the embedding of styles never trained on
         emb, _ = encoder.encode_prepared(items, 64)
         extra = {} if appended is None else {"open_set_with_statistics": open_set_metrics(
@@ -420,7 +420,7 @@ def run_job(job: BenchJob, keep_dir: Path | None = None) -> dict[str, Any]:
         if not tta and appended is not None:
             extra["metrics_with_statistics"] = HeadlineMetrics.from_metrics(compute_metrics(
                 appended.append(emb, test_stats), logits, test_labels,
-                gallery_embeddings=appended.append(gal_emb, state.statistics(gallery_names, job.view)),
+                gallery_embeddings=appended.append(gal_emb, gallery_stats),
                 gallery_labels=gallery_labels, seed=job.seed, label_names=encoder.labels)).to_dict()
     encoder.mirror_tta = False
     kept = None
