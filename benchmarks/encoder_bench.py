@@ -33,6 +33,7 @@ from benchmarks.machine import cpu_model, load_average
 from encoder.data.atomic import atomic_write_text
 from encoder.data.dataset import process_pool_context
 from encoder.data.errors import PoseDataError
+from encoder.data.motion_statistics import DEFAULT_WEIGHT as DEFAULT_STATISTICS_WEIGHT
 from encoder.data.sequence import PoseSequence
 from encoder.evaluation.results import (
     HEADLINE_NAMES,
@@ -69,9 +70,8 @@ ABLATIONS: dict[str, dict[str, Any]] = {
 # An evaluation-only row of the ablation table: the complete model's runs with test-time mirror averaging.
 MIRROR_TTA_ROW = "+ test-time mirror averaging"
 # The learned embedding with the hand-made motion statistics appended (encoder.data.motion_statistics),
-# measured beside every run's plain embedding; the weight was probed on one open-set checkpoint
-# (docs/benchmarks/encoder_experiments.md, session 20).
-STATISTICS_WEIGHT = 0.25
+# as `posestyle train` checkpoints serve it by default, measured beside every run's plain embedding.
+STATISTICS_WEIGHT = DEFAULT_STATISTICS_WEIGHT
 STATISTICS_ROW = f"+ motion statistics (weight {STATISTICS_WEIGHT:g})"
 # Open-set protocol: two choices of 3 held-out Bandai-Namco styles (see benchmarks/open_set.py).
 OPEN_SET_HOLDOUTS: tuple[tuple[str, ...], ...] = (("elderly", "feminine", "youthful"),
@@ -361,9 +361,7 @@ def _init_worker(data: Path, splits_dir: Path, splits: Sequence[str], threads: i
 
 def run_job(job: BenchJob, keep_dir: Path | None = None) -> dict[str, Any]:
     """Train and evaluate one run in this worker; returns its record (``metrics``: ``HeadlineMetrics.to_dict``)."""
-    from benchmarks.open_set import open_set_metrics, seen_parts
-    from encoder.data.motion_statistics import MotionStatisticsScaler
-    from encoder.evaluation.metrics import compute_metrics
+    from benchmarks.open_set import seen_parts
     from encoder.inference import StyleEncoder
     from encoder.training import TrainConfig, fit
     from encoder.training.distill import distill
@@ -387,49 +385,112 @@ def run_job(job: BenchJob, keep_dir: Path | None = None) -> dict[str, Any]:
             raise RuntimeError("a distilled student needs keep_dir, where its teacher is kept")
         result = distill(train, val, cfg, teacher_checkpoint(job, keep_dir), summary=summary)
     encoder = StyleEncoder(result.model, result.checkpoint)
-    test_names, gallery_names = parts["test"], parts["train"] + parts["val"]
-    test_labels = [state.seqs[n].label for n in test_names]
-    items = [state.prepared(n, job.view, encoder.preprocess_config) for n in test_names]
     training = result.checkpoint.training
     record: dict[str, Any] = {
         "key": job.key(), "recipe": RECIPE_VERSION, "model": job.label, "split": job.split, "view": job.view,
         "seed": job.seed, "ablation": job.ablation, "holdout": job.holdout, "settings": job.settings,
         **({} if job.teacher is None else {"architecture": job.model, "teacher": job.teacher}),
-        "n_test": len(test_names), "epochs_run": training["epochs_run"], "best_epoch": training["best_epoch"],
-        "max_epochs": cfg.epochs, "parameters": encoder.num_parameters(), "dataset_version": state.dataset_version}
-    # the embedding measured a second time with the motion statistics appended (unless it has them already)
-    gallery_stats, test_stats = state.statistics(gallery_names, job.view), state.statistics(test_names, job.view)
-    appended = (None if encoder.statistics is not None
-                else MotionStatisticsScaler.fit(gallery_stats, STATISTICS_WEIGHT))
+        "n_test": len(parts["test"]), "epochs_run": training["epochs_run"],
+        "best_epoch": training["best_epoch"], "max_epochs": cfg.epochs, "parameters": encoder.num_parameters(),
+        "dataset_version": state.dataset_version}
     if job.holdout is not None:                  # open set: the embedding of styles never trained on
-        emb, _ = encoder.encode_prepared(items, 64)
-        extra = {} if appended is None else {"open_set_with_statistics": open_set_metrics(
-            appended.append(emb, test_stats), test_labels, job.seed).to_dict()}
-        return {**record, "open_set": open_set_metrics(emb, test_labels, job.seed).to_dict(), **extra,
+        return {**record, **measure_open_set(encoder, state, parts, job.view, job.seed),
                 "checkpoint": None, "run_seconds": time.perf_counter() - start, "finished_unix": time.time()}
-    gal_items = [state.prepared(n, job.view, encoder.preprocess_config) for n in gallery_names]
-    gallery_labels = [state.seqs[n].label for n in gallery_names]
-    by_tta, extra = {}, {}
-    for tta in (False, True):
-        encoder.mirror_tta = tta
-        emb, logits = encoder.encode_prepared(items, 64)
-        gal_emb, _ = encoder.encode_prepared(gal_items, 64)
-        by_tta[tta] = HeadlineMetrics.from_metrics(compute_metrics(
-            emb, logits, test_labels, gallery_embeddings=gal_emb, gallery_labels=gallery_labels, seed=job.seed,
-            label_names=encoder.labels))
-        if not tta and appended is not None:
-            extra["metrics_with_statistics"] = HeadlineMetrics.from_metrics(compute_metrics(
-                appended.append(emb, test_stats), logits, test_labels,
-                gallery_embeddings=appended.append(gal_emb, gallery_stats),
-                gallery_labels=gallery_labels, seed=job.seed, label_names=encoder.labels)).to_dict()
-    encoder.mirror_tta = False
+    measured = measure_run(encoder, state, parts, job.view, job.seed)
     kept = None
     if job.keep_model and keep_dir is not None:
         kept = str(Path(keep_dir) / f"{job.key()}.safetensors")
         result.save(kept)
-    return {**record, "metrics": by_tta[False].to_dict(), "metrics_mirror_tta": by_tta[True].to_dict(),
-            **extra, "run_seconds": time.perf_counter() - start,
+    return {**record, **measured, "run_seconds": time.perf_counter() - start,
             "finished_unix": time.time(), "checkpoint": kept}
+
+
+def _statistics_scaler(encoder: Any, state: _WorkerState, parts: Mapping[str, list[str]], view: str) -> Any:
+    """The encoder's own motion-statistics scaler, else one fitted as training fits it (train+val takes)."""
+    from encoder.data.motion_statistics import MotionStatisticsScaler
+
+    if encoder.statistics is not None:
+        return encoder.statistics
+    return MotionStatisticsScaler.fit(state.statistics(parts["train"] + parts["val"], view), STATISTICS_WEIGHT)
+
+
+def measure_open_set(encoder: Any, state: _WorkerState, parts: Mapping[str, list[str]], view: str,
+                     seed: int) -> dict[str, Any]:
+    """``open_set`` (the model's embedding alone) and ``open_set_with_statistics`` on the test takes."""
+    from benchmarks.open_set import open_set_metrics
+
+    plain = encoder.without_statistics()
+    test_names = parts["test"]
+    labels = [state.seqs[n].label for n in test_names]
+    emb, _ = plain.encode_prepared([state.prepared(n, view, plain.preprocess_config) for n in test_names], 64)
+    appended = _statistics_scaler(encoder, state, parts, view).append(emb, state.statistics(test_names, view))
+    return {"open_set": open_set_metrics(emb, labels, seed).to_dict(),
+            "open_set_with_statistics": open_set_metrics(appended, labels, seed).to_dict()}
+
+
+def measure_run(encoder: Any, state: _WorkerState, parts: Mapping[str, list[str]], view: str,
+                seed: int) -> dict[str, Any]:
+    """A run's figures on its split's test takes against the train+val gallery: ``metrics`` (the model's
+    embedding alone), ``metrics_mirror_tta`` and ``metrics_with_statistics`` (the statistics appended)."""
+    from encoder.evaluation.metrics import compute_metrics
+
+    plain = encoder.without_statistics()
+    test_names, gallery_names = parts["test"], parts["train"] + parts["val"]
+    test_labels = [state.seqs[n].label for n in test_names]
+    gallery_labels = [state.seqs[n].label for n in gallery_names]
+    items = [state.prepared(n, view, plain.preprocess_config) for n in test_names]
+    gal_items = [state.prepared(n, view, plain.preprocess_config) for n in gallery_names]
+    scaler = _statistics_scaler(encoder, state, parts, view)
+    out: dict[str, Any] = {}
+    for tta in (False, True):
+        plain.mirror_tta = tta
+        emb, logits = plain.encode_prepared(items, 64)
+        gal_emb, _ = plain.encode_prepared(gal_items, 64)
+        out["metrics_mirror_tta" if tta else "metrics"] = HeadlineMetrics.from_metrics(compute_metrics(
+            emb, logits, test_labels, gallery_embeddings=gal_emb, gallery_labels=gallery_labels, seed=seed,
+            label_names=plain.labels)).to_dict()
+        if not tta:
+            out["metrics_with_statistics"] = HeadlineMetrics.from_metrics(compute_metrics(
+                scaler.append(emb, state.statistics(test_names, view)), logits, test_labels,
+                gallery_embeddings=scaler.append(gal_emb, state.statistics(gallery_names, view)),
+                gallery_labels=gallery_labels, seed=seed, label_names=plain.labels)).to_dict()
+    return out
+
+
+def add_statistics_to_kept_runs(records: list[dict[str, Any]], state: _WorkerState, runs_file: Path | None,
+                                progress: bool = True) -> int:
+    """Bring kept runs trained before checkpoints appended the motion statistics up to today's default.
+
+    Training does not depend on the statistics, so fitting their scaler on the run's train+val takes (as
+    training now does) and re-saving the kept checkpoint gives the checkpoint training writes today; the run
+    is then measured both ways (``measure_run``) and its record, marked ``statistics_added_after_training``,
+    appended to the runs file. Returns how many runs were brought up to date.
+    """
+    from tqdm import tqdm
+
+    from encoder.checkpoint import load_checkpoint, save_checkpoint
+    from encoder.inference import StyleEncoder
+
+    todo = [i for i, r in enumerate(records)
+            if r.get("holdout") is None and r.get("ablation") is None and r.get("checkpoint")
+            and not r.get("metrics_with_statistics") and runs_file is not None
+            and kept_checkpoint(r, runs_file).is_file()]
+    for i in tqdm(todo, desc="statistics", unit="run", disable=not progress, dynamic_ncols=True):
+        rec = records[i]
+        path = kept_checkpoint(rec, runs_file)     # type: ignore[arg-type]
+        model, meta = load_checkpoint(path)
+        parts = state.parts[rec["split"]]
+        encoder = StyleEncoder(model, meta)
+        if encoder.statistics is None:
+            scaler = _statistics_scaler(encoder, state, parts, rec["view"])
+            meta = save_checkpoint(path, model, replace(meta, motion_statistics=scaler.to_dict()))
+            encoder = StyleEncoder(model, meta)
+        measured = measure_run(encoder, state, parts, rec["view"], rec["seed"])
+        drift = max(abs((measured["metrics"][k] or 0.0) - (v or 0.0)) for k, v in rec["metrics"].items())
+        records[i] = {**rec, "metrics_with_statistics": measured["metrics_with_statistics"],
+                      "statistics_added_after_training": True, "remeasured_metrics_max_abs_change": drift}
+        _append_run(runs_file, records[i])
+    return len(todo)
 
 
 def run_summary(record: Mapping[str, Any]) -> str:
@@ -677,6 +738,31 @@ def evaluate_targets(rows: Sequence[Mapping[str, Any]], open_rows: Sequence[Mapp
     return out
 
 
+def as_served(rows: Sequence[Mapping[str, Any]], open_rows: Sequence[Mapping[str, Any]], model: str
+              ) -> tuple[list[Mapping[str, Any]], list[Mapping[str, Any]]]:
+    """The rows with ``model``'s figures as `posestyle train` checkpoints serve it: while the training
+    default appends the motion statistics, its ``STATISTICS_ROW`` figures stand in for its plain ones
+    (cost and parameters kept: the kept checkpoints append them); every other model stays as measured."""
+    from encoder.training.config import TrainConfig
+
+    if TrainConfig().motion_statistics_weight <= 0:
+        return list(rows), list(open_rows)
+    served = {(r["split"], r["view"]): r for r in rows if r["model"] == model and r.get("ablation") == STATISTICS_ROW}
+    out_rows: list[Mapping[str, Any]] = []
+    for row in rows:
+        key = (row["split"], row["view"])
+        if row["model"] == model and "ablation" not in row and key in served:
+            out_rows.append({**{k: v for k, v in served[key].items() if k != "ablation"},
+                             **{k: row[k] for k in ("cost",) if k in row}})
+        elif not (row["model"] == model and row.get("ablation") == STATISTICS_ROW):
+            out_rows.append(row)
+    appended = f"{model} {STATISTICS_ROW}"
+    served_open = {tuple(r["held_out_styles"]) for r in open_rows if r["model"] == appended}
+    out_open = [({**r, "model": model} if r["model"] == appended else r) for r in open_rows
+                if not (r["model"] == model and tuple(r["held_out_styles"]) in served_open)]
+    return out_rows, out_open
+
+
 # -- report --------------------------------------------------------------------------------------
 def _ms(cell: Any, digits: int = 3) -> str:
     if not isinstance(cell, Mapping) or cell.get("mean") is None:
@@ -853,7 +939,8 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         parts += ["## Cost (CPU, {} threads, batch {}, {} test takes; measured once per model after all "
                   "training)".format(meta["cost_threads"], meta["cost_batch_size"], meta["cost_sequences"]), "",
                   "Throughput is the best of 5 timings in each of 2 passes over the models; end to end = "
-                  "preprocessing (eq. 1-3, windows) + model, "
+                  "preprocessing (eq. 1-3, windows) + model, plus the motion statistics a checkpoint appends "
+                  "(the kept checkpoints append them, as `posestyle train` writes them by default), "
                   "from pose sequences already in the model's view. On this shared 2-core machine repeated "
                   "measurements of one model differ by up to about 30 %, so read differences below that as noise "
                   "(the `w/o structural constraint term` model has exactly the complete model's architecture).",
@@ -872,9 +959,14 @@ def render_markdown(report: Mapping[str, Any]) -> str:
                   "negative means missed.", "", *_target_lines(report["targets"]), ""]
     if report.get("default_model_targets"):
         default = meta.get("default_model", "")
-        parts += [f"## The same targets for the default encoder ({MODEL_TITLES.get(default, default)})", "",
+        weight = meta.get("default_motion_statistics_weight") or 0.0
+        served = f" {STATISTICS_ROW}" if weight > 0 else ""
+        parts += [f"## The same targets for the default encoder ({MODEL_TITLES.get(default, default)}{served})", "",
                   "`posestyle train` builds this model when none is named (`encoder/training/config.py`, "
-                  "`DEFAULT_MODEL`); every other model, PoseStyle-Net included, is its baseline here.", "",
+                  "`DEFAULT_MODEL`); every other model, PoseStyle-Net included, is its baseline here."
+                  + (" Its checkpoints append the motion statistics by default (`motion_statistics_weight` "
+                     f"{weight:g}), so its figures here are the `{STATISTICS_ROW}` ones, the cost included."
+                     if weight > 0 else ""), "",
                   *_target_lines(report["default_model_targets"]), ""]
     parts += ["## How this was run", "", *how_it_was_run(meta), ""]
     parts += ["## Run", "", "| item | value |", "|---|---|"]
@@ -1007,6 +1099,7 @@ def run_encoder_bench(config: EncoderBenchConfig, out: str | Path | None = None,
     training_seconds = time.perf_counter() - wall_start
 
     state = _WorkerState(*init_args[:3], threads=config.cost_threads)
+    given_statistics = add_statistics_to_kept_runs(records, state, config.runs_file, progress)
     if config.handcrafted:
         for split in config.splits:
             for view in config.views:
@@ -1020,10 +1113,11 @@ def run_encoder_bench(config: EncoderBenchConfig, out: str | Path | None = None,
         cost = costs.get((row["model"], row.get("ablation")))
         if cost is not None and row["split"] == config.ablation_split and row["view"] == config.ablation_view:
             row["cost"] = cost
-    from encoder.training.config import DEFAULT_MODEL
+    from encoder.training.config import DEFAULT_MODEL, TrainConfig
 
     targets = evaluate_targets(rows, open_rows)
-    default_targets = evaluate_targets(rows, open_rows, DEFAULT_MODEL) if DEFAULT_MODEL != "posestyle_net" else []
+    default_targets = (evaluate_targets(*as_served(rows, open_rows, DEFAULT_MODEL), DEFAULT_MODEL)
+                       if DEFAULT_MODEL != "posestyle_net" else [])
     total = time.perf_counter() - wall_start
     runs_seconds = [r["run_seconds"] for r in records if r["model"] != HANDCRAFTED and r.get("epochs_run")]
     stamped = [r for r in records if r.get("finished_unix")]
@@ -1048,6 +1142,8 @@ def run_encoder_bench(config: EncoderBenchConfig, out: str | Path | None = None,
         "recipe_version": RECIPE_VERSION, "schedule": schedule_text(config),
         "cost_threads": config.cost_threads, "cost_batch_size": config.cost_batch_size,
         "cost_sequences": config.cost_sequences, "default_model": DEFAULT_MODEL,
+        "default_motion_statistics_weight": TrainConfig().motion_statistics_weight,
+        "runs_given_statistics_after_training": given_statistics,
     }
     report = {"rows": rows, "open_set": open_rows, "targets": targets, "default_model_targets": default_targets,
               "meta": meta}

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from benchmarks.encoder_bench import RECIPE_VERSION, kept_checkpoint, load_runs
+from benchmarks.encoder_bench import RECIPE_VERSION, STATISTICS_ROW, kept_checkpoint, load_runs
 from encoder.data.camera import (
     BENCHMARK_DROP_FRACTION,
     BENCHMARK_JITTER_FRAC,
@@ -148,6 +148,15 @@ def condition_view(condition: Condition, seq3d: PoseSequence, name: str) -> Pose
     return condition.make(seq3d, name, take_rng(f"{name}|{condition.name}"))
 
 
+def served_variants(model: str, encoder: StyleEncoder) -> list[tuple[str, StyleEncoder]]:
+    """(row label, encoder): the model's embedding alone, then, when the checkpoint appends the motion
+    statistics (the training default), the embedding as the checkpoint serves it."""
+    variants = [(model, encoder.without_statistics())]
+    if encoder.statistics is not None:
+        variants.append((f"{model} {STATISTICS_ROW}", encoder))
+    return variants
+
+
 def evaluate_encoder(encoder: StyleEncoder, takes: Mapping[str, PoseSequence], test: Sequence[str],
                      gallery: Sequence[str], chosen: Sequence[Condition]) -> dict[str, HeadlineMetrics]:
     """Accuracy, macro-F1 and gallery P@5 of one encoder under each condition (other figures None)."""
@@ -213,7 +222,9 @@ def render_markdown(report: Mapping[str, Any]) -> str:
              "Figures: mean ± std over the seeds listed (one checkpoint per seed, from the encoder bench's "
              "runs file); Δ is the change from the benchmark view, seed by seed. Conditions marked † are "
              f"covered by the target (Δ within -{TARGET_GAP} on accuracy and gallery P@5).",
-             "", f"Inference windows: {_windows_text(meta.get('inference_window_stride'))}.", ""]
+             "", f"Inference windows: {_windows_text(meta.get('inference_window_stride'))}. A `{STATISTICS_ROW}` "
+             "section is the same checkpoints with the hand-made motion statistics appended, as "
+             "`posestyle train` writes them by default; the plain section is the model's embedding alone.", ""]
     for model in dict.fromkeys(r["model"] for r in report["rows"]):
         sel = [r for r in report["rows"] if r["model"] == model]
         body = [[r["condition"] + (" †" if r["in_target"] and r["condition"] != "benchmark view" else ""),
@@ -296,10 +307,11 @@ def run_robustness_bench(runs_file: str | Path, data: str | Path, splits_dir: st
         encoder = StyleEncoder.load(rec["checkpoint"])
         if inference_window_stride is not None:
             encoder.preprocess_config = replace(encoder.preprocess_config, window_stride=inference_window_stride)
-        per_run.append({"model": rec["model"], "seed": rec["seed"], "results": evaluate_encoder(
-            encoder, takes, parts["test"], parts["train"] + parts["val"], chosen)})
-        if rec["model"] not in costs:
-            costs[rec["model"]] = measure_cost(encoder, cost_takes).to_dict()
+        for label, variant in served_variants(rec["model"], encoder):
+            per_run.append({"model": label, "seed": rec["seed"], "results": evaluate_encoder(
+                variant, takes, parts["test"], parts["train"] + parts["val"], chosen)})
+            if label not in costs:
+                costs[label] = measure_cost(variant, cost_takes).to_dict()
     rows = summarise(per_run, chosen)
     meta = {"command": command, "runs_file": str(runs_file), "checkpoints": len(kept),
             "inference_window_stride": inference_window_stride,

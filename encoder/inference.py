@@ -16,6 +16,7 @@ statistics (``encoder.data.motion_statistics``) to the model's embedding; ``dim`
 """
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -85,6 +86,12 @@ class StyleEncoder:
         # test-time mirror averaging: embed each sequence and its left/right mirror, average
         # (style does not depend on which side the camera sees); twice the model cost
         self.mirror_tta = mirror_tta
+
+    def without_statistics(self) -> "StyleEncoder":
+        """The same model embedding without the appended motion statistics (the learned part alone)."""
+        plain = copy.copy(self)
+        plain.statistics = None
+        return plain
 
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "cpu", mirror_tta: bool = False) -> "StyleEncoder":

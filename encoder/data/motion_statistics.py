@@ -4,8 +4,8 @@ The statistics (per joint and coordinate: mean and std of the eq. (1) centre/sca
 joints, mean |velocity| and velocity std) are BENCHMARK.md's hand-made floor. A learned encoder
 trained on 4 styles ranks the 3 it never saw worse than these statistics do on some choices of
 styles; the two together rank them better than either (docs/benchmarks/encoder_experiments.md),
-so an encoder can append them (``TrainConfig.motion_statistics_weight``; the encoder bench
-measures every run both ways).
+so an encoder appends them (``TrainConfig.motion_statistics_weight``, ``DEFAULT_WEIGHT`` unless
+set; the encoder bench measures every run both ways).
 """
 from __future__ import annotations
 
@@ -15,6 +15,10 @@ from typing import Any, Mapping
 import numpy as np
 
 from encoder.data.sequence import PoseSequence
+
+# The statistics' share of the appended embedding: probed on one open-set checkpoint's held-out
+# takes (docs/benchmarks/encoder_experiments.md, session 20); the training default.
+DEFAULT_WEIGHT = 0.25
 
 
 def motion_statistics(seq: PoseSequence) -> np.ndarray:

@@ -24,6 +24,7 @@ from typing import Any, Literal, Mapping
 import yaml
 
 from encoder.data.errors import ConfigError
+from encoder.data.motion_statistics import DEFAULT_WEIGHT as DEFAULT_STATISTICS_WEIGHT
 from encoder.data.preprocess import PreprocessConfig
 from encoder.models.losses import StyleLossConfig
 
@@ -146,9 +147,11 @@ class TrainConfig:
       this many windows of each sequence (a temporal crop, redrawn every epoch; phases keep their
       place in the whole sequence); validation and inference always see every window. Cuts the
       cost of a step roughly in proportion on long sequences.
-    - ``motion_statistics_weight``: when > 0, the checkpoint appends each take's hand-made motion
-      statistics, z-scored on the training takes, at this weight to the model's embedding
-      (``encoder.data.motion_statistics``); training itself is unchanged. 0: the model's embedding only.
+    - ``motion_statistics_weight``: when > 0 (the default), the checkpoint appends each take's
+      hand-made motion statistics, z-scored on the training takes, at this weight to the model's
+      embedding (``encoder.data.motion_statistics``): styles the model never saw rank far better
+      (docs/benchmarks/encoders.md, open set). Training itself is unchanged. 0: the model's
+      embedding only (half the width).
     """
 
     model: str = DEFAULT_MODEL
@@ -174,7 +177,7 @@ class TrainConfig:
     progress: bool = True
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     loss: StyleLossConfig = field(default_factory=StyleLossConfig)
-    motion_statistics_weight: float = 0.0
+    motion_statistics_weight: float = DEFAULT_STATISTICS_WEIGHT
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:

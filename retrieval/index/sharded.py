@@ -1,6 +1,6 @@
 """IVF-PQ past one machine: train once on a sample, encode each embedding shard apart, merge the lists.
 
-At 100 M vectors the exact copy an ``RFlat`` refine step keeps (51 GB at 128 dimensions) no longer
+At 100 M vectors the float32 copy an exact refine step would keep (51 GB at 128 dimensions) no longer
 fits a serving process. The plan measured by the retrieval bench:
 
 1. ``train_ivf_pq``: train the coarse quantiser and PQ codebooks on a sample (``IVF_TRAIN_POINTS_PER_LIST``
@@ -22,18 +22,24 @@ import faiss
 import numpy as np
 
 from retrieval.index.errors import IndexBuildError
-from retrieval.index.spec import IVF_KMEANS_ITERATIONS, IVF_TRAIN_POINTS_PER_LIST, ivf_pq_spec, openmp_threads
+from retrieval.index.spec import (
+    IVF_KMEANS_ITERATIONS,
+    IVF_TRAIN_POINTS_PER_LIST,
+    REFINE,
+    ivf_pq_spec,
+    openmp_threads,
+)
 
 
 def ivf_pq_codes_spec(n: int, dim: int) -> str:
-    """The product's IVF-PQ spec for ``n`` vectors without its ``RFlat`` refine step."""
-    return ivf_pq_spec(n, dim).replace(",RFlat", "")
+    """The product's IVF-PQ spec for ``n`` vectors without its refine step."""
+    return ivf_pq_spec(n, dim).replace(f",{REFINE}", "")
 
 
 def train_ivf_pq(spec: str, sample: np.ndarray, *, seed: int = 0) -> faiss.IndexIVF:
     """An empty, trained IVF-PQ index (inner product) of ``spec``, trained on unit rows ``sample``."""
     index = faiss.index_factory(sample.shape[1], spec, faiss.METRIC_INNER_PRODUCT)
-    if not isinstance(index, faiss.IndexIVF) or ",RFlat" in spec:
+    if not isinstance(index, faiss.IndexIVF) or ",R" in spec:
         raise IndexBuildError(f"spec {spec!r} is not a plain IVF index (no refine step)")
     if sample.shape[0] < index.nlist:
         raise IndexBuildError(f"spec {spec!r} needs at least {index.nlist} training vectors, got {sample.shape[0]}")

@@ -20,8 +20,10 @@ from benchmarks.encoder_bench import (
     BenchJob,
     EncoderBenchConfig,
     aggregate,
+    as_served,
     evaluate_targets,
     job_priority,
+    kept_checkpoint,
     plan_jobs,
     run_encoder_bench,
     run_summary,
@@ -147,6 +149,56 @@ def test_runs_file_resumes_without_retraining(toy_dataset, tmp_path, one_torch_t
     third = run_encoder_bench(more, None, progress=False)
     assert (tmp_path / "runs.jsonl").read_text().splitlines() == lines
     assert third["meta"]["runs_skipped_for_time_budget"] == 1 and third["meta"]["runs"] == 1
+
+
+def test_a_kept_run_trained_without_statistics_is_brought_up_to_the_default(toy_dataset, tmp_path,
+                                                                             one_torch_thread):
+    from encoder.inference import StyleEncoder
+
+    dataset, splits = toy_dataset
+    runs = tmp_path / "runs.jsonl"
+    config = _config(dataset, splits, models=("st_mlp",), ablations=(), runs_file=runs, handcrafted=False,
+                     train={**TINY_SETTINGS, "motion_statistics_weight": 0.0})
+    run_encoder_bench(config, None, progress=False)
+    (fresh,) = [json.loads(x) for x in runs.read_text().splitlines()]
+    path = kept_checkpoint(fresh, runs)
+    assert StyleEncoder.load(path).statistics is None
+    # a record written before runs were measured with the statistics appended
+    old = {k: v for k, v in fresh.items() if k != "metrics_with_statistics"}
+    runs.write_text(json.dumps(old) + "\n")
+    report = run_encoder_bench(config, None, progress=False)
+    assert report["meta"]["runs_given_statistics_after_training"] == 1
+    latest = json.loads(runs.read_text().splitlines()[-1])
+    assert latest["key"] == fresh["key"] and latest["statistics_added_after_training"]
+    assert latest["remeasured_metrics_max_abs_change"] < 1e-9          # the same model, measured again
+    assert latest["metrics_with_statistics"] == pytest.approx(fresh["metrics_with_statistics"])
+    upgraded = StyleEncoder.load(path)
+    assert upgraded.statistics is not None and upgraded.dim > upgraded.model_dim
+    again = run_encoder_bench(config, None, progress=False)              # nothing left to bring up to date
+    assert again["meta"]["runs_given_statistics_after_training"] == 0
+
+
+def test_the_default_encoder_is_judged_as_served_with_its_statistics():
+    def row(model, ablation=None, split="random", **values):
+        r = {"model": model, "split": split, "view": "2d", "seeds": [0, 1],
+             **{k: {"mean": v, "std": 0.0} for k, v in values.items()}}
+        return r if ablation is None else {**r, "ablation": ablation}
+
+    plain = {**row("stgcn", silhouette=0.9), "cost": {"embeddings_per_second": 1200.0}}
+    rows = [plain, row("stgcn", STATISTICS_ROW, silhouette=0.85), row("stgcn", split="cross-content", accuracy=0.9),
+            row("st_mlp", silhouette=0.8)]
+    open_rows = [{"model": "stgcn", "held_out_styles": ["a"], "loo_p@5": {"mean": 0.6}},
+                 {"model": f"stgcn {STATISTICS_ROW}", "held_out_styles": ["a"], "loo_p@5": {"mean": 0.76}},
+                 {"model": "stgcn", "held_out_styles": ["b"], "loo_p@5": {"mean": 0.8}}]
+    served_rows, served_open = as_served(rows, open_rows, "stgcn")
+    head = next(r for r in served_rows if r["model"] == "stgcn" and r["split"] == "random")
+    assert "ablation" not in head and head["silhouette"]["mean"] == 0.85 and head["cost"] == plain["cost"]
+    assert not any(r.get("ablation") == STATISTICS_ROW for r in served_rows)
+    assert any(r["split"] == "cross-content" for r in served_rows)      # no appended row: kept as measured
+    assert {(tuple(r["held_out_styles"]), r["loo_p@5"]["mean"]) for r in served_open} == {(("a",), 0.76),
+                                                                                         (("b",), 0.8)}
+    targets = {t["target"]: t for t in evaluate_targets(served_rows, served_open, "stgcn")}
+    assert targets["open set (a held out) leave-one-out P@5 >= 0.75"]["met"]
 
 
 def test_a_model_revision_changes_only_that_models_run_keys(monkeypatch):

@@ -4,7 +4,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmarks.robustness import TARGET_GAP, condition_view, conditions, render_markdown, summarise, target_check
+from benchmarks.encoder_bench import STATISTICS_ROW
+from benchmarks.robustness import (
+    TARGET_GAP,
+    condition_view,
+    conditions,
+    render_markdown,
+    served_variants,
+    summarise,
+    target_check,
+)
 from encoder.evaluation.results import HeadlineMetrics
 
 
@@ -62,3 +71,25 @@ def test_report_checks_the_target_per_model_and_states_the_windows_and_cost():
     assert "windows 32 frames apart" in text
     cost_line = next(line for line in text.splitlines() if line.startswith("| stgcn"))
     assert [cell.strip() for cell in cost_line.strip("|").split("|")] == ["stgcn", "1234", "2345", "2.5"]
+
+
+def test_a_checkpoint_appending_statistics_is_measured_alone_and_as_served(make_toy_corpus):
+    from dataclasses import asdict, replace
+
+    from encoder.checkpoint import CheckpointMeta
+    from encoder.data.motion_statistics import MotionStatisticsScaler, motion_statistics
+    from encoder.data.preprocess import PreprocessConfig
+    from encoder.inference import StyleEncoder
+    from encoder.models import build_model, config_to_dict
+
+    model = build_model("st_mlp", {"frame_hidden": 16, "window_hidden": 16, "embedding_dim": 8, "num_classes": 3})
+    meta = CheckpointMeta(model_name="st_mlp", model_config=config_to_dict(model.config),
+                          preprocess_config=asdict(PreprocessConfig()), labels=("a", "b", "c"), input_dims=2)
+    plain = StyleEncoder(model, meta)
+    assert [label for label, _ in served_variants("st_mlp", plain)] == ["st_mlp"]
+    seqs = make_toy_corpus(2, dims=2, seed=4)
+    scaler = MotionStatisticsScaler.fit(np.stack([motion_statistics(s) for s in make_toy_corpus(3, seed=6)]), 0.25)
+    served = StyleEncoder(model, replace(meta, motion_statistics=scaler.to_dict()))
+    (alone_label, alone), (served_label, as_served) = served_variants("st_mlp", served)
+    assert alone_label == "st_mlp" and served_label == f"st_mlp {STATISTICS_ROW}" and as_served is served
+    assert alone.embed(seqs).shape[1] == 8 and as_served.embed(seqs).shape[1] == served.dim > 8

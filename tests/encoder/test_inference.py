@@ -181,6 +181,10 @@ def test_an_encoder_with_motion_statistics_appends_them_to_the_models_embedding(
     assert with_stats.explain(seqs[0])["embedding"].shape == (with_stats.dim,)
     with pytest.raises(ValueError, match="carry no motion statistics"):
         with_stats.embed_prepared([plain.prepare(seqs[0])])
+    alone = with_stats.without_statistics()                              # the learned part by itself
+    assert alone.dim == plain.dim and with_stats.statistics == scaler
+    np.testing.assert_allclose(alone.embed(seqs), plain_emb, atol=1e-6)
+    assert with_stats.embed(seqs).shape[1] == with_stats.dim              # the original keeps them
     # the checkpoint keeps them; a checkpoint without them keeps the version it always had
     assert "motion_statistics" not in plain.meta.identity()
     saved = save_checkpoint(tmp_path / "stats.safetensors", plain.model, meta)

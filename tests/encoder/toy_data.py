@@ -81,10 +81,11 @@ TINY_MODEL_CONFIG = {"branch_channels": [8, 16, 16], "relation_dim": 32, "embedd
 
 
 def tiny_train_config(**overrides) -> "TrainConfig":
-    """A fast training config for the toy data (one torch thread: tests share the CPU)."""
+    """A fast training config for the toy data (one torch thread: tests share the CPU); the model's
+    embedding alone (the appended motion statistics, on by default, have their own tests)."""
     from encoder.training import TrainConfig
 
     base = {"model": "posestyle_net", "model_config": TINY_MODEL_CONFIG, "epochs": 25, "batch_size": 6,
             "lr": 5e-3, "warmup_epochs": 1, "patience": 25, "seed": 0, "progress": False, "num_threads": 1,
-            "augment": {"variants": 1}}
+            "augment": {"variants": 1}, "motion_statistics_weight": 0.0}
     return TrainConfig.from_dict(base).with_overrides(overrides)

@@ -29,7 +29,7 @@ def test_small_and_medium_corpora_get_flat_then_hnsw(n: int, expected: str) -> N
 @pytest.mark.parametrize("n, dim", [(HNSW_MAX, 128), (50_000_000, 64), (3_000_000, 100)])
 def test_large_corpora_get_ivf_pq_with_refinement(n: int, dim: int) -> None:
     spec = choose_index_spec(n, dim)
-    match = re.fullmatch(r"IVF(\d+),PQ(\d+)x8np,RFlat", spec)
+    match = re.fullmatch(r"IVF(\d+),PQ(\d+)x8np,Refine\(SQfp16\)", spec)
     assert match, spec
     nlist, m = int(match.group(1)), int(match.group(2))
     assert nlist & (nlist - 1) == 0 and 1024 <= nlist <= 65536
@@ -42,7 +42,7 @@ def test_large_corpora_get_ivf_pq_with_refinement(n: int, dim: int) -> None:
 @pytest.mark.parametrize("n", [40, 5_000, 100_000, HNSW_MAX, 3_000_000])
 def test_ivf_pq_spec_keeps_every_list_trainable(n: int) -> None:
     spec = ivf_pq_spec(n, 128)
-    nlist = int(re.fullmatch(r"IVF(\d+),PQ32x[4-8]np,RFlat", spec).group(1))
+    nlist = int(re.fullmatch(r"IVF(\d+),PQ32x[4-8]np,Refine\(SQfp16\)", spec).group(1))
     assert nlist & (nlist - 1) == 0 and 39 * nlist <= n
     if n >= HNSW_MAX:
         assert spec == choose_index_spec(n, 128)
@@ -80,7 +80,8 @@ def _recall_at_10(index: faiss.Index, params: SearchParams, base: np.ndarray, qu
     return float(np.mean([len(set(g) & set(t)) / 10 for g, t in zip(got, truth)]))
 
 
-@pytest.mark.parametrize("spec, minimum", [("Flat", 1.0), ("HNSW16,Flat", 0.9), ("IVF16,PQ4x4np,RFlat", 0.9)])
+@pytest.mark.parametrize("spec, minimum", [("Flat", 1.0), ("HNSW16,Flat", 0.9), ("IVF16,PQ4x4np,RFlat", 0.9),
+                                           ("IVF16,PQ4x4np,Refine(SQfp16)", 0.9)])
 def test_tuned_indexes_reach_the_recall_target_on_held_out_queries(spec: str, minimum: float) -> None:
     data = clustered_unit_vectors(2200, 16, clusters=12, seed=5)
     base, queries = data[:2000], data[2000:]

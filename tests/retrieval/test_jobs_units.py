@@ -78,9 +78,9 @@ def test_index_type_specs():
     assert spec_for_index_type("auto", 100, 16) is None
     assert spec_for_index_type("Flat", 100, 16) == "Flat"
     assert spec_for_index_type("HNSW", 100, 16).startswith("HNSW")
-    assert spec_for_index_type("IVFPQ", 1_000_000, 128) == "IVF4096,PQ32x8np,RFlat"
+    assert spec_for_index_type("IVFPQ", 1_000_000, 128) == "IVF4096,PQ32x8np,Refine(SQfp16)"
     small = spec_for_index_type("IVFPQ", 100, 16)
-    assert small.startswith("IVF2,") and small.endswith("x4np,RFlat")     # trainable on 100 vectors
+    assert small.startswith("IVF2,") and small.endswith("x4np,Refine(SQfp16)")     # trainable on 100 vectors
     with pytest.raises(JobError, match="at least 16 vectors"):
         spec_for_index_type("IVFPQ", 10, 16)
     with pytest.raises(JobError, match="unknown index type"):
