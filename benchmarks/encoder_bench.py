@@ -34,6 +34,7 @@ from encoder.data.atomic import atomic_write_text
 from encoder.data.dataset import process_pool_context
 from encoder.data.errors import PoseDataError
 from encoder.data.motion_statistics import DEFAULT_WEIGHT as DEFAULT_STATISTICS_WEIGHT
+from encoder.data.motion_statistics import PREPROCESSED
 from encoder.data.sequence import PoseSequence
 from encoder.evaluation.results import (
     HEADLINE_NAMES,
@@ -72,6 +73,9 @@ MIRROR_TTA_ROW = "+ test-time mirror averaging"
 # The learned embedding with the hand-made motion statistics appended (encoder.data.motion_statistics),
 # as `posestyle train` checkpoints serve it by default, measured beside every run's plain embedding.
 STATISTICS_WEIGHT = DEFAULT_STATISTICS_WEIGHT
+# What those statistics are computed from (encoder.data.motion_statistics); figures measured from any
+# other kind are left out of the report (the runs of session 20 computed them from the raw take).
+STATISTICS_INPUTS = PREPROCESSED
 STATISTICS_ROW = f"+ motion statistics (weight {STATISTICS_WEIGHT:g})"
 # Open-set protocol: two choices of 3 held-out Bandai-Namco styles (see benchmarks/open_set.py).
 OPEN_SET_HOLDOUTS: tuple[tuple[str, ...], ...] = (("elderly", "feminine", "youthful"),
@@ -338,15 +342,14 @@ class _WorkerState:
 
     def prepared(self, name: str, view: str, preprocess: Any) -> Any:
         """The unaugmented preprocessed input of a take in a view, with its motion statistics (what
-        ``StyleEncoder.prepare`` gives; cached for the process)."""
+        ``StyleEncoder.prepare`` gives an encoder that appends them; cached for the process)."""
         from encoder.data.preprocess import preprocess_sequence
         from encoder.training.augment import training_view
 
         key = (name, view, preprocess)
         item = self._prepared.get(key)
         if item is None:
-            item = preprocess_sequence(training_view(self.seqs[name], view), preprocess)
-            item.statistics = self.statistics([name], view)[0]
+            item = preprocess_sequence(training_view(self.seqs[name], view), preprocess, with_statistics=True)
             self._prepared[key] = item
         return item
 
@@ -406,12 +409,19 @@ def run_job(job: BenchJob, keep_dir: Path | None = None) -> dict[str, Any]:
 
 
 def _statistics_scaler(encoder: Any, state: _WorkerState, parts: Mapping[str, list[str]], view: str) -> Any:
-    """The encoder's own motion-statistics scaler, else one fitted as training fits it (train+val takes)."""
-    from encoder.data.motion_statistics import MotionStatisticsScaler
+    """The encoder's own motion-statistics scaler when it is today's kind, else one fitted as training
+    fits it (train+val takes, from the encoder's preprocessing)."""
+    from encoder.data.motion_statistics import PREPROCESSED, MotionStatisticsScaler
 
-    if encoder.statistics is not None:
+    if encoder.statistics is not None and encoder.statistics.inputs == PREPROCESSED:
         return encoder.statistics
-    return MotionStatisticsScaler.fit(state.statistics(parts["train"] + parts["val"], view), STATISTICS_WEIGHT)
+    return MotionStatisticsScaler.fit(_item_statistics(state, parts["train"] + parts["val"], view, encoder),
+                                      STATISTICS_WEIGHT)
+
+
+def _item_statistics(state: _WorkerState, names: Sequence[str], view: str, encoder: Any) -> np.ndarray:
+    """(N, F) motion statistics of takes, as the encoder's preprocessing computes them."""
+    return np.stack([state.prepared(n, view, encoder.preprocess_config).statistics for n in names])
 
 
 def measure_open_set(encoder: Any, state: _WorkerState, parts: Mapping[str, list[str]], view: str,
@@ -423,9 +433,11 @@ def measure_open_set(encoder: Any, state: _WorkerState, parts: Mapping[str, list
     test_names = parts["test"]
     labels = [state.seqs[n].label for n in test_names]
     emb, _ = plain.encode_prepared([state.prepared(n, view, plain.preprocess_config) for n in test_names], 64)
-    appended = _statistics_scaler(encoder, state, parts, view).append(emb, state.statistics(test_names, view))
+    appended = _statistics_scaler(encoder, state, parts, view).append(
+        emb, _item_statistics(state, test_names, view, plain))
     return {"open_set": open_set_metrics(emb, labels, seed).to_dict(),
-            "open_set_with_statistics": open_set_metrics(appended, labels, seed).to_dict()}
+            "open_set_with_statistics": open_set_metrics(appended, labels, seed).to_dict(),
+            "statistics_inputs": STATISTICS_INPUTS}
 
 
 def measure_run(encoder: Any, state: _WorkerState, parts: Mapping[str, list[str]], view: str,
@@ -451,15 +463,16 @@ def measure_run(encoder: Any, state: _WorkerState, parts: Mapping[str, list[str]
             label_names=plain.labels)).to_dict()
         if not tta:
             out["metrics_with_statistics"] = HeadlineMetrics.from_metrics(compute_metrics(
-                scaler.append(emb, state.statistics(test_names, view)), logits, test_labels,
-                gallery_embeddings=scaler.append(gal_emb, state.statistics(gallery_names, view)),
+                scaler.append(emb, _item_statistics(state, test_names, view, plain)), logits, test_labels,
+                gallery_embeddings=scaler.append(gal_emb, _item_statistics(state, gallery_names, view, plain)),
                 gallery_labels=gallery_labels, seed=seed, label_names=plain.labels)).to_dict()
-    return out
+    return {**out, "statistics_inputs": STATISTICS_INPUTS}
 
 
 def add_statistics_to_kept_runs(records: list[dict[str, Any]], state: _WorkerState, runs_file: Path | None,
                                 progress: bool = True) -> int:
-    """Bring kept runs trained before checkpoints appended the motion statistics up to today's default.
+    """Bring kept runs whose checkpoints do not append today's motion statistics (``STATISTICS_INPUTS``)
+    up to the default: trained before checkpoints appended them, or appending an older kind.
 
     Training does not depend on the statistics, so fitting their scaler on the run's train+val takes (as
     training now does) and re-saving the kept checkpoint gives the checkpoint training writes today; the run
@@ -473,7 +486,7 @@ def add_statistics_to_kept_runs(records: list[dict[str, Any]], state: _WorkerSta
 
     todo = [i for i, r in enumerate(records)
             if r.get("holdout") is None and r.get("ablation") is None and r.get("checkpoint")
-            and not r.get("metrics_with_statistics") and runs_file is not None
+            and r.get("statistics_inputs") != STATISTICS_INPUTS and runs_file is not None
             and kept_checkpoint(r, runs_file).is_file()]
     for i in tqdm(todo, desc="statistics", unit="run", disable=not progress, dynamic_ncols=True):
         rec = records[i]
@@ -481,14 +494,15 @@ def add_statistics_to_kept_runs(records: list[dict[str, Any]], state: _WorkerSta
         model, meta = load_checkpoint(path)
         parts = state.parts[rec["split"]]
         encoder = StyleEncoder(model, meta)
-        if encoder.statistics is None:
+        if encoder.statistics is None or encoder.statistics.inputs != STATISTICS_INPUTS:
             scaler = _statistics_scaler(encoder, state, parts, rec["view"])
             meta = save_checkpoint(path, model, replace(meta, motion_statistics=scaler.to_dict()))
             encoder = StyleEncoder(model, meta)
         measured = measure_run(encoder, state, parts, rec["view"], rec["seed"])
         drift = max(abs((measured["metrics"][k] or 0.0) - (v or 0.0)) for k, v in rec["metrics"].items())
         records[i] = {**rec, "metrics_with_statistics": measured["metrics_with_statistics"],
-                      "statistics_added_after_training": True, "remeasured_metrics_max_abs_change": drift}
+                      "statistics_inputs": STATISTICS_INPUTS, "statistics_added_after_training": True,
+                      "remeasured_metrics_max_abs_change": drift}
         _append_run(runs_file, records[i])
     return len(todo)
 
@@ -563,6 +577,11 @@ def schedule_text(config: EncoderBenchConfig) -> str:
 
 
 # -- summarising ---------------------------------------------------------------------------------
+def _current_statistics(record: Mapping[str, Any]) -> bool:
+    """Whether a record's with-statistics figures used today's statistics (``STATISTICS_INPUTS``)."""
+    return record.get("statistics_inputs") == STATISTICS_INPUTS
+
+
 def aggregate(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """One row per (model, split, view, ablation): ``seeds`` and per metric ``{mean, std, n, values}``.
 
@@ -578,7 +597,7 @@ def aggregate(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         if rec["model"] == "posestyle_net" and rec["ablation"] is None and rec.get("metrics_mirror_tta"):
             tta = {**rec, "metrics": rec["metrics_mirror_tta"], "ablation": MIRROR_TTA_ROW}
             groups.setdefault((rec["model"], rec["split"], rec["view"], MIRROR_TTA_ROW), []).append(tta)
-        if rec["ablation"] is None and rec.get("metrics_with_statistics"):
+        if rec["ablation"] is None and rec.get("metrics_with_statistics") and _current_statistics(rec):
             stats = {**rec, "metrics": rec["metrics_with_statistics"], "ablation": STATISTICS_ROW}
             groups.setdefault((rec["model"], rec["split"], rec["view"], STATISTICS_ROW), []).append(stats)
     rows = []
@@ -614,7 +633,7 @@ def aggregate_open_set(records: Sequence[Mapping[str, Any]]) -> list[dict[str, A
     for rec in records:
         if rec.get("holdout") is not None:
             groups.setdefault((rec["model"], tuple(rec["holdout"])), []).append(rec)
-            if rec.get("open_set_with_statistics"):
+            if rec.get("open_set_with_statistics") and _current_statistics(rec):
                 stats = {**rec, "open_set": rec["open_set_with_statistics"]}
                 groups.setdefault((f"{rec['model']} {STATISTICS_ROW}", tuple(rec["holdout"])), []).append(stats)
     rows = []

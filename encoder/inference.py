@@ -29,7 +29,7 @@ from encoder.checkpoint import CheckpointMeta, load_checkpoint
 from encoder.data.batch import SegmentedSequence, collate_segments
 from encoder.data.camera import CameraParams, placed_camera, project_points, visible_mask
 from encoder.data.errors import PoseDataError
-from encoder.data.motion_statistics import MotionStatisticsScaler, motion_statistics
+from encoder.data.motion_statistics import PREPROCESSED, RAW, MotionStatisticsScaler, motion_statistics
 from encoder.data.preprocess import PreprocessConfig, mirror_segments, preprocess_sequence
 from encoder.data.sequence import PoseSequence
 from encoder.data.skeleton import BODY_REGIONS
@@ -143,8 +143,9 @@ class StyleEncoder:
     def prepare(self, seq: PoseSequence) -> SegmentedSequence:
         """View conversion + the checkpoint's preprocessing chain (+ the motion statistics it appends)."""
         view = self.to_input_view(seq)
-        item = preprocess_sequence(view, self.preprocess_config)
-        if self.statistics is not None:
+        inputs = None if self.statistics is None else self.statistics.inputs
+        item = preprocess_sequence(view, self.preprocess_config, with_statistics=inputs == PREPROCESSED)
+        if inputs == RAW:
             item.statistics = motion_statistics(view)
         return item
 

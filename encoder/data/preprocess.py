@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from encoder.data.batch import SegmentedSequence
 from encoder.data.errors import PoseDataError
+from encoder.data.motion_statistics import statistics_of
 from encoder.data.sequence import PoseSequence
 from encoder.data.skeleton import JOINT_INDEX, LEFT_HIP, MIRROR_PERMUTATION, RIGHT_HIP
 
@@ -379,8 +380,10 @@ def _gather_windows(array: np.ndarray, frame_idx: np.ndarray, frame_mask: np.nda
 
 
 # -- the chain -------------------------------------------------------------------------------
-def preprocess_sequence(seq: PoseSequence, cfg: PreprocessConfig = PreprocessConfig()) -> SegmentedSequence:
-    """Clean -> resample -> (heading, 3D) -> eq. (1) -> velocities -> eq. (2) windows.
+def preprocess_sequence(seq: PoseSequence, cfg: PreprocessConfig = PreprocessConfig(),
+                        with_statistics: bool = False) -> SegmentedSequence:
+    """Clean -> resample -> (heading, 3D) -> eq. (1) -> velocities -> eq. (2) windows; with
+    ``with_statistics``, also the motion statistics of the whole normalised take (``statistics_of``).
 
     Raises ``PoseDataError`` when no joint survives cleaning.
     """
@@ -405,7 +408,8 @@ def preprocess_sequence(seq: PoseSequence, cfg: PreprocessConfig = PreprocessCon
     return SegmentedSequence(positions=_gather_windows(positions, frame_idx, frame_mask),
                              velocity=_gather_windows(velocity, frame_idx, frame_mask),
                              joint_mask=_gather_windows(joint_mask, frame_idx, frame_mask),
-                             frame_mask=frame_mask, phase=phase)
+                             frame_mask=frame_mask, phase=phase,
+                             statistics=statistics_of(positions, velocity, joint_mask) if with_statistics else None)
 
 
 def mirror_segments(item: SegmentedSequence) -> SegmentedSequence:

@@ -41,7 +41,7 @@ from encoder.checkpoint import CheckpointMeta, save_checkpoint
 from encoder.data.batch import PoseBatch, SegmentedSequence, collate_segments
 from encoder.data.camera import training_view
 from encoder.data.errors import ConfigError, PoseDataError
-from encoder.data.motion_statistics import MotionStatisticsScaler, motion_statistics
+from encoder.data.motion_statistics import MotionStatisticsScaler
 from encoder.data.preprocess import preprocess_sequence
 from encoder.data.sequence import PoseSequence
 from encoder.data.skeleton import CANONICAL_SKELETON
@@ -253,7 +253,8 @@ def _fit_motion_statistics(seqs: Sequence[PoseSequence], cfg: TrainConfig) -> di
     stats = []
     for seq in seqs:
         try:
-            stats.append(motion_statistics(training_view(seq, cfg.view)))
+            stats.append(preprocess_sequence(training_view(seq, cfg.view), cfg.preprocess, with_statistics=True)
+                         .statistics)
         except PoseDataError:   # a take the training skipped
             continue
     return MotionStatisticsScaler.fit(np.stack(stats), cfg.motion_statistics_weight).to_dict()

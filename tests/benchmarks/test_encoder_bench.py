@@ -164,7 +164,8 @@ def test_a_kept_run_trained_without_statistics_is_brought_up_to_the_default(toy_
     path = kept_checkpoint(fresh, runs)
     assert StyleEncoder.load(path).statistics is None
     # a record written before runs were measured with the statistics appended
-    old = {k: v for k, v in fresh.items() if k != "metrics_with_statistics"}
+    assert fresh["statistics_inputs"] == "preprocessed"
+    old = {k: v for k, v in fresh.items() if k not in ("metrics_with_statistics", "statistics_inputs")}
     runs.write_text(json.dumps(old) + "\n")
     report = run_encoder_bench(config, None, progress=False)
     assert report["meta"]["runs_given_statistics_after_training"] == 1

@@ -159,11 +159,16 @@ def test_encoder_embeds_with_side_by_side_windows_unless_the_checkpoint_predates
 def test_an_encoder_with_motion_statistics_appends_them_to_the_models_embedding(
         tiny_model_config, make_toy_corpus, tmp_path):
     from encoder.checkpoint import save_checkpoint
-    from encoder.data.motion_statistics import MotionStatisticsScaler, motion_statistics
+    from encoder.data.motion_statistics import MotionStatisticsScaler
+    from encoder.data.preprocess import preprocess_sequence
+
+    def statistics(takes):   # as the encoder computes them: from its own preprocessing
+        return np.stack([preprocess_sequence(s, plain.preprocess_config, with_statistics=True).statistics
+                         for s in takes])
 
     seqs = make_toy_corpus(2, dims=2, seed=21)
     plain = _untrained_encoder(tiny_model_config, asdict(PreprocessConfig()))
-    scaler = MotionStatisticsScaler.fit(np.stack([motion_statistics(s) for s in make_toy_corpus(3, seed=5)]), 0.5)
+    scaler = MotionStatisticsScaler.fit(statistics(make_toy_corpus(3, seed=5)), 0.5)
     meta = CheckpointMeta(**{**plain.meta.__dict__, "motion_statistics": scaler.to_dict()})
     with_stats = StyleEncoder(plain.model, meta)
     assert with_stats.model_dim == plain.dim and with_stats.dim == plain.dim + 4 * 17 * 2
@@ -171,7 +176,7 @@ def test_an_encoder_with_motion_statistics_appends_them_to_the_models_embedding(
     plain_emb, plain_logits = plain.embed_and_logits(seqs)
     assert emb.shape == (len(seqs), with_stats.dim)
     np.testing.assert_allclose(emb[:, :plain.dim], plain_emb, atol=1e-6)      # the model's part, unchanged
-    stats = np.stack([motion_statistics(s) for s in seqs])
+    stats = statistics(seqs)
     expected = 0.5 * (stats - np.array(scaler.mean)) / np.array(scaler.scale) / np.sqrt(stats.shape[1])
     np.testing.assert_allclose(emb[:, plain.dim:], expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(logits, plain_logits)
@@ -191,3 +196,18 @@ def test_an_encoder_with_motion_statistics_appends_them_to_the_models_embedding(
     assert saved.encoder_version != save_checkpoint(tmp_path / "plain.safetensors", plain.model,
                                                     plain.meta).encoder_version
     np.testing.assert_allclose(StyleEncoder.load(tmp_path / "stats.safetensors").embed(seqs), emb, atol=1e-6)
+
+
+def test_a_checkpoint_from_before_statistics_came_from_preprocessing_still_computes_them_raw(
+        tiny_model_config, make_toy_corpus):
+    from encoder.data.motion_statistics import RAW, MotionStatisticsScaler, motion_statistics
+
+    seqs = make_toy_corpus(2, dims=2, seed=22)
+    plain = _untrained_encoder(tiny_model_config, asdict(PreprocessConfig()))
+    fitted = MotionStatisticsScaler.fit(np.stack([motion_statistics(s) for s in make_toy_corpus(3, seed=5)]), 0.5)
+    stored = {k: v for k, v in fitted.to_dict().items() if k != "inputs"}      # as session-20 checkpoints hold it
+    old = StyleEncoder(plain.model, CheckpointMeta(**{**plain.meta.__dict__, "motion_statistics": stored}))
+    assert old.statistics is not None and old.statistics.inputs == RAW
+    raw = np.stack([motion_statistics(s) for s in seqs])
+    expected = 0.5 * (raw - np.array(fitted.mean)) / np.array(fitted.scale) / np.sqrt(raw.shape[1])
+    np.testing.assert_allclose(old.embed(seqs)[:, plain.dim:], expected, rtol=1e-5, atol=1e-6)

@@ -138,13 +138,16 @@ def test_validation_starts_at_validate_from_and_always_scores_the_last_epoch(mak
 
 
 def test_training_with_motion_statistics_fits_their_scaling_on_the_training_takes(make_toy_corpus, make_train_config):
-    from encoder.data.motion_statistics import MotionStatisticsScaler, motion_statistics
+    from encoder.data.motion_statistics import PREPROCESSED, MotionStatisticsScaler
+    from encoder.data.preprocess import preprocess_sequence
 
     train, val = make_toy_corpus(3, dims=2, seed=1), make_toy_corpus(1, dims=2, seed=2)
-    result = fit(train, val, make_train_config(epochs=1, motion_statistics_weight=0.25))
+    cfg = make_train_config(epochs=1, motion_statistics_weight=0.25)
+    result = fit(train, val, cfg)
     scaler = MotionStatisticsScaler.from_dict(result.checkpoint.motion_statistics)
-    stats = np.stack([motion_statistics(s) for s in [*train, *val]])      # 2D takes: the 2d view is the take
-    assert scaler.weight == 0.25 and np.allclose(scaler.mean, stats.mean(axis=0))
+    stats = np.stack([preprocess_sequence(s, cfg.preprocess, with_statistics=True).statistics  # 2D: the 2d view
+                      for s in [*train, *val]])
+    assert scaler.weight == 0.25 and scaler.inputs == PREPROCESSED and np.allclose(scaler.mean, stats.mean(axis=0))
     assert StyleEncoder(result.model, result.checkpoint).dim == result.model.config.embedding_dim + stats.shape[1]
     assert fit(train, val, make_train_config(epochs=1)).checkpoint.motion_statistics == {}
     with pytest.raises(ValueError, match="motion_statistics_weight"):
