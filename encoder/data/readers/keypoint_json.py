@@ -34,6 +34,7 @@ from encoder.data.readers._common import (
     DEFAULT_FPS,
     check_fps,
     check_frame_count,
+    collector_paused,
     guard_errors,
     last_number,
     map_to_coco17,
@@ -479,12 +480,14 @@ def read_coco_json(path: str | Path, *, person: str = "main", default_fps: float
     """
     path = Path(path)
     text = read_text(path, limits)
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise PoseDataError(path, f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
-    table = frame_table_from_document(doc, path, limits)
-    return build_sequences(table, path, path.stem, default_fps, person, limits)
+    with collector_paused():
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise PoseDataError(path, f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+        table = frame_table_from_document(doc, path, limits)
+        del doc
+        return build_sequences(table, path, path.stem, default_fps, person, limits)
 
 
 @guard_errors

@@ -297,6 +297,32 @@ def test_bad_json_gives_one_line_pose_data_error(tmp_path, case):
     assert "\n" not in message
 
 
+def test_the_garbage_collector_is_paused_only_while_a_file_is_parsed(tmp_path, monkeypatch):
+    import gc
+
+    import encoder.data.readers.keypoint_json as keypoint_json
+
+    seen = []
+    real = keypoint_json.frame_table_from_document
+    monkeypatch.setattr(keypoint_json, "frame_table_from_document",
+                        lambda *a, **kw: (seen.append(gc.isenabled()), real(*a, **kw))[1])
+    good = tmp_path / "walk.json"
+    good.write_text(json.dumps([{"frame_id": t, "instances": [GOOD_PERSON]} for t in range(5)]))
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"frames": [1, 2,, 3]}')
+    assert gc.isenabled()
+    assert read_coco_json(good)[0].num_frames == 5 and seen == [False] and gc.isenabled()
+    with pytest.raises(PoseDataError, match="malformed JSON"):
+        read_coco_json(bad)
+    assert gc.isenabled()                         # restored on the error path too
+    gc.disable()
+    try:                                          # a caller that paused it keeps it paused
+        read_coco_json(good)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
 def test_invalid_person_selection(tmp_path):
     path = dump(tmp_path, [{"frame_id": 0, "instances": [GOOD_PERSON]}])
     with pytest.raises(PoseDataError, match="person must be one of"):
