@@ -927,8 +927,9 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         parts += ["## Learned embedding with the motion statistics appended", "",
                   f"The same runs, their embedding measured plain and with the hand-made statistics appended "
                   f"(`encoder.data.motion_statistics`: L2-normalised embedding beside {STATISTICS_WEIGHT:g} x the "
-                  "statistics z-scored on the train+val takes / sqrt(F)). Accuracy and macro-F1 come from the "
-                  "classifier and do not change.", "",
+                  "statistics z-scored on the train+val takes / sqrt(F)), as `posestyle train` checkpoints "
+                  "append them by default, computed from the encoder's own preprocessing (gaps filled, "
+                  "resampled). Accuracy and macro-F1 come from the classifier and do not change.", "",
                   _metric_table(_order(pairs, [r["model"] for r in pairs]), "model",
                                 lambda r: r["model"] + (f" {r['ablation']}" if r.get("ablation") else "")), ""]
     if report.get("open_set"):
