@@ -408,20 +408,20 @@ def run_job(job: BenchJob, keep_dir: Path | None = None) -> dict[str, Any]:
             "finished_unix": time.time(), "checkpoint": kept}
 
 
-def _statistics_scaler(encoder: Any, state: _WorkerState, parts: Mapping[str, list[str]], view: str) -> Any:
+def _statistics_scaler(encoder: Any, state: _WorkerState, gallery_names: Sequence[str], view: str) -> Any:
     """The encoder's own motion-statistics scaler when it is today's kind, else one fitted as training
-    fits it (train+val takes, from the encoder's preprocessing)."""
-    from encoder.data.motion_statistics import PREPROCESSED, MotionStatisticsScaler
+    fits it: on the train+val takes' statistics (``gallery_names``, from the encoder's preprocessing)."""
+    from encoder.data.motion_statistics import MotionStatisticsScaler
 
-    if encoder.statistics is not None and encoder.statistics.inputs == PREPROCESSED:
+    if encoder.statistics is not None and encoder.statistics.inputs == STATISTICS_INPUTS:
         return encoder.statistics
-    return MotionStatisticsScaler.fit(_item_statistics(state, parts["train"] + parts["val"], view, encoder),
-                                      STATISTICS_WEIGHT)
+    return MotionStatisticsScaler.fit(_stacked_statistics(
+        [state.prepared(n, view, encoder.preprocess_config) for n in gallery_names]), STATISTICS_WEIGHT)
 
 
-def _item_statistics(state: _WorkerState, names: Sequence[str], view: str, encoder: Any) -> np.ndarray:
-    """(N, F) motion statistics of takes, as the encoder's preprocessing computes them."""
-    return np.stack([state.prepared(n, view, encoder.preprocess_config).statistics for n in names])
+def _stacked_statistics(items: Sequence[Any]) -> np.ndarray:
+    """(N, F) motion statistics that ``_WorkerState.prepared`` items carry."""
+    return np.stack([item.statistics for item in items])
 
 
 def measure_open_set(encoder: Any, state: _WorkerState, parts: Mapping[str, list[str]], view: str,
@@ -430,11 +430,11 @@ def measure_open_set(encoder: Any, state: _WorkerState, parts: Mapping[str, list
     from benchmarks.open_set import open_set_metrics
 
     plain = encoder.without_statistics()
-    test_names = parts["test"]
-    labels = [state.seqs[n].label for n in test_names]
-    emb, _ = plain.encode_prepared([state.prepared(n, view, plain.preprocess_config) for n in test_names], 64)
-    appended = _statistics_scaler(encoder, state, parts, view).append(
-        emb, _item_statistics(state, test_names, view, plain))
+    labels = [state.seqs[n].label for n in parts["test"]]
+    items = [state.prepared(n, view, plain.preprocess_config) for n in parts["test"]]
+    emb, _ = plain.encode_prepared(items, 64)
+    scaler = _statistics_scaler(encoder, state, parts["train"] + parts["val"], view)
+    appended = scaler.append(emb, _stacked_statistics(items))
     return {"open_set": open_set_metrics(emb, labels, seed).to_dict(),
             "open_set_with_statistics": open_set_metrics(appended, labels, seed).to_dict(),
             "statistics_inputs": STATISTICS_INPUTS}
@@ -452,7 +452,7 @@ def measure_run(encoder: Any, state: _WorkerState, parts: Mapping[str, list[str]
     gallery_labels = [state.seqs[n].label for n in gallery_names]
     items = [state.prepared(n, view, plain.preprocess_config) for n in test_names]
     gal_items = [state.prepared(n, view, plain.preprocess_config) for n in gallery_names]
-    scaler = _statistics_scaler(encoder, state, parts, view)
+    scaler = _statistics_scaler(encoder, state, gallery_names, view)
     out: dict[str, Any] = {}
     for tta in (False, True):
         plain.mirror_tta = tta
@@ -463,8 +463,8 @@ def measure_run(encoder: Any, state: _WorkerState, parts: Mapping[str, list[str]
             label_names=plain.labels)).to_dict()
         if not tta:
             out["metrics_with_statistics"] = HeadlineMetrics.from_metrics(compute_metrics(
-                scaler.append(emb, _item_statistics(state, test_names, view, plain)), logits, test_labels,
-                gallery_embeddings=scaler.append(gal_emb, _item_statistics(state, gallery_names, view, plain)),
+                scaler.append(emb, _stacked_statistics(items)), logits, test_labels,
+                gallery_embeddings=scaler.append(gal_emb, _stacked_statistics(gal_items)),
                 gallery_labels=gallery_labels, seed=seed, label_names=plain.labels)).to_dict()
     return {**out, "statistics_inputs": STATISTICS_INPUTS}
 
@@ -494,8 +494,8 @@ def add_statistics_to_kept_runs(records: list[dict[str, Any]], state: _WorkerSta
         model, meta = load_checkpoint(path)
         parts = state.parts[rec["split"]]
         encoder = StyleEncoder(model, meta)
-        if encoder.statistics is None or encoder.statistics.inputs != STATISTICS_INPUTS:
-            scaler = _statistics_scaler(encoder, state, parts, rec["view"])
+        scaler = _statistics_scaler(encoder, state, parts["train"] + parts["val"], rec["view"])
+        if scaler is not encoder.statistics:     # not today's kind: the checkpoint training writes now
             meta = save_checkpoint(path, model, replace(meta, motion_statistics=scaler.to_dict()))
             encoder = StyleEncoder(model, meta)
         measured = measure_run(encoder, state, parts, rec["view"], rec["seed"])

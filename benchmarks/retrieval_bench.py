@@ -508,9 +508,9 @@ def make_untrained_checkpoint(path: Path, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     model = build_model(DEFAULT_MODEL, {"num_classes": len(STYLE_CLASSES)})
     weight = TrainConfig().motion_statistics_weight
-    walks = generate_demo_corpus(24, seed=seed, views=("2d",), progress=False)
     statistics = {} if weight <= 0 else MotionStatisticsScaler.fit(np.stack(
-        [preprocess_sequence(s, with_statistics=True).statistics for s in walks]), weight).to_dict()
+        [preprocess_sequence(s, with_statistics=True).statistics
+         for s in generate_demo_corpus(24, seed=seed, views=("2d",), progress=False)]), weight).to_dict()
     meta = CheckpointMeta(model_name=DEFAULT_MODEL, model_config=config_to_dict(model.config),
                           preprocess_config=asdict(PreprocessConfig()), labels=STYLE_CLASSES,
                           input_dims=model.config.in_dims, training={"note": "untrained, made by posestyle bench"},

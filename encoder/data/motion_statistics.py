@@ -25,7 +25,7 @@ DEFAULT_WEIGHT = 0.25
 # What an encoder's statistics are computed from: its preprocessing output (gaps filled, resampled),
 # or the take as given (``RAW``, how checkpoints of 2026-12-03 session 20 computed them).
 PREPROCESSED, RAW = "preprocessed", "raw"
-STATISTICS_INPUTS = (PREPROCESSED, RAW)
+INPUT_KINDS = (PREPROCESSED, RAW)
 
 
 def statistics_of(positions: np.ndarray, velocity: np.ndarray, observed: np.ndarray) -> np.ndarray:
@@ -75,7 +75,11 @@ class MotionStatisticsScaler:
     weight: float
     mean: tuple[float, ...]
     scale: tuple[float, ...]
-    inputs: str = PREPROCESSED          # one of STATISTICS_INPUTS
+    inputs: str = PREPROCESSED          # one of INPUT_KINDS
+
+    def __post_init__(self) -> None:
+        if self.inputs not in INPUT_KINDS:
+            raise ValueError(f"motion statistics inputs must be one of {INPUT_KINDS}, got {self.inputs!r}")
 
     @classmethod
     def fit(cls, statistics: np.ndarray, weight: float, inputs: str = PREPROCESSED) -> "MotionStatisticsScaler":
@@ -84,8 +88,6 @@ class MotionStatisticsScaler:
 
         if weight < 0:
             raise ValueError(f"motion statistics weight must be >= 0, got {weight}")
-        if inputs not in STATISTICS_INPUTS:
-            raise ValueError(f"motion statistics inputs must be one of {STATISTICS_INPUTS}, got {inputs!r}")
         scaler = StandardScaler().fit(np.asarray(statistics, dtype=np.float64))
         return cls(float(weight), tuple(float(v) for v in scaler.mean_), tuple(float(v) for v in scaler.scale_),
                    inputs)
@@ -111,7 +113,4 @@ class MotionStatisticsScaler:
         mean, scale = tuple(float(v) for v in values["mean"]), tuple(float(v) for v in values["scale"])
         if len(mean) != len(scale) or not all(v > 0 for v in scale):
             raise ValueError("motion statistics need as many positive scales as means")
-        inputs = values.get("inputs", RAW)
-        if inputs not in STATISTICS_INPUTS:
-            raise ValueError(f"motion statistics inputs must be one of {STATISTICS_INPUTS}, got {inputs!r}")
-        return cls(float(values["weight"]), mean, scale, inputs)
+        return cls(float(values["weight"]), mean, scale, values.get("inputs", RAW))

@@ -39,7 +39,7 @@ def ivf_pq_codes_spec(n: int, dim: int) -> str:
 def train_ivf_pq(spec: str, sample: np.ndarray, *, seed: int = 0) -> faiss.IndexIVF:
     """An empty, trained IVF-PQ index (inner product) of ``spec``, trained on unit rows ``sample``."""
     index = faiss.index_factory(sample.shape[1], spec, faiss.METRIC_INNER_PRODUCT)
-    if not isinstance(index, faiss.IndexIVF) or ",R" in spec:
+    if not isinstance(index, faiss.IndexIVF):      # a refine step makes it an IndexRefine
         raise IndexBuildError(f"spec {spec!r} is not a plain IVF index (no refine step)")
     if sample.shape[0] < index.nlist:
         raise IndexBuildError(f"spec {spec!r} needs at least {index.nlist} training vectors, got {sample.shape[0]}")
