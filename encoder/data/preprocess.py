@@ -143,6 +143,8 @@ def _fill_short_gaps(joints: np.ndarray, conf: np.ndarray, min_confidence: float
                      max_gap: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``clean_low_confidence`` on arrays: cleaned joints and confidence (float32), observed and filled masks."""
     observed = (conf >= min_confidence) & (conf > 0)
+    if observed.all():                      # nothing to fill (motion capture, most clean tracks)
+        return (joints.astype(np.float32), conf.astype(np.float32), observed, np.zeros_like(observed))
     prev_idx, next_idx = _neighbour_observed(observed)
     t_count = observed.shape[0]
     gap = next_idx - prev_idx - 1

@@ -101,10 +101,11 @@ class PoseSequence:
                 "meta_json": np.array(json.dumps(meta, default=str))}
 
     @classmethod
-    def from_arrays(cls, arrays: Any, source: str = "") -> "PoseSequence":
-        """Inverse of ``to_arrays`` (``arrays``: an ``np.load(..., allow_pickle=False)`` result)."""
+    def from_arrays(cls, arrays: Any, source: str = "", **fields: Any) -> "PoseSequence":
+        """Inverse of ``to_arrays`` (``arrays``: an ``np.load(..., allow_pickle=False)`` result);
+        ``fields`` (name, source, label, metadata) replace what the arrays recorded, in one validation."""
         meta = json.loads(str(arrays["meta_json"])) if "meta_json" in arrays else {}
-        return cls(joints=arrays["joints"], confidence=arrays["confidence"],
-                   fps=float(meta.get("fps", 30.0)), skeleton=meta.get("skeleton", CANONICAL_SKELETON),
-                   source=meta.get("source", source), name=meta.get("name", ""),
-                   label=meta.get("label"), metadata=meta.get("metadata", {}))
+        recorded = dict(fps=float(meta.get("fps", 30.0)), skeleton=meta.get("skeleton", CANONICAL_SKELETON),
+                        source=meta.get("source", source), name=meta.get("name", ""),
+                        label=meta.get("label"), metadata=meta.get("metadata", {}))
+        return cls(joints=arrays["joints"], confidence=arrays["confidence"], **{**recorded, **fields})

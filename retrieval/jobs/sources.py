@@ -92,4 +92,5 @@ class SequenceLoader:
         if found != request.content_hash:
             raise PoseDataError(cache.array_path(found), f"content of {request.sequence_id!r} differs from the "
                                 "store's; run posestyle index to register the new content")
-        return cache.load(request.sequence_id).with_(name=request.sequence_id)  # load checks the file's hash
+        seq = cache.load(request.sequence_id)      # load checks the file's hash
+        return seq if seq.name == request.sequence_id else seq.with_(name=request.sequence_id)

@@ -20,8 +20,6 @@ confidence 0. Counts (people per frame, detections, frame-id span) are checked a
 """
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Hashable
@@ -39,6 +37,7 @@ from encoder.data.readers._common import (
     last_number,
     map_to_coco17,
     natural_key,
+    parse_json,
     read_text,
     skeleton_for_joint_count,
 )
@@ -62,27 +61,51 @@ PERSON_SELECTIONS = ("main", "all")
 
 @dataclass
 class Detection:
-    """One person in one frame: (J, 2) keypoints, (J,) scores in [0, 1], optional track id."""
+    """One person in one frame: (J, 2) keypoints, (J,) scores, optional track id, and where it was read
+    (for error messages). ``describe_detections`` checks and fills the rest for a whole table at once:
+    scores clipped to [0, 1], the mean score, and the centre, area and diagonal of the confident
+    keypoints' extent (None / 0 when no keypoint is confident)."""
 
     keypoints: np.ndarray
     scores: np.ndarray
     track_id: Hashable | None = None
+    where: str = ""
     centre: np.ndarray | None = field(default=None, init=False)
     area: float = field(default=0.0, init=False)
     diagonal: float = field(default=0.0, init=False)
     mean_score: float = field(default=0.0, init=False)
 
-    def __post_init__(self) -> None:
-        # scalar maths on the 2-vector extent: a file has one Detection per person and frame
-        self.mean_score = float(self.scores.sum()) / self.scores.size if self.scores.size else 0.0
-        seen = self.scores > 0
-        if seen.any():
-            pts = self.keypoints[seen]
-            lo, hi = pts.min(axis=0), pts.max(axis=0)
-            self.centre = (lo + hi) / 2.0
-            width, height = (float(v) for v in hi - lo)
-            self.area = width * height
-            self.diagonal = math.hypot(width, height)
+
+def describe_detections(frames: list[list[Detection]], source: Path, chunk: int = 65536) -> None:
+    """Check and describe every detection of a table, ``chunk`` at a time in vectorised passes (a file
+    has one detection per person and frame, so per-detection NumPy calls would dominate reading); all
+    share J joints."""
+    dets = [d for frame in frames for d in frame]
+    for start in range(0, len(dets), chunk):
+        _describe_chunk(dets[start:start + chunk], start, source)
+
+
+def _describe_chunk(dets: list[Detection], first: int, source: Path) -> None:
+    keypoints = np.stack([d.keypoints for d in dets]).astype(np.float64, copy=False)   # (N, J, 2)
+    scores = np.stack([d.scores for d in dets]).astype(np.float64, copy=False)         # (N, J)
+    for values, what in ((keypoints, "keypoint coordinates"), (scores, "keypoint scores")):
+        finite = np.isfinite(values).reshape(len(dets), -1).all(axis=1)
+        if not finite.all():
+            bad = int(np.argmin(finite))
+            raise PoseDataError(source, f"{dets[bad].where or f'detection {first + bad}'}: {what} contain NaN or inf")
+    scores = np.clip(scores, 0.0, 1.0)
+    mean_score = scores.sum(axis=1) / scores.shape[1]
+    seen = scores > 0
+    any_seen = seen.any(axis=1)
+    lo = np.where(any_seen[:, None], np.where(seen[..., None], keypoints, np.inf).min(axis=1), 0.0)
+    hi = np.where(any_seen[:, None], np.where(seen[..., None], keypoints, -np.inf).max(axis=1), 0.0)
+    centre, extent = (lo + hi) / 2.0, hi - lo
+    area = (extent[:, 0] * extent[:, 1]).tolist()
+    diagonal = np.hypot(extent[:, 0], extent[:, 1]).tolist()
+    for i, (det, score_mean, has_seen) in enumerate(zip(dets, mean_score.tolist(), any_seen.tolist())):
+        det.keypoints, det.scores, det.mean_score = keypoints[i], scores[i], score_mean
+        if has_seen:
+            det.centre, det.area, det.diagonal = centre[i], area[i], diagonal[i]
 
 
 @dataclass
@@ -137,11 +160,7 @@ def parse_person(obj: Any, where: str, source: Path, track_keys: tuple[str, ...]
     if scores_raw is not None and not (isinstance(scores_raw, list) and scores_raw):
         raise PoseDataError(source, f"{where}: keypoint scores must be a list of numbers")
     xy, scores = _keypoint_array(raw, scores_raw, where, source)
-    if not np.isfinite(xy).all():
-        raise PoseDataError(source, f"{where}: keypoint coordinates contain NaN or inf")
-    if not np.isfinite(scores).all():
-        raise PoseDataError(source, f"{where}: keypoint scores contain NaN or inf")
-    return Detection(xy.astype(np.float64), np.clip(scores, 0.0, 1.0), _track_id(obj, track_keys))
+    return Detection(xy, scores, _track_id(obj, track_keys), where)   # checked by describe_detections
 
 
 def _numeric_array(values: list[Any]) -> np.ndarray | None:
@@ -152,7 +171,7 @@ def _numeric_array(values: list[Any]) -> np.ndarray | None:
         return None                                  # ragged rows
     if array.dtype.kind not in "iuf":               # text, null, bool-only or mixed objects
         return None
-    return array.astype(np.float64)
+    return array.astype(np.float64, copy=False)
 
 
 def _keypoint_array(raw: list[Any], scores_raw: list[Any] | None, where: str,
@@ -434,6 +453,7 @@ def build_sequences(table: FrameTable, source: Path, name: str, default_fps: flo
         raise PoseDataError(source, f"people have different keypoint counts ({sorted(counts)})")
     num_source_joints = counts.pop()
     skeleton = skeleton_for_joint_count(source, num_source_joints)
+    describe_detections(table.frames, source)
     keys, tracked_by = assign_tracks(table.frames, limits.link_candidates)
     ranked = rank_tracks(table.frames, keys)
     if not ranked:
@@ -481,10 +501,7 @@ def read_coco_json(path: str | Path, *, person: str = "main", default_fps: float
     path = Path(path)
     text = read_text(path, limits)
     with collector_paused():
-        try:
-            doc = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise PoseDataError(path, f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+        doc = parse_json(text, path)
         table = frame_table_from_document(doc, path, limits)
         del doc
         return build_sequences(table, path, path.stem, default_fps, person, limits)
@@ -517,10 +534,7 @@ def read_openpose_folder(path: str | Path, *, person: str = "main", default_fps:
             raise PoseDataError(file, "no frame number in the file name")
         if number in grouped:
             raise PoseDataError(file, f"frame number {number} appears in two files")
-        try:
-            doc = json.loads(read_text(file, limits))
-        except json.JSONDecodeError as exc:
-            raise PoseDataError(file, f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+        doc = parse_json(read_text(file, limits), file)
         if not isinstance(doc, dict) or not isinstance(doc.get("people"), list):
             raise PoseDataError(file, "expected an OpenPose object with a 'people' list")
         grouped[number] = _persons(doc["people"], f"{file.name}", file, limits)

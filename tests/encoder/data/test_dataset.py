@@ -15,6 +15,7 @@ from encoder.data.dataset import (
     dataset_version,
     discover_inputs,
     ingest,
+    read_npz,
 )
 from encoder.data.errors import PoseDataError
 from encoder.data.labels import CsvLabels, PatternLabels
@@ -378,6 +379,37 @@ def test_corrupt_or_pickled_array_file_is_refused(small_cache: DatasetCache) -> 
     path.unlink()
     with pytest.raises(PoseDataError, match="missing"):
         small_cache.load("walk_calm_0")
+
+
+def test_read_npz_gives_what_np_load_gives(small_cache: DatasetCache, tmp_path: Path) -> None:
+    """Plain arrays are parsed directly; Fortran order, structured dtypes and compressed members take
+    np.load's path; object arrays and non-zip bytes are refused, so the cache reports them."""
+    import io
+    import zipfile
+
+    def as_np_load(data: bytes) -> dict[str, np.ndarray]:
+        with np.load(io.BytesIO(data), allow_pickle=False) as loaded:
+            return {k: loaded[k] for k in loaded.files}
+
+    item = small_cache.item("walk_calm_0")
+    cached = small_cache.array_path(item.content_hash).read_bytes()
+    odd = io.BytesIO()
+    np.savez(odd, f=np.asfortranarray(np.arange(12.0).reshape(3, 4)), s=np.zeros(2, dtype=[("a", "<f4")]),
+             u=np.array("text"), e=np.zeros((0, 17, 2), np.float32))
+    packed = io.BytesIO()
+    np.savez_compressed(packed, x=np.arange(5, dtype=np.int16))
+    for data in (cached, odd.getvalue(), packed.getvalue()):
+        got, want = read_npz(data), as_np_load(data)
+        assert got.keys() == want.keys()
+        for key in want:
+            assert got[key].dtype == want[key].dtype and got[key].flags.writeable
+            np.testing.assert_array_equal(got[key], want[key])
+    pickled = io.BytesIO()
+    np.savez(pickled, o=np.array([{"x": 1}], dtype=object))
+    with pytest.raises(ValueError):
+        read_npz(pickled.getvalue())
+    with pytest.raises(zipfile.BadZipFile):
+        read_npz(b"not a zip file")
 
 
 def test_open_refuses_non_cache_and_hand_edited_manifest(small_cache: DatasetCache, tmp_path: Path) -> None:
