@@ -298,12 +298,32 @@ def job_priority(job: BenchJob, models: Sequence[str]) -> tuple:
             job.teacher is not None, job.seed)
 
 
-def next_runnable(queue: list[BenchJob], keep_dir: Path) -> BenchJob | None:
-    """Take the first job of ``queue`` that can start now: a student waits for its teacher's checkpoint."""
+def next_runnable(queue: list[BenchJob], keep_dir: Path, unfinished: set[str] = frozenset()) -> BenchJob | None:
+    """Take the first job of ``queue`` that can start now: a student waits for its teacher's checkpoint
+    and, when the teacher is being retrained (its key in ``unfinished``), for that run to end."""
     for i, job in enumerate(queue):
-        if job.teacher is None or teacher_checkpoint(job, keep_dir).is_file():
+        if job.teacher is None or (job.teacher not in unfinished and teacher_checkpoint(job, keep_dir).is_file()):
             return queue.pop(i)
     return None
+
+
+def job_train_config(job: BenchJob, threads: int = 1) -> Any:
+    """The ``TrainConfig`` a bench run trains with."""
+    from encoder.training import TrainConfig
+
+    return TrainConfig(model=job.model, view=job.view, seed=job.seed, device="cpu", progress=False,
+                       num_threads=threads).with_overrides(job.settings, source=f"bench {job.model}")
+
+
+def stopped_before_min_epochs(record: Mapping[str, Any], job: BenchJob) -> bool:
+    """True when a recorded run stopped earlier than today's recipe lets a run stop (``min_epochs`` was
+    raised): it is retrained. A run that trained its whole schedule is what today's recipe gives, since
+    training is deterministic and the stopping rule never fired in it."""
+    epochs_run = record.get("epochs_run")
+    if epochs_run is None:          # the floor and other untrained rows
+        return False
+    cfg = job_train_config(job)
+    return int(epochs_run) < min(cfg.min_epochs, cfg.epochs)
 
 
 # -- data ----------------------------------------------------------------------------------------
@@ -366,7 +386,7 @@ def run_job(job: BenchJob, keep_dir: Path | None = None) -> dict[str, Any]:
     """Train and evaluate one run in this worker; returns its record (``metrics``: ``HeadlineMetrics.to_dict``)."""
     from benchmarks.open_set import seen_parts
     from encoder.inference import StyleEncoder
-    from encoder.training import TrainConfig, fit
+    from encoder.training import fit
     from encoder.training.distill import distill
 
     state = _STATE
@@ -376,8 +396,7 @@ def run_job(job: BenchJob, keep_dir: Path | None = None) -> dict[str, Any]:
     parts = state.parts[job.split]
     if job.holdout is not None:
         parts = seen_parts(parts, {n: s.label for n, s in state.seqs.items()}, job.holdout)
-    cfg = TrainConfig(model=job.model, view=job.view, seed=job.seed, device="cpu", progress=False,
-                      num_threads=state.threads).with_overrides(job.settings, source=f"bench {job.model}")
+    cfg = job_train_config(job, state.threads)
     train = [state.seqs[n] for n in parts["train"]]
     val = [state.seqs[n] for n in parts["val"]]
     summary = {"split": job.split, "bench": True}
@@ -566,10 +585,13 @@ def schedule_text(config: EncoderBenchConfig) -> str:
     from encoder.training import TrainConfig
 
     cfg = TrainConfig().with_overrides(config.train, source="bench")
-    return (f"up to {cfg.epochs} epochs, batch {cfg.batch_size}, AdamW lr {cfg.lr:g} (weight decay "
+    stopping = (f"all {cfg.epochs} epochs (no early stopping), the epoch with the best validation macro-F1 "
+                "(ties broken by validation loss) restored" if cfg.min_epochs >= cfg.epochs else
+                f"up to {cfg.epochs} epochs, early stopping after {cfg.patience} epochs without a better validation "
+                f"macro-F1 (ties broken by validation loss), never before epoch {cfg.min_epochs}, best epoch restored")
+    return (f"{stopping}; batch {cfg.batch_size}, AdamW lr {cfg.lr:g} (weight decay "
             f"{cfg.weight_decay:g}), {cfg.warmup_epochs:g} warm-up epochs then cosine decay to "
-            f"{cfg.min_lr_ratio:g} x lr; early stopping after {cfg.patience} epochs without a better validation "
-            f"macro-F1 (ties broken by validation loss), never before epoch {cfg.min_epochs}, best epoch restored; "
+            f"{cfg.min_lr_ratio:g} x lr; "
             f"{cfg.augment.variants} augmented "
             f"copies of each training take (camera pitch {cfg.augment.pitch_range[0]:g} to "
             f"{cfg.augment.pitch_range[1]:g} degrees, lens x{cfg.augment.distance_scale_range[0]:g}-"
@@ -757,28 +779,30 @@ def evaluate_targets(rows: Sequence[Mapping[str, Any]], open_rows: Sequence[Mapp
     return out
 
 
-def as_served(rows: Sequence[Mapping[str, Any]], open_rows: Sequence[Mapping[str, Any]], model: str
+def as_served(rows: Sequence[Mapping[str, Any]], open_rows: Sequence[Mapping[str, Any]]
               ) -> tuple[list[Mapping[str, Any]], list[Mapping[str, Any]]]:
-    """The rows with ``model``'s figures as `posestyle train` checkpoints serve it: while the training
-    default appends the motion statistics, its ``STATISTICS_ROW`` figures stand in for its plain ones
-    (cost and parameters kept: the kept checkpoints append them); every other model stays as measured."""
+    """The rows with every model's figures as `posestyle train` checkpoints serve it: while the training
+    default appends the motion statistics, a model's ``STATISTICS_ROW`` figures stand in for its plain ones
+    (cost and parameters kept: the kept checkpoints append them); a model without them stays as measured.
+    The default encoder is judged on these rows, against the other models served the same way."""
     from encoder.training.config import TrainConfig
 
     if TrainConfig().motion_statistics_weight <= 0:
         return list(rows), list(open_rows)
-    served = {(r["split"], r["view"]): r for r in rows if r["model"] == model and r.get("ablation") == STATISTICS_ROW}
+    served = {(r["model"], r["split"], r["view"]): r for r in rows if r.get("ablation") == STATISTICS_ROW}
     out_rows: list[Mapping[str, Any]] = []
     for row in rows:
-        key = (row["split"], row["view"])
-        if row["model"] == model and "ablation" not in row and key in served:
+        key = (row["model"], row["split"], row["view"])
+        if "ablation" not in row and key in served:
             out_rows.append({**{k: v for k, v in served[key].items() if k != "ablation"},
                              **{k: row[k] for k in ("cost",) if k in row}})
-        elif not (row["model"] == model and row.get("ablation") == STATISTICS_ROW):
+        elif row.get("ablation") != STATISTICS_ROW:
             out_rows.append(row)
-    appended = f"{model} {STATISTICS_ROW}"
-    served_open = {tuple(r["held_out_styles"]) for r in open_rows if r["model"] == appended}
-    out_open = [({**r, "model": model} if r["model"] == appended else r) for r in open_rows
-                if not (r["model"] == model and tuple(r["held_out_styles"]) in served_open)]
+    suffix = f" {STATISTICS_ROW}"
+    served_open = {(r["model"][:-len(suffix)], tuple(r["held_out_styles"])) for r in open_rows
+                   if r["model"].endswith(suffix)}
+    out_open = [({**r, "model": r["model"][:-len(suffix)]} if r["model"].endswith(suffix) else r) for r in open_rows
+                if (r["model"], tuple(r["held_out_styles"])) not in served_open]
     return out_rows, out_open
 
 
@@ -984,9 +1008,11 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         parts += [f"## The same targets for the default encoder ({MODEL_TITLES.get(default, default)}{served})", "",
                   "`posestyle train` builds this model when none is named (`encoder/training/config.py`, "
                   "`DEFAULT_MODEL`); every other model, PoseStyle-Net included, is its baseline here."
-                  + (" Its checkpoints append the motion statistics by default (`motion_statistics_weight` "
-                     f"{weight:g}), so its figures here are the `{STATISTICS_ROW}` ones, the cost included."
-                     if weight > 0 else ""), "",
+                  + (" Every checkpoint `posestyle train` writes appends the motion statistics by default "
+                     f"(`motion_statistics_weight` {weight:g}), so the figures here are the `{STATISTICS_ROW}` "
+                     "ones, the default's cost included, and each other model is compared as it is served "
+                     "too (its own appended row where the bench has one). The plain embeddings are compared in "
+                     "the tables above." if weight > 0 else ""), "",
                   *_target_lines(report["default_model_targets"]), ""]
     parts += ["## How this was run", "", *how_it_was_run(meta), ""]
     parts += ["## Run", "", "| item | value |", "|---|---|"]
@@ -1068,10 +1094,15 @@ def run_encoder_bench(config: EncoderBenchConfig, out: str | Path | None = None,
     todo: list[BenchJob] = []
     for job in jobs:
         rec = done.get(job.key())
-        if rec is not None and (not job.keep_model or (rec.get("checkpoint")
-                                                       and kept_checkpoint(rec, config.runs_file).is_file())):
+        if rec is not None and not stopped_before_min_epochs(rec, job) and (
+                not job.keep_model or (rec.get("checkpoint") and kept_checkpoint(rec, config.runs_file).is_file())):
             records.append(rec)
         else:
+            todo.append(job)
+    retrained = {job.key() for job in todo}          # a student of a retrained teacher is retrained after it
+    for job in jobs:
+        if job.teacher in retrained and job not in todo:
+            records.remove(done[job.key()])
             todo.append(job)
     todo.sort(key=lambda j: job_priority(j, list(config.models)))
     deadline = None if config.time_budget_minutes is None else wall_start + 60.0 * config.time_budget_minutes
@@ -1086,17 +1117,19 @@ def run_encoder_bench(config: EncoderBenchConfig, out: str | Path | None = None,
             with ProcessPoolExecutor(config.workers, mp_context=process_pool_context(), initializer=_init_worker,
                                      initargs=init_args) as pool:
                 queue = list(todo)
-                pending: set[Any] = set()
+                pending: dict[Any, str] = {}                  # future -> key of the run
                 while True:
                     while len(pending) < config.workers and (deadline is None or time.perf_counter() < deadline):
-                        runnable = next_runnable(queue, keep_dir)   # a student waits for its teacher
+                        unfinished = {j.key() for j in queue} | set(pending.values())
+                        runnable = next_runnable(queue, keep_dir, unfinished)   # a student waits for its teacher
                         if runnable is None:
                             break
-                        pending.add(pool.submit(run_job, runnable, keep_dir))
+                        pending[pool.submit(run_job, runnable, keep_dir)] = runnable.key()
                     if not pending:
                         break
-                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    finished, _ = wait(pending, return_when=FIRST_COMPLETED)
                     for future in finished:
+                        del pending[future]
                         rec = future.result()
                         records.append(rec)
                         _append_run(config.runs_file, rec)
@@ -1107,7 +1140,7 @@ def run_encoder_bench(config: EncoderBenchConfig, out: str | Path | None = None,
             _init_worker(*init_args)
             queue = list(todo)
             while queue and (deadline is None or time.perf_counter() < deadline):
-                runnable = next_runnable(queue, keep_dir)
+                runnable = next_runnable(queue, keep_dir, {j.key() for j in queue})
                 if runnable is None:
                     break
                 rec = run_job(runnable, keep_dir)
@@ -1136,7 +1169,7 @@ def run_encoder_bench(config: EncoderBenchConfig, out: str | Path | None = None,
     from encoder.training.config import DEFAULT_MODEL, TrainConfig
 
     targets = evaluate_targets(rows, open_rows)
-    default_targets = (evaluate_targets(*as_served(rows, open_rows, DEFAULT_MODEL), DEFAULT_MODEL)
+    default_targets = (evaluate_targets(*as_served(rows, open_rows), DEFAULT_MODEL)
                        if DEFAULT_MODEL != "posestyle_net" else [])
     total = time.perf_counter() - wall_start
     runs_seconds = [r["run_seconds"] for r in records if r["model"] != HANDCRAFTED and r.get("epochs_run")]

@@ -97,7 +97,7 @@ def test_bench_writes_one_row_per_model_split_view_with_mean_and_std(toy_dataset
         assert {k for k in row if k.startswith("f1/")} == {f"f1/{s}" for s in ("fast_tight", "slow_wide", "swaying")}
     markdown = (tmp_path / "out" / "encoders.md").read_text()
     assert "PoseStyle-Net ablation" in markdown and "w/o stage gating" in markdown and "Targets" in markdown
-    assert "Schedule of every run" in markdown and "up to 1 epochs" in markdown
+    assert "Schedule of every run" in markdown and "all 1 epochs (no early stopping)" in markdown
     assert "with the motion statistics appended" in markdown and f"st_mlp {STATISTICS_ROW}" in markdown
 
 
@@ -187,19 +187,25 @@ def test_the_default_encoder_is_judged_as_served_with_its_statistics():
 
     plain = {**row("stgcn", silhouette=0.9), "cost": {"embeddings_per_second": 1200.0}}
     rows = [plain, row("stgcn", STATISTICS_ROW, silhouette=0.85), row("stgcn", split="cross-content", accuracy=0.9),
-            row("st_mlp", silhouette=0.8)]
+            row("st_mlp", silhouette=0.88), row("st_mlp", STATISTICS_ROW, silhouette=0.84),
+            row("temporal_cnn", silhouette=0.7)]
     open_rows = [{"model": "stgcn", "held_out_styles": ["a"], "loo_p@5": {"mean": 0.6}},
                  {"model": f"stgcn {STATISTICS_ROW}", "held_out_styles": ["a"], "loo_p@5": {"mean": 0.76}},
                  {"model": "stgcn", "held_out_styles": ["b"], "loo_p@5": {"mean": 0.8}}]
-    served_rows, served_open = as_served(rows, open_rows, "stgcn")
+    served_rows, served_open = as_served(rows, open_rows)
     head = next(r for r in served_rows if r["model"] == "stgcn" and r["split"] == "random")
     assert "ablation" not in head and head["silhouette"]["mean"] == 0.85 and head["cost"] == plain["cost"]
+    # every other model is compared as served too; one without an appended row stays as measured
+    assert {r["model"]: r["silhouette"]["mean"] for r in served_rows
+            if r["split"] == "random" and r["model"] != "stgcn"} == {"st_mlp": 0.84, "temporal_cnn": 0.7}
     assert not any(r.get("ablation") == STATISTICS_ROW for r in served_rows)
     assert any(r["split"] == "cross-content" for r in served_rows)      # no appended row: kept as measured
     assert {(tuple(r["held_out_styles"]), r["loo_p@5"]["mean"]) for r in served_open} == {(("a",), 0.76),
                                                                                          (("b",), 0.8)}
     targets = {t["target"]: t for t in evaluate_targets(served_rows, served_open, "stgcn")}
     assert targets["open set (a held out) leave-one-out P@5 >= 0.75"]["met"]
+    margin = next(t for t in targets.values() if "at least as good" in t["target"] and "silhouette" in t["target"])
+    assert margin["measured"] == pytest.approx(0.85 - 0.84)
 
 
 def test_a_model_revision_changes_only_that_models_run_keys(monkeypatch):
@@ -265,6 +271,23 @@ def test_a_distilled_student_gets_its_own_row_beside_its_teacher(toy_dataset, tm
     assert student["teacher"] == teacher["key"] and Path(student["checkpoint"]).is_file()
     markdown = (tmp_path / "out" / "encoders.md").read_text()
     assert "Distilled student" in markdown and f"| {label} | 1 |" in markdown
+
+
+def test_a_run_stopped_before_min_epochs_is_retrained_and_so_is_its_student(toy_dataset, tmp_path,
+                                                                            one_torch_thread):
+    """Raising ``min_epochs`` changes only the runs that stopped earlier: those are retrained (a student
+    of a retrained teacher after it); runs that trained their whole schedule are kept."""
+    dataset, splits = toy_dataset
+    runs = tmp_path / "runs.jsonl"
+    config = _config(dataset, splits, ablations=(), handcrafted=False, student="st_mlp", runs_file=runs)
+    run_encoder_bench(config, None, progress=False)
+    records = [json.loads(x) for x in runs.read_text().splitlines()]
+    teacher = next(r for r in records if r["model"] == "posestyle_net")
+    runs.write_text("".join(json.dumps({**r, "epochs_run": 0} if r is teacher else r) + "\n" for r in records))
+    report = run_encoder_bench(config, None, progress=False)
+    again = [json.loads(x) for x in runs.read_text().splitlines()][len(records):]
+    assert sorted(r["model"] for r in again) == sorted(["posestyle_net", student_label("st_mlp")])
+    assert report["meta"]["runs_resumed_from_file"] == 1          # st_mlp alone trained its whole schedule
 
 
 def test_aggregate_is_mean_and_std_over_seeds():
