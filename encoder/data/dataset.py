@@ -111,15 +111,15 @@ def read_npz(data: bytes) -> dict[str, np.ndarray]:
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         for info in archive.infolist():
             raw = archive.read(info)
-            header = _NPY_HEADER.fullmatch(raw[10:10 + int.from_bytes(raw[8:10], "little")].decode("latin1").rstrip())
+            offset = 10 + int.from_bytes(raw[8:10], "little")          # magic, version, header length
+            header = _NPY_HEADER.fullmatch(raw[10:offset].decode("latin1").rstrip())
             if not (raw[:8] == b"\x93NUMPY\x01\x00" and info.filename.endswith(".npy") and header):
                 with np.load(io.BytesIO(data), allow_pickle=False) as loaded:
                     return {name: loaded[name] for name in loaded.files}
             shape = tuple(int(v) for v in header.group(2).split(",") if v.strip())
-            dtype = np.dtype(header.group(1))
             count = int(np.prod(shape, dtype=np.int64))
-            offset = 10 + int.from_bytes(raw[8:10], "little")
-            arrays[info.filename[:-4]] = np.frombuffer(raw, dtype, count, offset).reshape(shape).copy()
+            values = np.frombuffer(raw, np.dtype(header.group(1)), count, offset)
+            arrays[info.filename[:-4]] = values.reshape(shape).copy()
     return arrays
 
 
@@ -208,8 +208,8 @@ class DatasetCache:
         item = self.item(name)
         path = self.array_path(item.content_hash)
         try:
-            seq = PoseSequence.from_arrays(read_npz(path.read_bytes()), name=item.name, source=item.source,
-                                           label=item.label, metadata=dict(item.metadata))
+            seq = PoseSequence.from_arrays(read_npz(path.read_bytes()), overrides=dict(
+                name=item.name, source=item.source, label=item.label, metadata=dict(item.metadata)))
         except FileNotFoundError:
             raise PoseDataError(path, f"array file of {name!r} is missing; re-run posestyle ingest") from None
         except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -101,11 +101,14 @@ class PoseSequence:
                 "meta_json": np.array(json.dumps(meta, default=str))}
 
     @classmethod
-    def from_arrays(cls, arrays: Any, source: str = "", **fields: Any) -> "PoseSequence":
-        """Inverse of ``to_arrays`` (``arrays``: an ``np.load(..., allow_pickle=False)`` result);
-        ``fields`` (name, source, label, metadata) replace what the arrays recorded, in one validation."""
+    def from_arrays(cls, arrays: Any, source: str = "", overrides: Mapping[str, Any] | None = None
+                    ) -> "PoseSequence":
+        """Inverse of ``to_arrays`` (``arrays``: an ``np.load(..., allow_pickle=False)`` result).
+
+        ``source`` is used when the arrays record none; ``overrides`` (name, source, label, metadata)
+        replace what they recorded, so the sequence is built and validated once."""
         meta = json.loads(str(arrays["meta_json"])) if "meta_json" in arrays else {}
         recorded = dict(fps=float(meta.get("fps", 30.0)), skeleton=meta.get("skeleton", CANONICAL_SKELETON),
                         source=meta.get("source", source), name=meta.get("name", ""),
                         label=meta.get("label"), metadata=meta.get("metadata", {}))
-        return cls(joints=arrays["joints"], confidence=arrays["confidence"], **{**recorded, **fields})
+        return cls(joints=arrays["joints"], confidence=arrays["confidence"], **{**recorded, **(overrides or {})})

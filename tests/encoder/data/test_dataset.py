@@ -412,6 +412,17 @@ def test_read_npz_gives_what_np_load_gives(small_cache: DatasetCache, tmp_path: 
         read_npz(b"not a zip file")
 
 
+def test_load_gives_the_items_name_source_and_label_not_what_the_array_file_recorded(
+        small_cache: DatasetCache) -> None:
+    """One array file serves every item with its content: the item's own fields win over the file's."""
+    item = small_cache.item("walk_calm_0")
+    path = small_cache.array_path(item.content_hash)
+    recorded = PoseSequence.from_arrays(dict(np.load(path, allow_pickle=False)))
+    np.savez(path, **recorded.with_(name="other", source="elsewhere/other.npz", label="brisk").to_arrays())
+    loaded = small_cache.load("walk_calm_0")
+    assert (loaded.name, loaded.source, loaded.label) == (item.name, item.source, item.label)
+
+
 def test_open_refuses_non_cache_and_hand_edited_manifest(small_cache: DatasetCache, tmp_path: Path) -> None:
     with pytest.raises(PoseDataError, match="not a dataset cache"):
         DatasetCache.open(tmp_path / "in")
