@@ -264,6 +264,7 @@ def reindex_once(
     batch_size: int | None = None,
     index_type: str = "auto",
     progress: bool = False,
+    precision: str = "float32",
 ) -> dict[str, Any]:
     """One ``ReindexJob`` into a fresh store at ``root``; its figures, stage times and machine load."""
     from retrieval.index import IndexManager
@@ -288,6 +289,7 @@ def reindex_once(
             workers=workers,
             threads=threads,
             progress=progress,
+            precision=precision,
         )
         summary = job.run()
     shutil.rmtree(root, ignore_errors=True)
@@ -295,6 +297,7 @@ def reindex_once(
         "backend": backend,
         "workers": workers,
         "threads": threads,
+        "precision": precision,
         "ray_address": ray_address,
         "batch_size": batch_size or DEFAULT_BATCH_SIZE,
         "sequences": summary.total,
@@ -330,21 +333,23 @@ def run_reindex_bench(
     seed: int = 0,
     ray_cluster: bool = True,
     thread_comparison: bool = False,
+    precision: str = "float32",
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Re-index ``sequences`` synthetic walks with the local backend (one single-threaded worker per
     core); on ``compare_sequences`` walks, the same against Ray actors on a local Ray cluster of one
     node per core (and, with ``thread_comparison``, one local worker with every core as a thread).
-    Each finished run is kept in ``workdir`` and reused, so an interrupted bench continues."""
+    Each finished run is kept in ``workdir`` and reused, so an interrupted bench continues. ``precision``:
+    the encoder's arithmetic in every run (``StyleEncoder``)."""
     from encoder.inference import StyleEncoder
     from retrieval.jobs.backends import resolve_parallelism
 
     work = Path(workdir)
-    encoder = StyleEncoder.load(checkpoint)
+    encoder = StyleEncoder.load(checkpoint, precision=precision)
     cores = available_cores()
     workers, threads = resolve_parallelism(None, None, cores)
-    key = f"{encoder.version}-seed{seed}"
-    local_label = f"local, {workers} workers x {threads} thread"
+    key = f"{encoder.version}-seed{seed}" + ("" if precision == "float32" else f"-{precision}")
+    local_label = f"local, {workers} workers x {threads} thread" + ("" if precision == "float32" else f", {precision}")
     plan: list[tuple[int, str, str, dict[str, Any]]] = []
     if ray_cluster or thread_comparison:
         plan.append((compare_sequences, "local", local_label, {"workers": workers, "threads": threads}))
@@ -385,9 +390,11 @@ def run_reindex_bench(
             log(f"re-index run: {label} on {len(dataset):,} walks (load {load_average()})")
             root = work / "run-index"
             if backend != "ray":
-                return {"run": label, **reindex_once(dataset, checkpoint, root, backend=backend, **options)}
+                return {"run": label, **reindex_once(dataset, checkpoint, root, backend=backend, precision=precision,
+                                                     **options)}
             with LocalRayCluster(work / "ray", nodes=cores, cpus_per_node=1) as cluster:
-                result = reindex_once(dataset, checkpoint, root, backend="ray", ray_address=cluster.address, **options)
+                result = reindex_once(dataset, checkpoint, root, backend="ray", ray_address=cluster.address,
+                                      precision=precision, **options)
             return {
                 "run": label,
                 **result,
@@ -407,6 +414,7 @@ def run_reindex_bench(
         "encoder_version": encoder.version,
         "encoder_model": encoder.model_name,
         "encoder_parameters": encoder.num_parameters(),
+        "precision": precision,
         "cores": cores,
         "runs": runs,
         "projection": project_archive(runs, cores),
@@ -457,10 +465,10 @@ def render_reindex_markdown(section: dict[str, Any]) -> list[str]:
         f"`ReindexJob` over {section['sequences']:,} distinct synthetic walks (a pool of demo walks, each copy "
         "moved, scaled, time-shifted and jittered; one dataset cache, written once and reused), each run "
         f"into a fresh store. Encoder: {section['encoder_model']} ({section['encoder_parameters']:,} "
-        f"parameters, version {section['encoder_version']}), the checkpoint the bench was given or the default "
-        f"model untrained. Machine: {section['cores']} cores. Throughput = sequences / embedding phase "
-        "(read, preprocess, embed, write shards, record in the store); end to end adds planning and the "
-        "index gather/build/verify/promote.",
+        f"parameters, version {section['encoder_version']}, {section.get('precision', 'float32')}), the checkpoint "
+        f"the bench was given or the default model untrained. Machine: {section['cores']} cores. Throughput = "
+        "sequences / embedding phase (read, preprocess, embed, write shards, record in the store); end to end "
+        "adds planning and the index gather/build/verify/promote.",
         "",
         "| run | walks | seq/s | seq/s per core | end to end seq/s | embed phase s | total s | load before "
         "| load after |",

@@ -112,6 +112,7 @@ class BenchConfig:
     seed: int = 0
     checkpoint: Path | None = None    # encoder: dimension, e2e embedding, re-index; None = untrained default
     reindex_also: tuple[Path, ...] = ()   # further encoders re-indexed on the same walks (local backend)
+    reindex_precisions_also: tuple[str, ...] = ()   # the checkpoint again in these precisions (local backend)
     data: Path | None = None          # dataset cache: fit the vector mixture to its real embeddings
     fit_items: int = 3000             # at most this many dataset sequences are embedded for the fit
     quick: bool = False
@@ -759,9 +760,11 @@ def _scale_parts(checkpoint: Path, config: BenchConfig, workdir: Path, bar: Stag
             out["reindex"] = run_reindex_bench(checkpoint, workdir / "reindex", sequences=config.reindex_walks,
                                                compare_sequences=config.reindex_compare_walks, seed=config.seed,
                                                ray_cluster="ray" in config.reindex_backends, log=quiet)
-            out["reindex"]["other_encoders"] = [
+            out["reindex"]["other_runs"] = [
                 run_reindex_bench(other, workdir / "reindex", sequences=config.reindex_walks, seed=config.seed,
-                                  ray_cluster=False, log=quiet) for other in config.reindex_also]
+                                  ray_cluster=False, precision=precision, log=quiet)
+                for other, precision in [(checkpoint, p) for p in config.reindex_precisions_also]
+                + [(other, "float32") for other in config.reindex_also]]
     version = StyleEncoder.load(checkpoint).version
     if "serving" in config.parts:
         with bar.stage(f"serving at {config.serving_size:,}"):

@@ -222,7 +222,8 @@ def render_markdown(report: Mapping[str, Any]) -> str:
              "Figures: mean ± std over the seeds listed (one checkpoint per seed, from the encoder bench's "
              "runs file); Δ is the change from the benchmark view, seed by seed. Conditions marked † are "
              f"covered by the target (Δ within -{TARGET_GAP} on accuracy and gallery P@5).",
-             "", f"Inference windows: {_windows_text(meta.get('inference_window_stride'))}. A `{STATISTICS_ROW}` "
+             "", f"Inference windows: {_windows_text(meta.get('inference_window_stride'))}; arithmetic: "
+             f"{meta.get('precision', 'float32')}. A `{STATISTICS_ROW}` "
              "section is the same checkpoints with the hand-made motion statistics appended, as "
              "`posestyle train` writes them by default; the plain section is the model's embedding alone.", ""]
     for model in dict.fromkeys(r["model"] for r in report["rows"]):
@@ -246,7 +247,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
                                      [[c["condition"], c["metric"], f"{c['delta']:+.3f}"] for c in missed]), ""]
     costs = report.get("costs") or {}
     if costs:
-        parts += ["## Cost with these windows", "",
+        parts += ["## Cost with these windows and this arithmetic", "",
                   "BENCHMARK.md protocol (CPU, 2 threads, batch 64, 128 test takes in the benchmark view), "
                   "measured on each model's first checkpoint.", "",
                   markdown_table(["model", "embeddings/s (end to end)", "embeddings/s (model only)",
@@ -273,9 +274,11 @@ def _ms(cell: Mapping[str, float], signed: bool = False) -> str:
 def run_robustness_bench(runs_file: str | Path, data: str | Path, splits_dir: str | Path,
                          out: str | Path | None = None, models: Sequence[str] | None = None,
                          progress: bool = True, command: str = "posestyle bench robustness",
-                         inference_window_stride: int | None = None, stem: str = "robustness") -> dict[str, Any]:
+                         inference_window_stride: int | None = None, stem: str = "robustness",
+                         precision: str = "float32") -> dict[str, Any]:
     """Evaluate every kept ``2d``/``random`` checkpoint of ``runs_file`` under every condition; write
-    ``<stem>.md/.json`` into ``out``."""
+    ``<stem>.md/.json`` into ``out``. ``precision``: the encoders' arithmetic (``StyleEncoder``), for
+    the whole suite and the cost."""
     import os
     from dataclasses import replace
 
@@ -304,7 +307,7 @@ def run_robustness_bench(runs_file: str | Path, data: str | Path, splits_dir: st
     per_run, costs = [], {}
     cost_takes = [benchmark_2d_view(takes[n], n) for n in parts["test"][:COST_SEQUENCES]]
     for rec in tqdm(kept, desc="robustness", unit="checkpoint", disable=not progress, dynamic_ncols=True):
-        encoder = StyleEncoder.load(rec["checkpoint"])
+        encoder = StyleEncoder.load(rec["checkpoint"], precision=precision)
         if inference_window_stride is not None:
             encoder.preprocess_config = replace(encoder.preprocess_config, window_stride=inference_window_stride)
         for label, variant in served_variants(rec["model"], encoder):
@@ -314,7 +317,7 @@ def run_robustness_bench(runs_file: str | Path, data: str | Path, splits_dir: st
                 costs[label] = measure_cost(variant, cost_takes).to_dict()
     rows = summarise(per_run, chosen)
     meta = {"command": command, "runs_file": str(runs_file), "checkpoints": len(kept),
-            "inference_window_stride": inference_window_stride,
+            "inference_window_stride": inference_window_stride, "precision": precision,
             "wall_minutes": round((time.perf_counter() - start) / 60, 1), "load_start": load_start,
             "load_end": [round(x, 2) for x in os.getloadavg()]}
     targets = {model: target_check(rows, model) for model in dict.fromkeys(r["model"] for r in rows)}

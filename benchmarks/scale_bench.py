@@ -299,10 +299,11 @@ def scale_targets(report: dict[str, Any]) -> list[dict[str, Any]]:
     section = report.get("reindex")
     if isinstance(section, dict) and section.get("runs"):
         out.append(_reindex_target(section, f"re-index, local backend, >= {TARGET_REINDEX_WALKS:,} walks"))
-        for other in section.get("other_encoders", []):
+        for other in section.get("other_runs", []):
             out.append(_reindex_target(other, f"re-index with {other['encoder_model']} "
                                               f"({other['encoder_parameters']:,} parameters, version "
-                                              f"{other['encoder_version']}), local backend"))
+                                              f"{other['encoder_version']}, {other.get('precision', 'float32')}), "
+                                              "local backend"))
         share = section["projection"].get("ray_over_local_per_core")
         if share is not None:
             out.append(
@@ -354,8 +355,9 @@ def render_scale_markdown(report: dict[str, Any]) -> list[str]:
     section = report.get("reindex")
     if isinstance(section, dict) and section.get("runs"):
         lines += ["## Re-index throughput", "", *render_reindex_markdown(section), ""]
-        for other in section.get("other_encoders", []):
-            lines += [f"### The same walks with {other['encoder_model']} (version {other['encoder_version']})", "",
+        for other in section.get("other_runs", []):
+            lines += [f"### The same walks with {other['encoder_model']} (version {other['encoder_version']}, "
+                      f"{other.get('precision', 'float32')})", "",
                       *render_reindex_markdown(other), ""]
     serving = report.get("serving")
     if isinstance(serving, dict) and "latency" in serving:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from app.cli import cli
-from app.cli.common import EXIT_CODES_HELP, EXIT_USAGE, fail
+from app.cli.common import EXIT_CODES_HELP, EXIT_USAGE, PRECISION_HELP, Precision, fail
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -84,6 +84,9 @@ def retrieval_command(
     reindex_also: list[Path] = typer.Option(None, "--reindex-also",
                                             help="Also re-index the same walks with this encoder checkpoint (local "
                                                  "backend; e.g. a distilled student); repeatable."),
+    reindex_precisions: str = typer.Option("", "--reindex-precisions-also", metavar="LIST",
+                                           help="Also re-index the same walks with the encoder in these precisions "
+                                                "(comma-separated, e.g. bfloat16; local backend)."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of the vector mixture and demo walks."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
     parts: str = typer.Option("indexes,end_to_end,reindex,serving,sharded", "--parts",
@@ -110,12 +113,17 @@ def retrieval_command(
     for other in reindex_also or []:
         if not other.is_file():
             raise _fail(f"{other}: checkpoint file not found (--reindex-also)")
+    from encoder.inference import PRECISIONS
+
+    precisions = tuple(p.strip() for p in reindex_precisions.split(",") if p.strip())
+    if any(p not in PRECISIONS for p in precisions):
+        raise _fail(f"--reindex-precisions-also must name some of {', '.join(PRECISIONS)}, got {reindex_precisions!r}")
     chosen_parts = tuple(p.strip() for p in parts.split(",") if p.strip())
     known_parts = BenchConfig.__dataclass_fields__["parts"].default
     if not chosen_parts or any(p not in known_parts for p in chosen_parts):
         raise _fail(f"--parts must name some of {', '.join(known_parts)}, got {parts!r}")
     common: dict[str, Any] = dict(checkpoint=checkpoint, data=data, seed=seed, reindex_backends=chosen,
-                                  reindex_also=tuple(reindex_also or ()),
+                                  reindex_also=tuple(reindex_also or ()), reindex_precisions_also=precisions,
                                   parts=chosen_parts, workdir=workdir)
     if quick:
         config = quick_config(**common)
@@ -295,6 +303,7 @@ def robustness_command(
     inference_window_stride: int = typer.Option(
         None, "--inference-window-stride", min=1,
         help="Embed through windows this many frames apart instead of each checkpoint's own setting."),
+    precision: Precision = typer.Option(Precision.float32, "--precision", help=PRECISION_HELP),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:
     """Accuracy, macro-F1 and gallery P@5 under other cameras, noise, missing joints, tempo, clip length, fps;
@@ -308,7 +317,7 @@ def robustness_command(
     command = _command_line("robustness")
     try:
         report = run_robustness_bench(runs_file, data, splits_dir, out, chosen, progress, command,
-                                      inference_window_stride, stem)
+                                      inference_window_stride, stem, Precision(precision).value)
     except (ValueError, InputError) as err:
         raise _fail(str(err)) from None
     met = ", ".join(f"{model} {sum(c['met'] for c in checks)}/{len(checks)}"

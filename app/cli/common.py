@@ -46,6 +46,17 @@ class IndexType(str, Enum):
     IVFPQ = "IVFPQ"
 
 
+class Precision(str, Enum):
+    """The encoder's arithmetic (``encoder.inference.PRECISIONS``)."""
+
+    float32 = "float32"
+    bfloat16 = "bfloat16"
+
+
+PRECISION_HELP = ("The encoder's arithmetic: float32, or bfloat16 matrix products (1.5-2x the model's speed "
+                  "on CPUs with native bfloat16; quality measured in docs/benchmarks/robustness-bfloat16.md).")
+
+
 class Preset(str, Enum):
     """Built-in labelling of ``ingest`` (``encoder.data.labels.PRESETS``)."""
 

@@ -12,7 +12,16 @@ from typing import TYPE_CHECKING
 import typer
 
 from app.cli import cli
-from app.cli.common import EXIT_CODES_HELP, EXIT_FAILED, EXIT_USAGE, Backend, IndexType, fail
+from app.cli.common import (
+    EXIT_CODES_HELP,
+    EXIT_FAILED,
+    EXIT_USAGE,
+    PRECISION_HELP,
+    Backend,
+    IndexType,
+    Precision,
+    fail,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -84,7 +93,7 @@ def print_reindex_summary(summary: ReindexSummary, console: Console) -> None:
 def _run_reindex(checkpoint: Path, data: Path | None, backend: Backend, ray_address: str | None,
                  batch_size: int | None, index_type: IndexType, store_url: str | None, root: Path,
                  stale_after: float | None, progress: bool, register: bool, workers: int | None = None,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, precision: Precision = Precision.float32) -> None:
     from rich.console import Console
 
     from encoder.data.dataset import DatasetCache
@@ -119,7 +128,8 @@ def _run_reindex(checkpoint: Path, data: Path | None, backend: Backend, ray_addr
             job = ReindexJob(store, IndexManager(root, store), dataset, checkpoint, backend_name,
                              batch_size=batch_size or DEFAULT_BATCH_SIZE, index_type=index_type_name,
                              ray_address=ray_address, stale_after_s=stale_after or DEFAULT_STALE_AFTER_S,
-                             progress=progress, workers=workers, threads=threads)
+                             progress=progress, workers=workers, threads=threads,
+                             precision=Precision(precision).value)
             summary = job.run()
     except PoseDataError as err:
         raise fail(str(err), EXIT_USAGE) from None
@@ -162,6 +172,7 @@ _WORKERS = typer.Option(None, "--workers", "-j", min=1,
                         help="Embedding processes (Ray actors); default: the CPU cores / --threads.")
 _THREADS = typer.Option(None, "--threads", min=1, help="Torch threads per worker (default 1); workers x threads "
                         "may not exceed the CPU cores.")
+_PRECISION = typer.Option(Precision.float32, "--precision", help=PRECISION_HELP)
 
 
 @cli.command("reindex", epilog=EXIT_CODES_HELP)
@@ -179,12 +190,13 @@ def reindex_command(
     progress: bool = _PROGRESS,
     workers: int = _WORKERS,
     threads: int = _THREADS,
+    precision: Precision = _PRECISION,
 ) -> None:
     """Embed the stored sequences with an encoder into a new index version and make it live.
 
     Unchanged sequences are skipped; an interrupted job of the same encoder is resumed."""
     _run_reindex(checkpoint, data, backend, ray_address, batch_size, index_type, store, root, stale_after,
-                 progress, register=False, workers=workers, threads=threads)
+                 progress, register=False, workers=workers, threads=threads, precision=precision)
 
 
 @cli.command("index", epilog=EXIT_CODES_HELP)
@@ -201,7 +213,8 @@ def index_command(
     progress: bool = _PROGRESS,
     workers: int = _WORKERS,
     threads: int = _THREADS,
+    precision: Precision = _PRECISION,
 ) -> None:
     """Register a dataset's sequences in the store, then re-index with the encoder."""
     _run_reindex(checkpoint, data, backend, ray_address, batch_size, index_type, store, root, stale_after,
-                 progress, register=True, workers=workers, threads=threads)
+                 progress, register=True, workers=workers, threads=threads, precision=precision)

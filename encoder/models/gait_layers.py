@@ -27,6 +27,7 @@ from encoder.models.layers import (
     EVAL_WINDOW_CHUNK,
     LOGIT_SCALE,
     MaskedBatchNorm,
+    at_least_float32,
     encode_windows_in_chunks,
     gather_windows,
     mean_over_windows,
@@ -150,6 +151,10 @@ class PartHead(nn.Module):
         nn.init.xavier_uniform_(self.classifier)
 
     def forward(self, parts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        with torch.autocast(parts.device.type, enabled=False):   # float32 under bfloat16 autocast (EmbeddingHead)
+            return self._forward(at_least_float32(parts))
+
+    def _forward(self, parts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         features = parts if self.fc is None else torch.einsum("bpc,pcd->bpd", parts, self.fc)  # separate FCs
         b, p, d = features.shape
         normed = self.bn(features.reshape(b, p * d), torch.ones(b, dtype=torch.bool, device=parts.device))

@@ -159,6 +159,12 @@ class MaskedBatchNorm(nn.Module):
         self.register_buffer("running_mean", torch.zeros(channels))
         self.register_buffer("running_var", torch.ones(channels))
 
+    def folded(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Eval mode as an affine map: ``(scale, shift)`` with ``y = x * scale + shift`` (before masking),
+        to fold into a preceding linear map's weight and bias."""
+        scale = self.weight * torch.rsqrt(self.running_var + self.eps)
+        return scale, self.bias - self.running_mean * scale
+
     def forward(self, x: torch.Tensor, mask: torch.Tensor,
                 offset: torch.Tensor | None = None) -> torch.Tensor:
         """Normalise ``x + offset`` (offset broadcast, e.g. a per-joint bias; fused at inference).
@@ -175,8 +181,7 @@ class MaskedBatchNorm(nn.Module):
                 self.running_mean.lerp_(mean, self.momentum)
                 self.running_var.lerp_(var * count / (count - 1), self.momentum)
             return cast(torch.Tensor, y)
-        scale = self.weight * torch.rsqrt(self.running_var + self.eps)
-        shift = self.bias - self.running_mean * scale
+        scale, shift = self.folded()
         if offset is not None:
             shift = shift + offset * scale
         return torch.addcmul(shift, x, scale).mul_(m)
@@ -235,6 +240,11 @@ def torso_partitions(neighbours_only: bool) -> torch.Tensor:
     return torch.from_numpy(parts.astype(np.float32))
 
 
+def at_least_float32(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in float32 when autocast left it in a half type; float32 and float64 as they are."""
+    return x.float() if x.dtype in (torch.bfloat16, torch.float16) else x
+
+
 class EmbeddingHead(nn.Module):
     """Pooled sequence vector -> unit-norm embedding and class logits (eq. 12)."""
 
@@ -245,8 +255,10 @@ class EmbeddingHead(nn.Module):
         self.classifier = nn.Linear(embedding_dim, num_classes)
 
     def forward(self, pooled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        embedding = F.normalize(self.project(self.dropout(pooled)), dim=-1, eps=1e-8)
-        return embedding, self.logits(embedding)
+        # float32 even under bfloat16 autocast: the embedding is what gets stored and compared
+        with torch.autocast(pooled.device.type, enabled=False):
+            embedding = F.normalize(self.project(self.dropout(at_least_float32(pooled))), dim=-1, eps=1e-8)
+            return embedding, self.logits(embedding)
 
     def logits(self, embedding: torch.Tensor) -> torch.Tensor:
         """Class logits of unit embeddings (eq. 12, softmax left to the loss)."""

@@ -27,7 +27,7 @@ import torch
 
 from encoder.data.batch import SegmentedSequence
 from encoder.data.errors import PoseDataError
-from encoder.inference import StyleEncoder, torch_threads
+from encoder.inference import StyleEncoder, check_precision, torch_threads
 from retrieval.jobs.errors import JobError
 from retrieval.jobs.sources import EmbedRequest, SequenceLoader
 
@@ -154,7 +154,7 @@ def _exit_when_orphaned(parent_pid: int) -> None:
             os._exit(1)
 
 
-def _start_worker(checkpoint: str, threads: int, parent_pid: int) -> None:
+def _start_worker(checkpoint: str, threads: int, parent_pid: int, precision: str = "float32") -> None:
     """Pool initializer: torch threads, the encoder loaded once, the orphan watchdog."""
     torch.set_num_threads(threads)
     try:
@@ -162,7 +162,7 @@ def _start_worker(checkpoint: str, threads: int, parent_pid: int) -> None:
     except RuntimeError:  # already set in this process
         pass
     threading.Thread(target=_exit_when_orphaned, args=(parent_pid,), daemon=True).start()
-    _worker["encoder"] = StyleEncoder.load(checkpoint)
+    _worker["encoder"] = StyleEncoder.load(checkpoint, precision=precision)
     _worker["loader"] = SequenceLoader()
 
 
@@ -192,10 +192,12 @@ class LocalBackend:
 
     def __init__(self, checkpoint: str | Path, *, batch_size: int = DEFAULT_BATCH_SIZE,
                  encoder: StyleEncoder | None = None, device: str = "cpu", workers: int = 1,
-                 threads: int | None = 1, pool_min_sequences: int = POOL_MIN_SEQUENCES) -> None:
+                 threads: int | None = 1, pool_min_sequences: int = POOL_MIN_SEQUENCES,
+                 precision: str | None = None) -> None:
         """``encoder`` reuses an already loaded encoder of ``checkpoint`` (in-process only);
         ``threads=None`` keeps this process's torch thread count; worker processes are started only
-        for at least ``pool_min_sequences`` requests."""
+        for at least ``pool_min_sequences`` requests. ``precision`` (``StyleEncoder``'s): the
+        encoder's own when one is given, float32 otherwise."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if workers < 1 or (threads is not None and threads < 1):
@@ -206,13 +208,16 @@ class LocalBackend:
         self.workers = workers
         self.threads = threads
         self.pool_min_sequences = pool_min_sequences
+        self.precision = check_precision(precision or (encoder.precision if encoder is not None else "float32"))
+        if encoder is not None and encoder.precision != self.precision:
+            raise ValueError(f"encoder runs in {encoder.precision}, not the {self.precision} asked for")
         self._encoder = encoder
         self._loader = SequenceLoader()
 
     @property
     def encoder(self) -> StyleEncoder:
         if self._encoder is None:
-            self._encoder = StyleEncoder.load(self.checkpoint, device=self.device)
+            self._encoder = StyleEncoder.load(self.checkpoint, device=self.device, precision=self.precision)
         return self._encoder
 
     def embed_batches(self, requests: Sequence[EmbedRequest]) -> Iterator[EmbeddedBatch]:
@@ -227,7 +232,8 @@ class LocalBackend:
         context = multiprocessing.get_context("spawn")
         with _main_module_not_rerun():
             pool = context.Pool(min(self.workers, len(chunks)), initializer=_start_worker,
-                                initargs=(str(self.checkpoint.resolve()), self.threads or 1, os.getpid()))
+                                initargs=(str(self.checkpoint.resolve()), self.threads or 1, os.getpid(),
+                                          self.precision))
         try:
             yield from pool.imap(_embed_in_worker, chunks)
         except BaseException:  # an error, Ctrl-C, or the consumer stopped early

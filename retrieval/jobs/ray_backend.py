@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from encoder.inference import StyleEncoder
+from encoder.inference import StyleEncoder, check_precision
 from retrieval.jobs.backends import DEFAULT_BATCH_SIZE, EmbeddedBatch, embed_requests
 from retrieval.jobs.errors import JobError
 from retrieval.jobs.sources import EmbedRequest, SequenceLoader
@@ -33,9 +33,9 @@ PREFETCH_PER_ACTOR = 2   # batches queued on each actor: one running, one ready 
 class RayEmbedder:
     """Ray actor: loads the encoder once, embeds lists of requests like a local worker."""
 
-    def __init__(self, checkpoint: str, torch_threads: int = 1) -> None:
+    def __init__(self, checkpoint: str, torch_threads: int = 1, precision: str = "float32") -> None:
         torch.set_num_threads(max(1, torch_threads))
-        self.encoder = StyleEncoder.load(checkpoint)
+        self.encoder = StyleEncoder.load(checkpoint, precision=precision)
         self.loader = SequenceLoader()
 
     def embed(self, requests: list[EmbedRequest]) -> EmbeddedBatch:
@@ -50,8 +50,9 @@ class RayBackend:
 
     def __init__(self, checkpoint: str | Path, *, batch_size: int = DEFAULT_BATCH_SIZE, address: str | None = None,
                  num_cpus: int = DEFAULT_NUM_CPUS, actors: int | None = None, threads: int = 1,
-                 object_store_memory: int = DEFAULT_OBJECT_STORE_BYTES) -> None:
-        """``actors`` defaults to ``num_cpus`` (one CPU each) for a local Ray, 2 on a cluster."""
+                 object_store_memory: int = DEFAULT_OBJECT_STORE_BYTES, precision: str = "float32") -> None:
+        """``actors`` defaults to ``num_cpus`` (one CPU each) for a local Ray, 2 on a cluster;
+        ``precision``: the actors' ``StyleEncoder`` precision."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.checkpoint = Path(checkpoint).resolve()
@@ -61,6 +62,7 @@ class RayBackend:
         self.threads = max(1, threads)
         self.actors = actors or (max(1, num_cpus // self.threads) if address is None else 2)
         self.object_store_memory = object_store_memory
+        self.precision = check_precision(precision)
         self._started_ray = False
 
     def _ray(self) -> Any:
@@ -93,7 +95,7 @@ class RayBackend:
         ray = self._ray()
         chunks = [list(requests[i:i + self.batch_size]) for i in range(0, len(requests), self.batch_size)]
         actor_class = ray.remote(num_cpus=self.threads, max_restarts=1, max_task_retries=1)(RayEmbedder)
-        actors = [actor_class.remote(str(self.checkpoint), self.threads)
+        actors = [actor_class.remote(str(self.checkpoint), self.threads, self.precision)
                   for _ in range(min(self.actors, len(chunks)))]
         queued: deque[tuple[Any, Any]] = deque()      # (result ref, actor), in request order
         submitted = 0

@@ -158,11 +158,13 @@ class ReindexJob:
                  batch_size: int = DEFAULT_BATCH_SIZE, index_type: str = "auto", ray_address: str | None = None,
                  embeddings_dir: str | Path | None = None, stale_after_s: float = DEFAULT_STALE_AFTER_S,
                  heartbeat_s: float = DEFAULT_HEARTBEAT_S, recall_target: float = 0.95,
-                 progress: bool = True, workers: int | None = None, threads: int | None = None) -> None:
+                 progress: bool = True, workers: int | None = None, threads: int | None = None,
+                 precision: str = "float32") -> None:
         """``dataset``: where to load sequences from (None: each sequence's dataset recorded at
         registration). ``backend``: ``"local"``, ``"ray"`` or a backend object (closed by ``run``).
         ``workers`` x ``threads``: embedding processes (Ray actors) and torch threads each; local
-        defaults to this process with one thread."""
+        defaults to this process with one thread. ``precision``: the encoder's (``StyleEncoder``);
+        the embeddings are stored under the same encoder version either way."""
         if index_type not in INDEX_TYPES:
             raise JobError(f"unknown index type {index_type!r}; choose one of {', '.join(INDEX_TYPES)}")
         if batch_size < 1:
@@ -173,7 +175,10 @@ class ReindexJob:
         self.checkpoint = Path(checkpoint)
         if not self.checkpoint.is_file():
             raise JobError(f"{self.checkpoint}: checkpoint file not found")
-        self.encoder = StyleEncoder.load(self.checkpoint)
+        try:
+            self.encoder = StyleEncoder.load(self.checkpoint, precision=precision)
+        except ValueError as err:
+            raise JobError(str(err)) from None
         self.workers, self.threads = workers, threads
         self.backend = self._make_backend(backend, batch_size, ray_address)
         self._stage_s: dict[str, float] = {}
@@ -195,7 +200,7 @@ class ReindexJob:
                                 workers=self.workers or 1, threads=self.threads or 1)
         if backend == "ray":
             return RayBackend(self.checkpoint, batch_size=batch_size, address=ray_address, actors=self.workers,
-                              threads=self.threads or 1)
+                              threads=self.threads or 1, precision=self.encoder.precision)
         raise JobError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
 
     @property

@@ -13,7 +13,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from app.cli import cli
-from app.cli.common import Backend, BenchSplit, IndexType, Person, Preset, View
+from app.cli.common import Backend, BenchSplit, IndexType, Person, Precision, Preset, View
 from app.cli.search_commands import hits_table
 
 runner = CliRunner()
@@ -63,6 +63,7 @@ def test_choice_enums_match_the_library() -> None:
     from benchmarks.encoder_bench import SPLITS, VIEWS
     from encoder.data.labels import PRESETS
     from encoder.data.readers.keypoint_json import PERSON_SELECTIONS
+    from encoder.inference import PRECISIONS
     from retrieval.jobs import BACKENDS, DEFAULT_BATCH_SIZE, INDEX_TYPES
     from retrieval.jobs.reindex import DEFAULT_STALE_AFTER_S
 
@@ -72,6 +73,7 @@ def test_choice_enums_match_the_library() -> None:
     assert tuple(p.value for p in Person) == PERSON_SELECTIONS
     assert tuple(v.value for v in View) == VIEWS
     assert tuple(s.value for s in BenchSplit) == SPLITS
+    assert tuple(p.value for p in Precision) == PRECISIONS
     index_help = " ".join(runner.invoke(cli, ["index", "--help"]).output.split())
     assert f"default {DEFAULT_BATCH_SIZE}." in index_help and f"default {DEFAULT_STALE_AFTER_S:g}." in index_help
 

@@ -38,7 +38,8 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[s
     out = tmp_path_factory.mktemp("bench")
     other = make_untrained_checkpoint(tmp_path_factory.mktemp("other") / "other.safetensors", seed=1)
     with one_torch_thread(), openmp_threads(1):
-        report = run_retrieval_bench(quick_config(reindex_also=(other,)), out, progress=False)
+        config = quick_config(reindex_also=(other,), reindex_precisions_also=("bfloat16",))
+        report = run_retrieval_bench(config, out, progress=False)
     yield report, out
 
 
@@ -99,8 +100,12 @@ def test_reindex_embeds_every_walk_and_times_every_stage(quick_run: tuple[dict[s
     assert local["backend"] == "local" and local["workers"] * local["threads"] <= report["reindex"]["cores"]
     assert local["embedded"] == quick_config().reindex_walks and local["failed"] == 0
     assert {"read", "preprocess", "embed", "write_shards", "build", "verify", "promote"} <= set(local["stage_s"])
-    (other,) = report["reindex"]["other_encoders"]            # --reindex-also: the same walks, another encoder
-    (run,) = other["runs"]
+    bfloat16, other = report["reindex"]["other_runs"]
+    (run,) = bfloat16["runs"]                    # --reindex-precisions-also: the same walks and encoder in bfloat16
+    assert bfloat16["encoder_version"] == report["reindex"]["encoder_version"]
+    assert (bfloat16["precision"], run["precision"], local["precision"]) == ("bfloat16", "bfloat16", "float32")
+    assert run["embedded"] == local["embedded"] and run["backend"] == "local"
+    (run,) = other["runs"]                       # --reindex-also: the same walks, another encoder
     assert other["encoder_version"] != report["reindex"]["encoder_version"]
     assert run["embedded"] == local["embedded"] and run["backend"] == "local"
 
@@ -117,7 +122,7 @@ def test_serving_and_sharded_parts_answer_with_hits_and_recall(quick_run: tuple[
 def test_targets_are_judged_and_marked_indicative_at_other_sizes(quick_run: tuple[dict[str, Any], Path]) -> None:
     report, _ = quick_run
     targets = report["targets"]
-    assert len(targets) == 1 + len(INDEX_TYPES) + 4     # + re-index (two encoders), serving latency and RSS
+    assert len(targets) == 1 + len(INDEX_TYPES) + 5     # + re-index (three runs), serving latency and RSS
     assert sum("the index the product builds" in t["name"] for t in targets) == 1
     assert all(isinstance(t["met"], bool) and t["measured"] for t in targets)
     assert all("indicative" in t["note"] for t in targets[:1 + len(INDEX_TYPES)])

@@ -211,3 +211,19 @@ def test_a_checkpoint_from_before_statistics_came_from_preprocessing_still_compu
     raw = np.stack([motion_statistics(s) for s in seqs])
     expected = 0.5 * (raw - np.array(fitted.mean)) / np.array(fitted.scale) / np.sqrt(raw.shape[1])
     np.testing.assert_allclose(old.embed(seqs)[:, plain.dim:], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_bfloat16_precision_embeds_close_to_float32_and_an_unknown_precision_is_refused(make_toy_corpus):
+    model = build_model("stgcn", {"num_classes": 3, "in_dims": 2})
+    meta = CheckpointMeta(model_name="stgcn", model_config=config_to_dict(model.config),
+                          preprocess_config=asdict(PreprocessConfig()), labels=("a", "b", "c"), input_dims=2)
+    seqs = make_toy_corpus(3, dims=2, seed=5)
+    exact = StyleEncoder(model, meta).embed(seqs)
+    fast = StyleEncoder(model, meta, precision="bfloat16")
+    emb = fast.embed(seqs)
+    assert fast.precision == "bfloat16" and emb.dtype == np.float32 and emb.shape == exact.shape
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+    assert not np.array_equal(emb, exact)                 # the products really ran in bfloat16
+    assert (emb * exact).sum(axis=1).min() > 0.999        # and the embedding barely moved
+    with pytest.raises(ValueError, match="unknown precision 'float16'"):
+        StyleEncoder(model, meta, precision="float16")

@@ -69,6 +69,35 @@ def test_worker_processes_embed_exactly_what_this_process_does(tmp_path):
     assert len(seconds) == 4 and all(set(s) == {"read", "preprocess", "embed"} for s in seconds)
 
 
+@pytest.mark.slow
+def test_worker_processes_embed_in_the_precision_asked_for(tmp_path):
+    checkpoint = tmp_path / "encoder.safetensors"
+    tiny_checkpoint(checkpoint, seed=2)
+    dataset = write_dataset(tmp_path / "dataset", demo_sequences(6), tmp_path / "raw")
+    requests = [EmbedRequest(it.name, str(dataset.root.resolve()), it.content_hash) for it in dataset.items]
+
+    def vectors(backend: LocalBackend) -> np.ndarray:
+        found = {sid: v for batch in backend.embed_batches(requests) for sid, v in zip(batch.ids, batch.embeddings)}
+        return np.stack([found[r.sequence_id] for r in requests])
+
+    exact = vectors(LocalBackend(checkpoint, batch_size=3, workers=1))
+    here = vectors(LocalBackend(checkpoint, batch_size=3, workers=1, precision="bfloat16"))
+    pooled = vectors(LocalBackend(checkpoint, batch_size=3, workers=2, threads=1, pool_min_sequences=0,
+                                  precision="bfloat16"))
+    np.testing.assert_allclose(pooled, here, atol=1e-5)      # the workers ran in bfloat16 too
+    assert not np.array_equal(here, exact)
+    assert (here * exact).sum(axis=1).min() > 0.999
+
+
+def test_a_precision_the_encoder_does_not_know_is_refused(tmp_path):
+    tiny_checkpoint(tmp_path / "encoder.safetensors", seed=0)
+    result = CliRunner().invoke(cli, ["reindex", "-c", str(tmp_path / "encoder.safetensors"), "--root",
+                                      str(tmp_path / "idx"), "--precision", "float16", "--no-progress"])
+    assert result.exit_code == 2 and "float16" in result.output
+    with pytest.raises(ValueError, match="unknown precision 'int8'"):
+        LocalBackend(tmp_path / "encoder.safetensors", precision="int8")
+
+
 def test_walk_corpus_walks_are_distinct_and_the_cache_is_reused(tmp_path):
     corpus = make_walk_corpus(tmp_path / "walks", 12, pool=4)
     assert len(corpus) == 12 and len({it.content_hash for it in corpus.items}) == 12
