@@ -12,10 +12,11 @@ benchmark's own ``2d`` view is a per-take random camera; callers that want it co
 with ``encoder.data.camera.benchmark_2d_view``. A 2D sequence given to a 3D encoder is an error.
 
 Precision: ``"float32"`` (default) runs the model in single precision. ``"bfloat16"`` runs its matrix
-products and convolutions in bfloat16 under ``torch.autocast`` (float32 accumulation, float32
-output). On a CPU with native bfloat16 instructions (AVX512-BF16, AMX) that is 1.5-2x the model's
-speed, with embeddings within about 1e-5 of float32 in cosine; on other CPUs it is emulated and
-slower. Its effect on every quality figure is measured in ``docs/benchmarks/robustness-bfloat16.md``.
+products and convolutions in bfloat16 under ``torch.autocast``; the heads and the pooling stay in
+float32, so the stored vector is float32. On a CPU with native bfloat16 instructions (AVX512-BF16,
+AMX) the default ST-GCN ran 1.3-1.6x faster (``docs/benchmarks/encoder_speed.md``, session 23), with
+the model's embedding at cosine >= 0.9999 to float32's; other CPUs emulate bfloat16, slowly. Its
+effect on the quality figures is measured in ``docs/benchmarks/robustness-bfloat16.md``.
 
 A checkpoint trained with ``motion_statistics_weight`` > 0 appends the take's hand-made motion
 statistics (``encoder.data.motion_statistics``) to the model's embedding; ``dim`` counts both parts.

@@ -159,12 +159,6 @@ class MaskedBatchNorm(nn.Module):
         self.register_buffer("running_mean", torch.zeros(channels))
         self.register_buffer("running_var", torch.ones(channels))
 
-    def folded(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Eval mode as an affine map: ``(scale, shift)`` with ``y = x * scale + shift`` (before masking),
-        to fold into a preceding linear map's weight and bias."""
-        scale = self.weight * torch.rsqrt(self.running_var + self.eps)
-        return scale, self.bias - self.running_mean * scale
-
     def forward(self, x: torch.Tensor, mask: torch.Tensor,
                 offset: torch.Tensor | None = None) -> torch.Tensor:
         """Normalise ``x + offset`` (offset broadcast, e.g. a per-joint bias; fused at inference).
@@ -181,7 +175,8 @@ class MaskedBatchNorm(nn.Module):
                 self.running_mean.lerp_(mean, self.momentum)
                 self.running_var.lerp_(var * count / (count - 1), self.momentum)
             return cast(torch.Tensor, y)
-        scale, shift = self.folded()
+        scale = self.weight * torch.rsqrt(self.running_var + self.eps)
+        shift = self.bias - self.running_mean * scale
         if offset is not None:
             shift = shift + offset * scale
         return torch.addcmul(shift, x, scale).mul_(m)

@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from encoder.data.skeleton import NUM_JOINTS
@@ -73,8 +72,6 @@ class STGCNBlock(nn.Module):
                 mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``x`` (N, T, J, C_in) zero where masked; ``parts`` (J*K, J), rows ordered (joint, partition);
         ``mask`` (N, T, J, 1) 0/1."""
-        if not self.training:
-            return self._forward_folded(x, parts, mask)
         n, t, j, c = x.shape
         # each token's adjacency, rows divided by its observed-neighbour counts, in one batched GEMM;
         # the (joint, partition) row order makes the result the (J, K*C) layout the linear map reads
@@ -86,23 +83,6 @@ class STGCNBlock(nn.Module):
         h = self.temporal(h.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
         h = self.temporal_norm(h, out_mask)
         return torch.relu_(h + self.residual(x[:, ::self.stride]) * out_mask), out_mask
-
-    def _forward_folded(self, x: torch.Tensor, parts: torch.Tensor,
-                        mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The same block in eval mode, in fewer passes: the batch norms' running statistics are
-        folded into the linear map's and the convolution's weights and biases, and the adjacency,
-        shared by every token, aggregates first and is divided by the counts after (row scaling
-        commutes with the product). Equal to ``forward`` up to float rounding (about 1e-6)."""
-        n, t, j, c = x.shape
-        inverse_count = (mask.reshape(n * t, j) @ parts.T).clamp_min_(1.0).reciprocal_()   # (NT, J*K)
-        agg = torch.matmul(parts, x.reshape(n * t, j, c)).mul_(inverse_count[..., None]).view(n, t, j, -1)
-        scale, shift = self.spatial_norm.folded()
-        h = torch.relu_(F.linear(agg, self.spatial.weight * scale[:, None], shift)).mul_(mask)
-        out_mask = pool_mask(mask, self.stride)
-        scale, shift = self.temporal_norm.folded()
-        h = F.conv2d(h.permute(0, 3, 1, 2), self.temporal.weight * scale[:, None, None, None], shift,
-                     stride=self.temporal.stride, padding=self.temporal.padding).permute(0, 2, 3, 1)
-        return torch.relu_(h.add_(self.residual(x[:, ::self.stride])).mul_(out_mask)), out_mask
 
 
 @register_model("stgcn", STGCNConfig)
