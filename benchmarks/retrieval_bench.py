@@ -765,7 +765,8 @@ def _scale_parts(checkpoint: Path, config: BenchConfig, workdir: Path, bar: Stag
                                   ray_cluster=False, precision=precision, log=quiet)
                 for other, precision in [(checkpoint, p) for p in config.reindex_precisions_also]
                 + [(other, "float32") for other in config.reindex_also]]
-    version = StyleEncoder.load(checkpoint).version
+    encoder = StyleEncoder.load(checkpoint)
+    version = encoder.version
     if "serving" in config.parts:
         with bar.stage(f"serving at {config.serving_size:,}"):
             out["serving"] = cached(workdir / "results" / f"serving-{version}-{config.serving_size}.json",
@@ -773,8 +774,10 @@ def _scale_parts(checkpoint: Path, config: BenchConfig, workdir: Path, bar: Stag
                                                           queries=config.e2e_queries, seed=config.seed, log=quiet))
     if "sharded" in config.parts:
         with bar.stage(f"sharded IVF-PQ at {config.sharded_size:,}"):
-            out["sharded"] = cached(workdir / "results" / f"sharded-{config.sharded_size}-seed{config.seed}.json",
-                                    lambda: bench_sharded_ivf_pq(workdir, config.sharded_size, seed=config.seed,
+            name = f"sharded-{config.sharded_size}-{encoder.dim}d-seed{config.seed}.json"
+            out["sharded"] = cached(workdir / "results" / name,
+                                    lambda: bench_sharded_ivf_pq(workdir, config.sharded_size, dim=encoder.dim,
+                                                                 seed=config.seed,
                                                                  queries=min(500, config.queries), log=quiet))
     return out
 

@@ -154,13 +154,15 @@ def bench_sharded_ivf_pq(
     workdir: Path,
     n: int,
     *,
+    dim: int = 128,
     shard_rows: int = SHARD_ROWS,
     queries: int = SCALE_QUERIES,
     seed: int = 0,
     log: Any = print,
 ) -> dict[str, Any]:
     """Train on a sample, encode ``n / shard_rows`` shards apart, merge, search with exact re-ranking
-    from the memory-mapped shard files; recall@10 against brute force over held-out queries."""
+    from the memory-mapped shard files; recall@10 against brute force over held-out queries. ``dim``:
+    the vectors' width (the bench passes its encoder's)."""
     import faiss
 
     from benchmarks.retrieval_bench import ClusteredSphereMixture, latency_stats
@@ -174,9 +176,8 @@ def bench_sharded_ivf_pq(
     )
     from retrieval.index.spec import exact_search, recall_at_k
 
-    dim = 128
     mixture = ClusteredSphereMixture(dim=dim, seed=seed)
-    folder = workdir / f"sharded-{n}"
+    folder = workdir / f"sharded-{n}-{dim}d"
     folder.mkdir(parents=True, exist_ok=True)
     bounds = list(range(0, n, shard_rows)) + [n]
     paths = [folder / f"shard-{i:05d}.npy" for i in range(len(bounds) - 1)]

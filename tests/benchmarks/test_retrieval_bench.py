@@ -116,6 +116,7 @@ def test_serving_and_sharded_parts_answer_with_hits_and_recall(quick_run: tuple[
     assert serving["corpus"] == quick_config().serving_size and serving["all_queries_got_k_hits_with_metadata"]
     assert serving["rss_mib"]["after_queries"] > 0
     assert sharded["vectors"] == quick_config().sharded_size
+    assert sharded["dim"] == report["encoder"]["dim"]          # the plan is tested at the encoder's width
     assert all(0.0 <= p["recall_at_10"] <= 1.0 for p in sharded["sweep"])
 
 
