@@ -14,7 +14,7 @@ with ``encoder.data.camera.benchmark_2d_view``. A 2D sequence given to a 3D enco
 Precision: ``"float32"`` (default) runs the model in single precision. ``"bfloat16"`` runs its matrix
 products and convolutions in bfloat16 under ``torch.autocast``; the heads and the pooling stay in
 float32, so the stored vector is float32. On a CPU with native bfloat16 instructions (AVX512-BF16,
-AMX) the default ST-GCN ran 1.3-1.6x faster (``docs/benchmarks/encoder_speed.md``, session 23), with
+AMX) the default ST-GCN ran 1.3-1.9x faster (``docs/benchmarks/encoder_speed.md``, session 23), with
 the model's embedding at cosine >= 0.9999 to float32's; other CPUs emulate bfloat16, slowly. Its
 effect on the quality figures is measured in ``docs/benchmarks/robustness-bfloat16.md``.
 

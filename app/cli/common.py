@@ -53,7 +53,7 @@ class Precision(str, Enum):
     bfloat16 = "bfloat16"
 
 
-PRECISION_HELP = ("The encoder's arithmetic: float32, or bfloat16 matrix products (1.3-1.6x the model's speed "
+PRECISION_HELP = ("The encoder's arithmetic: float32, or bfloat16 matrix products (1.3-1.9x the model's speed "
                   "on CPUs with native bfloat16; quality measured in docs/benchmarks/robustness-bfloat16.md).")
 
 
