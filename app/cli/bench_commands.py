@@ -84,9 +84,9 @@ def retrieval_command(
     reindex_also: list[Path] = typer.Option(None, "--reindex-also",
                                             help="Also re-index the same walks with this encoder checkpoint (local "
                                                  "backend; e.g. a distilled student); repeatable."),
-    reindex_precisions: str = typer.Option("", "--reindex-precisions-also", metavar="LIST",
-                                           help="Also re-index the same walks with the encoder in these precisions "
-                                                "(comma-separated, e.g. bfloat16; local backend)."),
+    reindex_precisions: list[Precision] = typer.Option(None, "--reindex-precisions-also",
+                                                       help="Also re-index the same walks with the encoder in this "
+                                                            "precision (local backend); repeatable."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of the vector mixture and demo walks."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
     parts: str = typer.Option("indexes,end_to_end,reindex,serving,sharded", "--parts",
@@ -113,17 +113,13 @@ def retrieval_command(
     for other in reindex_also or []:
         if not other.is_file():
             raise _fail(f"{other}: checkpoint file not found (--reindex-also)")
-    from encoder.inference import PRECISIONS
-
-    precisions = tuple(p.strip() for p in reindex_precisions.split(",") if p.strip())
-    if any(p not in PRECISIONS for p in precisions):
-        raise _fail(f"--reindex-precisions-also must name some of {', '.join(PRECISIONS)}, got {reindex_precisions!r}")
     chosen_parts = tuple(p.strip() for p in parts.split(",") if p.strip())
     known_parts = BenchConfig.__dataclass_fields__["parts"].default
     if not chosen_parts or any(p not in known_parts for p in chosen_parts):
         raise _fail(f"--parts must name some of {', '.join(known_parts)}, got {parts!r}")
     common: dict[str, Any] = dict(checkpoint=checkpoint, data=data, seed=seed, reindex_backends=chosen,
-                                  reindex_also=tuple(reindex_also or ()), reindex_precisions_also=precisions,
+                                  reindex_also=tuple(reindex_also or ()),
+                                  reindex_precisions_also=tuple(Precision(p).value for p in reindex_precisions or ()),
                                   parts=chosen_parts, workdir=workdir)
     if quick:
         config = quick_config(**common)
