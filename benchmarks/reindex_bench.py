@@ -252,6 +252,22 @@ def _alive(pids: set[int]) -> set[int]:
 
 
 # -- runs ------------------------------------------------------------------------------------------------
+def evict_from_page_cache(dataset: DatasetCache) -> bool:
+    """Drop the dataset's array files from the OS page cache (sync, then ``posix_fadvise`` DONTNEED),
+    so a run reads them from disk, as a re-index of an archive nobody has just read does; False where
+    the OS has no such call (the run then starts on whatever the cache holds)."""
+    if not hasattr(os, "posix_fadvise"):
+        return False
+    os.sync()
+    for item in dataset.items:
+        fd = os.open(dataset.array_path(item.content_hash), os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+    return True
+
+
 def reindex_once(
     dataset: DatasetCache,
     checkpoint: Path,
@@ -272,6 +288,7 @@ def reindex_once(
     from retrieval.store import MetadataStore
 
     shutil.rmtree(root, ignore_errors=True)
+    cold = evict_from_page_cache(dataset)
     load_before = load_average()
     with MetadataStore.open(root / "metadata.db") as store:
         start = time.perf_counter()
@@ -312,6 +329,7 @@ def reindex_once(
         "index_spec": summary.index_spec,
         "load_average_before": load_before,
         "load_average_after": load_average(),
+        "page_cache": "corpus evicted before the run" if cold else "as found",
     }
 
 
@@ -468,7 +486,12 @@ def render_reindex_markdown(section: dict[str, Any]) -> list[str]:
         f"parameters, version {section['encoder_version']}, {section.get('precision', 'float32')}), the checkpoint "
         f"the bench was given or the default model untrained. Machine: {section['cores']} cores. Throughput = "
         "sequences / embedding phase (read, preprocess, embed, write shards, record in the store); end to end "
-        "adds planning and the index gather/build/verify/promote.",
+        "adds planning and the index gather/build/verify/promote. "
+        + ("Each run starts with the corpus's files evicted from the OS page cache (`posix_fadvise` DONTNEED), "
+           "so it reads them from disk as a real re-index does."
+           if all(r.get("page_cache") == "corpus evicted before the run" for r in section["runs"])
+           else "Page cache: " + "; ".join(f"{r['run']}: {r.get('page_cache', 'as found')}" for r in section["runs"])
+           + "."),
         "",
         "| run | walks | seq/s | seq/s per core | end to end seq/s | embed phase s | total s | load before "
         "| load after |",

@@ -203,6 +203,31 @@ class DatasetCache:
     def array_path(self, content_hash: str) -> Path:
         return self.root / ARRAYS_DIR / f"{content_hash}.npz"
 
+    def prefetch(self, names: Iterable[str]) -> None:
+        """Ask the OS to start reading these items' array files now (``posix_fadvise`` WILLNEED).
+
+        A batch's files then come off the disk together, while the first ones are parsed, instead
+        of each ``load`` waiting for its own read (on a cold page cache that wait was a quarter of a
+        re-index worker's time). A hint only: unknown names and unreadable files are left for
+        ``load`` to report, and where the OS has no such call this does nothing."""
+        advise = getattr(os, "posix_fadvise", None)
+        if advise is None:
+            return
+        for name in names:
+            item = self._by_name.get(name)
+            if item is None:
+                continue
+            try:
+                fd = os.open(self.array_path(item.content_hash), os.O_RDONLY)
+            except OSError:
+                continue
+            try:
+                advise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
+
     def load(self, name: str) -> PoseSequence:
         """The sequence ``name`` with its label and metadata; the content hash is checked."""
         item = self.item(name)

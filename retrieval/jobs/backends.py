@@ -97,12 +97,17 @@ def _one_line(sequence_id: str, err: BaseException) -> str:
 
 
 def embed_requests(encoder: StyleEncoder, loader: SequenceLoader, requests: Sequence[EmbedRequest],
-                   model_batch_size: int = MODEL_BATCH_SIZE) -> EmbeddedBatch:
+                   model_batch_size: int = MODEL_BATCH_SIZE,
+                   upcoming: Sequence[EmbedRequest] = ()) -> EmbeddedBatch:
     """Load, preprocess and embed ``requests``; a sequence that fails any step gets its error line
-    and the rest are still embedded (a failing model batch is retried one sequence at a time)."""
+    and the rest are still embedded (a failing model batch is retried one sequence at a time).
+    ``upcoming``: requests of a later batch, whose files the OS reads while this batch is embedded."""
     errors: dict[str, str] = {}
     prepared: list[tuple[str, SegmentedSequence]] = []
     read_s = preprocess_s = 0.0
+    t0 = time.perf_counter()
+    loader.prefetch(requests)          # the batch's files are read together, not one wait per file
+    read_s += time.perf_counter() - t0
     for request in requests:
         t0 = time.perf_counter()
         try:
@@ -113,6 +118,9 @@ def embed_requests(encoder: StyleEncoder, loader: SequenceLoader, requests: Sequ
             preprocess_s += time.perf_counter() - t1
         except Exception as err:  # one unreadable or unprocessable sequence must not stop the batch
             errors[request.sequence_id] = _one_line(request.sequence_id, err)
+    t0 = time.perf_counter()
+    loader.prefetch(upcoming)
+    read_s += time.perf_counter() - t0
     ids = [sid for sid, _ in prepared]
     items = [item for _, item in prepared]
     vectors = np.zeros((len(items), encoder.dim), np.float32)
@@ -180,8 +188,14 @@ def _main_module_not_rerun() -> Iterator[None]:
         main.__dict__.update(saved)
 
 
-def _embed_in_worker(requests: list[EmbedRequest]) -> EmbeddedBatch:
-    return embed_requests(_worker["encoder"], _worker["loader"], requests)  # type: ignore[arg-type]
+def _embed_in_worker(task: tuple[list[EmbedRequest], list[EmbedRequest]]) -> EmbeddedBatch:
+    requests, upcoming = task
+    return embed_requests(_worker["encoder"], _worker["loader"], requests,  # type: ignore[arg-type]
+                          upcoming=upcoming)
+
+
+def _chunk_at(chunks: list[list[EmbedRequest]], index: int) -> list[EmbedRequest]:
+    return chunks[index] if index < len(chunks) else []
 
 
 class LocalBackend:
@@ -225,17 +239,20 @@ class LocalBackend:
         in_process = self.workers == 1 or len(chunks) < 2 or self.device != "cpu"
         if in_process or len(requests) < self.pool_min_sequences:
             with torch_threads(self.threads):
-                for chunk in chunks:
-                    yield embed_requests(self.encoder, self._loader, chunk)
+                for i, chunk in enumerate(chunks):
+                    yield embed_requests(self.encoder, self._loader, chunk, upcoming=_chunk_at(chunks, i + 1))
             return
         # spawn, not fork: a worker must not inherit the job's shard lock or store connection
         context = multiprocessing.get_context("spawn")
+        processes = min(self.workers, len(chunks))
         with _main_module_not_rerun():
-            pool = context.Pool(min(self.workers, len(chunks)), initializer=_start_worker,
+            pool = context.Pool(processes, initializer=_start_worker,
                                 initargs=(str(self.checkpoint.resolve()), self.threads or 1, os.getpid(),
                                           self.precision))
+        # each task also names the chunk a worker takes after the batch now running on every worker
+        tasks = [(chunk, _chunk_at(chunks, i + processes)) for i, chunk in enumerate(chunks)]
         try:
-            yield from pool.imap(_embed_in_worker, chunks)
+            yield from pool.imap(_embed_in_worker, tasks)
         except BaseException:  # an error, Ctrl-C, or the consumer stopped early
             pool.terminate()
             raise

@@ -8,6 +8,7 @@ content hash); the loader refuses content that differs from what the store recor
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,19 @@ class SequenceLoader:
         if root not in self._caches:
             self._caches[root] = DatasetCache.open(root)
         return self._caches[root]
+
+    def prefetch(self, requests: Iterable[EmbedRequest]) -> None:
+        """Start reading the requested sequences' files in the background (``DatasetCache.prefetch``);
+        a dataset that cannot be opened is left for ``load`` to report."""
+        by_dataset: dict[str, list[str]] = {}
+        for request in requests:
+            by_dataset.setdefault(request.dataset, []).append(request.sequence_id)
+        for root, names in by_dataset.items():
+            try:
+                cache = self._cache(root)
+            except PoseDataError:
+                continue
+            cache.prefetch(names)
 
     def load(self, request: EmbedRequest) -> PoseSequence:
         """The sequence, named by its store id; ``PoseDataError`` if it cannot be read or its content

@@ -388,18 +388,17 @@ class MetadataStore:
         if session.get(EncoderRow, encoder_version) is None:
             raise UnknownRecordError("encoder", encoder_version)
         for chunk in _chunks(batch):
-            existing = {row.sequence_id: row for row in session.scalars(select(EmbeddingRow).where(
+            existing = set(session.scalars(select(EmbeddingRow.sequence_id).where(
                 EmbeddingRow.encoder_version == encoder_version,
-                EmbeddingRow.sequence_id.in_([r.sequence_id for r in chunk])))}
-            for record in chunk:
-                row = existing.get(record.sequence_id)
-                if row is None:
-                    session.add(EmbeddingRow(sequence_id=record.sequence_id, encoder_version=encoder_version,
-                                             content_hash=record.content_hash, shard=record.shard,
-                                             row=int(record.row), created=now))
-                else:
-                    row.content_hash, row.shard, row.row, row.created = (
-                        record.content_hash, record.shard, int(record.row), now)
+                EmbeddingRow.sequence_id.in_([r.sequence_id for r in chunk]))))
+            values = [{"sequence_id": r.sequence_id, "encoder_version": encoder_version, "content_hash": r.content_hash,
+                       "shard": r.shard, "row": int(r.row), "created": now} for r in chunk]
+            # bulk statements, not one ORM object per row: a re-index records every vector it writes
+            fresh = [v for v in values if v["sequence_id"] not in existing]
+            if fresh:
+                session.execute(insert(EmbeddingRow), fresh)
+            if len(fresh) < len(values):
+                session.execute(update(EmbeddingRow), [v for v in values if v["sequence_id"] in existing])
 
     def get_embeddings(self, encoder_version: str,
                        sequence_ids: Iterable[str] | None = None) -> list[EmbeddingRecord]:

@@ -4,6 +4,7 @@ Timings are recorded by the bench but never asserted here."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -100,6 +101,8 @@ def test_reindex_embeds_every_walk_and_times_every_stage(quick_run: tuple[dict[s
     assert local["backend"] == "local" and local["workers"] * local["threads"] <= report["reindex"]["cores"]
     assert local["embedded"] == quick_config().reindex_walks and local["failed"] == 0
     assert {"read", "preprocess", "embed", "write_shards", "build", "verify", "promote"} <= set(local["stage_s"])
+    # every run starts cold, as a real re-index of an archive does (where the OS can evict files)
+    assert local["page_cache"] == ("corpus evicted before the run" if hasattr(os, "posix_fadvise") else "as found")
     bfloat16, other = report["reindex"]["other_runs"]
     (run,) = bfloat16["runs"]                    # --reindex-precisions-also: the same walks and encoder in bfloat16
     assert bfloat16["encoder_version"] == report["reindex"]["encoder_version"]

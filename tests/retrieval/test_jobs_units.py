@@ -106,8 +106,24 @@ class _StubEncoder:
 
 
 class _NameLoader:
+    """Loads a request as its name; remembers the order of prefetch and load calls."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, list[str]]] = []
+
+    def prefetch(self, requests) -> None:
+        self.calls.append(("prefetch", [r.sequence_id for r in requests]))
+
     def load(self, request: EmbedRequest) -> str:
+        self.calls.append(("load", [request.sequence_id]))
         return request.sequence_id
+
+
+def test_a_batch_asks_for_its_files_before_loading_and_for_the_next_batchs_before_embedding():
+    loader = _NameLoader()
+    embed_requests(_StubEncoder(), loader, [EmbedRequest(n, "ds", "h") for n in ("a", "bb")],
+                   upcoming=[EmbedRequest("ccc", "ds", "h")])
+    assert loader.calls == [("prefetch", ["a", "bb"]), ("load", ["a"]), ("load", ["bb"]), ("prefetch", ["ccc"])]
 
 
 def test_one_bad_sequence_never_costs_the_others_their_embeddings():

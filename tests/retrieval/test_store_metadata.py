@@ -241,7 +241,9 @@ def test_embedding_bookkeeping_drives_incremental_reindex(store: MetadataStore) 
     store.record_embeddings("enc-a", [EmbeddingRecord("seq-00001", "f" * 64, "shard-0001.npy", 0)])
     rows = store.get_embeddings("enc-a")
     assert [(e.shard, e.row) for e in rows] == sorted((e.shard, e.row) for e in rows)
-    assert store.get_embeddings("enc-a", ["seq-00001"])[0].shard == "shard-0001.npy"
+    updated = store.get_embeddings("enc-a", ["seq-00001"])[0]
+    assert (updated.shard, updated.row, updated.content_hash) == ("shard-0001.npy", 0, "f" * 64)
+    assert store.sequences_needing_embedding("enc-a") == ["seq-00004", "seq-00005"]
     store.delete_sequences(["seq-00000"])  # vectors of deleted sequences go with them
     assert store.embedded_sequence_ids("enc-a") == ["seq-00001", "seq-00002", "seq-00003"]
     assert store.delete_embeddings("enc-a", ["seq-00002"]) == 1

@@ -412,6 +412,28 @@ def test_read_npz_gives_what_np_load_gives(small_cache: DatasetCache, tmp_path: 
         read_npz(b"not a zip file")
 
 
+def test_prefetch_advises_the_named_items_files_and_leaves_problems_to_load(
+        small_cache: DatasetCache, monkeypatch: pytest.MonkeyPatch) -> None:
+    """WILLNEED goes to exactly the named items' array files (matched by inode); an unknown name or a
+    missing file is skipped silently, and load still reports the missing file."""
+    import os
+
+    if not hasattr(os, "posix_fadvise"):
+        pytest.skip("no posix_fadvise on this OS")
+    advised: list[tuple[int, int]] = []
+    monkeypatch.setattr(os, "posix_fadvise",
+                        lambda fd, offset, length, advice: advised.append((os.fstat(fd).st_ino, advice)))
+    gone = small_cache.item("walk_sway_3")
+    small_cache.array_path(gone.content_hash).unlink()
+    small_cache.prefetch(["walk_calm_0", "no-such-walk", "walk_sway_3", "walk_brisk_1"])
+    expected = [small_cache.array_path(small_cache.item(n).content_hash).stat().st_ino
+                for n in ("walk_calm_0", "walk_brisk_1")]
+    assert advised == [(ino, os.POSIX_FADV_WILLNEED) for ino in expected]
+    assert small_cache.load("walk_calm_0").name == "walk_calm_0"
+    with pytest.raises(PoseDataError, match="missing"):
+        small_cache.load("walk_sway_3")
+
+
 def test_load_gives_the_items_name_source_and_label_not_what_the_array_file_recorded(
         small_cache: DatasetCache) -> None:
     """One array file serves every item with its content: the item's own fields win over the file's."""
