@@ -13,7 +13,8 @@ Speed (the whole grid runs on a 2-core CPU): runs go to ``workers`` processes wi
 ``threads_per_worker`` torch threads each; inside a worker the takes are loaded once and
 preprocessed once per view (the trainer's ``PREPARED_CACHE`` for the training versions, an
 in-process cache here for the unaugmented test/gallery inputs), so a run pays for training and
-embedding only. Finished runs are appended to a JSON-lines file so an interrupted bench resumes.
+embedding only. Finished runs are appended to a JSON-lines file so an interrupted bench resumes, and
+a run stopped mid-training continues from its last finished epoch (``resume_file``).
 """
 from __future__ import annotations
 
@@ -250,6 +251,13 @@ class BenchJob:
         return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
+def resume_file(keep_dir: Path, key: str) -> Path:
+    """Where run ``key`` keeps its training state between epochs (``fit``'s ``resume_file``), beside the
+    kept checkpoints; removed once the run is in the runs file. Students start afresh: their state
+    would also depend on the teacher."""
+    return Path(keep_dir) / f"{key}.resume.pt"
+
+
 def teacher_checkpoint(job: BenchJob, keep_dir: Path) -> Path:
     """Where a student's teacher is kept (``keep_dir``: beside the runs file)."""
     return Path(keep_dir) / f"{job.teacher}.safetensors"
@@ -400,8 +408,9 @@ def run_job(job: BenchJob, keep_dir: Path | None = None) -> dict[str, Any]:
     train = [state.seqs[n] for n in parts["train"]]
     val = [state.seqs[n] for n in parts["val"]]
     summary = {"split": job.split, "bench": True}
-    if job.teacher is None:
-        result = fit(train, val, cfg, summary=summary)
+    if job.teacher is None:   # a run stopped mid-training continues from its last epoch
+        result = fit(train, val, cfg, summary=summary,
+                     resume_file=None if keep_dir is None else resume_file(keep_dir, job.key()))
     else:   # GaitKD: the student takes the teacher's labels and preprocessing
         if keep_dir is None:
             raise RuntimeError("a distilled student needs keep_dir, where its teacher is kept")
@@ -1059,6 +1068,12 @@ def _append_run(path: Path | None, record: Mapping[str, Any]) -> None:
         os.fsync(fh.fileno())
 
 
+def _record_run(runs_file: Path | None, keep_dir: Path, record: Mapping[str, Any]) -> None:
+    """Append a finished run to the runs file, then drop the training state it no longer needs."""
+    _append_run(runs_file, record)
+    resume_file(keep_dir, record["key"]).unlink(missing_ok=True)
+
+
 def kept_checkpoint(record: Mapping[str, Any], runs_file: str | Path) -> Path:
     """Where a run's kept checkpoint is: its recorded path, else beside the runs file (``<stem>.models/``),
     so a runs file moved or copied with its models folder still finds them."""
@@ -1132,7 +1147,7 @@ def run_encoder_bench(config: EncoderBenchConfig, out: str | Path | None = None,
                         del pending[future]
                         rec = future.result()
                         records.append(rec)
-                        _append_run(config.runs_file, rec)
+                        _record_run(config.runs_file, keep_dir, rec)
                         bar.update(1)
                         bar.set_postfix_str(run_summary(rec))
                 skipped_for_time = len(queue)
@@ -1145,7 +1160,7 @@ def run_encoder_bench(config: EncoderBenchConfig, out: str | Path | None = None,
                     break
                 rec = run_job(runnable, keep_dir)
                 records.append(rec)
-                _append_run(config.runs_file, rec)
+                _record_run(config.runs_file, keep_dir, rec)
                 bar.update(1)
             skipped_for_time = len(queue)
     bar.close()

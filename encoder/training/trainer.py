@@ -22,9 +22,18 @@ Early stopping watches ``early_stop_metric`` on the validation split; with ``val
 a tie (within ``min_delta``) is broken by a lower validation loss, so training does not stop
 at the first epoch that classifies the validation split perfectly. The best epoch's weights
 are restored at the end.
+
+Resuming: with ``resume_file``, the whole training state (weights, optimiser, schedule, best epoch,
+history and both random generators) is written atomically after every epoch, and a later ``fit``
+of the same run continues after the last epoch it finds there, to the same model bit for bit (on
+CPU) as a run that was never stopped. A state of another run (config, styles, data) is ignored.
 """
 from __future__ import annotations
 
+import hashlib
+import io
+import json
+import logging
 import math
 import time
 from collections import Counter, OrderedDict
@@ -38,6 +47,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from tqdm import tqdm
 
 from encoder.checkpoint import CheckpointMeta, save_checkpoint
+from encoder.data.atomic import atomic_write_bytes
 from encoder.data.batch import PoseBatch, SegmentedSequence, collate_segments
 from encoder.data.camera import training_view
 from encoder.data.errors import ConfigError, PoseDataError
@@ -260,14 +270,44 @@ def _fit_motion_statistics(seqs: Sequence[PoseSequence], cfg: TrainConfig) -> di
     return MotionStatisticsScaler.fit(np.stack(stats), cfg.motion_statistics_weight).to_dict()
 
 
+RESUME_FORMAT = 1
+log = logging.getLogger(__name__)
+
+
+def _run_fingerprint(cfg: TrainConfig, label_names: Sequence[str], train: _Prepared, val: _Prepared) -> str:
+    """What a resume state must have been written by: the config, the styles and the prepared data's shape."""
+    setting = {k: v for k, v in cfg.to_dict().items() if k != "progress"}   # bars change nothing trained
+    facts = {"config": setting, "labels": list(label_names), "train_labels": train.labels.tolist(),
+             "train_versions": [len(v) for v in train.versions], "val_labels": val.labels.tolist()}
+    return hashlib.sha256(json.dumps(facts, sort_keys=True, default=str).encode("utf-8")).hexdigest()
+
+
+def _load_resume_state(path: Path, fingerprint: str) -> dict[str, Any] | None:
+    """The training state saved at ``path`` by this same run, or None (no file, unreadable, another run)."""
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # a damaged or foreign file: start afresh, and say why
+        log.warning("%s: not a training state this version can resume (%s); training from the start", path,
+                    " ".join(str(err).split())[:200])
+        return None
+    if not isinstance(state, dict) or state.get("format") != RESUME_FORMAT or state.get("fingerprint") != fingerprint:
+        log.warning("%s: saved by another run (config, styles or data differ); training from the start", path)
+        return None
+    return state
+
+
 def fit(train_seqs: Sequence[PoseSequence], val_seqs: Sequence[PoseSequence], config: TrainConfig,
         labels: Sequence[str] | None = None, summary: dict[str, Any] | None = None,
-        extra_terms: ExtraTerms | None = None) -> TrainResult:
+        extra_terms: ExtraTerms | None = None, resume_file: str | Path | None = None) -> TrainResult:
     """Train ``config.model`` on labelled sequences; returns the best-epoch model and its checkpoint meta.
 
     ``labels``: the ordered style set (default: the sorted styles of ``train_seqs``).
     ``summary``: extra facts recorded in the checkpoint's training summary (dataset, split...).
     ``extra_terms``: ``(batch, output) -> {name: loss}`` added to every step's loss (distillation).
+    ``resume_file``: where the training state is saved after every epoch and resumed from (module
+    docstring); the caller removes it once the result is kept.
     """
     start = time.perf_counter()
     cfg = config
@@ -313,9 +353,22 @@ def fit(train_seqs: Sequence[PoseSequence], val_seqs: Sequence[PoseSequence], co
         history: list[dict[str, Any]] = []
         best: dict[str, float] | None = None
         best_state: dict[str, torch.Tensor] | None = None
-        best_epoch, stale = 0, 0
-        bar = tqdm(range(1, cfg.epochs + 1), desc=f"train {cfg.model}", unit="epoch",
-                   disable=not cfg.progress, dynamic_ncols=True)
+        best_epoch, stale, finished = 0, 0, False
+        state_path = None if resume_file is None else Path(resume_file)
+        fingerprint = "" if state_path is None else _run_fingerprint(cfg, label_names, train, val)
+        saved = None if state_path is None else _load_resume_state(state_path, fingerprint)
+        if saved is not None:
+            model.load_state_dict(saved["model"])
+            optimiser.load_state_dict(saved["optimiser"])
+            scheduler.load_state_dict(saved["scheduler"])
+            history, best, best_state = list(saved["history"]), saved["best"], saved["best_state"]
+            best_epoch, stale, finished = saved["best_epoch"], saved["stale"], saved["finished"]
+            order_rng.bit_generator.state = saved["order_rng"]
+            torch.set_rng_state(saved["torch_rng"])
+        resumed_after = len(history)
+        bar = tqdm(range(resumed_after + 1, 1 if finished else cfg.epochs + 1), desc=f"train {cfg.model}",
+                   unit="epoch", initial=resumed_after, total=cfg.epochs, disable=not cfg.progress,
+                   dynamic_ncols=True)
         for epoch in bar:
             epoch_start = time.perf_counter()
             model.train()
@@ -354,7 +407,16 @@ def fit(train_seqs: Sequence[PoseSequence], val_seqs: Sequence[PoseSequence], co
                 stale += 1
             bar.set_postfix(loss=f"{record['train_loss']:.3f}", acc=f"{record['train_accuracy']:.2f}",
                             val_f1=f"{record.get('val_macro_f1', float('nan')):.3f}", best=best_epoch)
-            if val_batches and stale >= cfg.patience and epoch >= cfg.min_epochs:
+            finished = bool(val_batches and stale >= cfg.patience and epoch >= cfg.min_epochs) or epoch == cfg.epochs
+            if state_path is not None:
+                buffer = io.BytesIO()
+                torch.save({"format": RESUME_FORMAT, "fingerprint": fingerprint, "model": model.state_dict(),
+                            "optimiser": optimiser.state_dict(), "scheduler": scheduler.state_dict(),
+                            "history": history, "best": best, "best_state": best_state, "best_epoch": best_epoch,
+                            "stale": stale, "finished": finished, "order_rng": order_rng.bit_generator.state,
+                            "torch_rng": torch.get_rng_state()}, buffer)
+                atomic_write_bytes(state_path, buffer.getvalue())
+            if finished:
                 break
         bar.close()
         if best_state is not None:
@@ -365,6 +427,7 @@ def fit(train_seqs: Sequence[PoseSequence], val_seqs: Sequence[PoseSequence], co
     n_versions = sum(len(v) for v in train.versions)
     training_summary = {
         "seed": cfg.seed, "epochs_run": len(history), "best_epoch": best_epoch,
+        **({"resumed_after_epoch": resumed_after} if resumed_after else {}),
         "best_val": best or {}, "train_seconds": round(seconds, 2), "prepare_seconds": round(prep_seconds, 2),
         "device": str(device), "n_train": len(train.versions), "n_val": len(val.versions),
         "n_train_versions": n_versions, "skipped": len(train.skipped) + len(val.skipped),

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from benchmarks.encoder_bench import (
     METRICS,
@@ -149,6 +150,42 @@ def test_runs_file_resumes_without_retraining(toy_dataset, tmp_path, one_torch_t
     third = run_encoder_bench(more, None, progress=False)
     assert (tmp_path / "runs.jsonl").read_text().splitlines() == lines
     assert third["meta"]["runs_skipped_for_time_budget"] == 1 and third["meta"]["runs"] == 1
+
+
+def test_a_run_stopped_mid_training_continues_from_its_last_epoch(toy_dataset, tmp_path, one_torch_thread,
+                                                                 monkeypatch):
+    """Killed in its third epoch, a run leaves its training state beside the runs file; the rerun
+    continues from it, records the same run as an uninterrupted bench, and removes the state."""
+    import encoder.training.trainer as trainer
+
+    dataset, splits = toy_dataset
+    plain = _config(dataset, splits, models=("st_mlp",), ablations=(), handcrafted=False,
+                    train={**TINY_SETTINGS, "epochs": 4, "patience": 10}, runs_file=tmp_path / "plain.jsonl")
+    uninterrupted = run_encoder_bench(plain, None, progress=False)
+    config = replace(plain, runs_file=tmp_path / "runs.jsonl")
+    real_batches, calls = trainer._batches, []
+
+    def stop_in_epoch_3(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_batches(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "_batches", stop_in_epoch_3)
+    with pytest.raises(KeyboardInterrupt):
+        run_encoder_bench(config, None, progress=False)
+    (state,) = (tmp_path / "runs.models").glob("*.resume.pt")
+    assert torch.load(state, weights_only=True)["history"][-1]["epoch"] == 2
+    epochs_trained: list[int] = []
+    monkeypatch.setattr(trainer, "_batches", lambda *a, **k: epochs_trained.append(1) or real_batches(*a, **k))
+    resumed = run_encoder_bench(config, None, progress=False)
+    assert len(epochs_trained) == 2                                   # epochs 3 and 4 only
+    assert not list((tmp_path / "runs.models").glob("*.resume.pt"))
+    assert resumed["rows"][0]["accuracy"] == uninterrupted["rows"][0]["accuracy"]
+    (record,) = [json.loads(line) for line in (tmp_path / "runs.jsonl").read_text().splitlines()]
+    (plain_record,) = [json.loads(line) for line in (tmp_path / "plain.jsonl").read_text().splitlines()]
+    assert {k: record[k] for k in ("epochs_run", "best_epoch", "metrics")} == {
+        k: plain_record[k] for k in ("epochs_run", "best_epoch", "metrics")}
 
 
 def test_a_kept_run_trained_without_statistics_is_brought_up_to_the_default(toy_dataset, tmp_path,

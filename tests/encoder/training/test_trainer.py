@@ -152,3 +152,39 @@ def test_training_with_motion_statistics_fits_their_scaling_on_the_training_take
     assert fit(train, val, make_train_config(epochs=1)).checkpoint.motion_statistics == {}
     with pytest.raises(ValueError, match="motion_statistics_weight"):
         make_train_config(motion_statistics_weight=-1.0)
+
+
+def test_an_interrupted_run_resumes_to_the_model_of_an_uninterrupted_one(
+        make_toy_corpus, make_train_config, tmp_path, monkeypatch):
+    """Stopped after epoch 2 of 4 (the state saved each epoch), a second fit continues at epoch 3 and
+    ends with the same weights and history as a run never stopped; a finished state trains nothing
+    more, and a state of another run is ignored."""
+    import encoder.training.trainer as trainer
+
+    train, val = make_toy_corpus(2, dims=2, seed=3), make_toy_corpus(1, dims=2, seed=4)
+    cfg = make_train_config(epochs=4, patience=10)
+    whole = fit(train, val, cfg)
+    state = tmp_path / "run.resume.pt"
+    real_batches, calls = trainer._batches, []
+
+    def stop_in_epoch_3(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_batches(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "_batches", stop_in_epoch_3)
+    with pytest.raises(KeyboardInterrupt):
+        fit(train, val, cfg, resume_file=state)
+    monkeypatch.setattr(trainer, "_batches", real_batches)
+    assert torch.load(state, weights_only=True)["history"][-1]["epoch"] == 2
+    resumed = fit(train, val, cfg, resume_file=state)
+    assert resumed.checkpoint.training["resumed_after_epoch"] == 2
+    assert _state_equal(resumed.model, whole.model)
+    drop = ("seconds",)
+    assert ([{k: v for k, v in h.items() if k not in drop} for h in resumed.history]
+            == [{k: v for k, v in h.items() if k not in drop} for h in whole.history])
+    again = fit(train, val, cfg, resume_file=state)          # finished: nothing is trained again
+    assert again.checkpoint.training["resumed_after_epoch"] == 4 and _state_equal(again.model, whole.model)
+    other = fit(train, val, cfg.with_overrides({"seed": 1}), resume_file=state)   # another run: from scratch
+    assert "resumed_after_epoch" not in other.checkpoint.training and len(other.history) == 4
