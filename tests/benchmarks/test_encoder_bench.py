@@ -32,6 +32,7 @@ from benchmarks.encoder_bench import (
 )
 from benchmarks.open_set import open_set_metrics, seen_parts
 from encoder.data.dataset import ingest
+from tests.support.interrupted_training import count_trained_epochs, interrupt_training_at_epoch
 
 pytestmark = pytest.mark.slow   # trains and evaluates real (tiny) models end to end
 
@@ -156,28 +157,17 @@ def test_a_run_stopped_mid_training_continues_from_its_last_epoch(toy_dataset, t
                                                                  monkeypatch):
     """Killed in its third epoch, a run leaves its training state beside the runs file; the rerun
     continues from it, records the same run as an uninterrupted bench, and removes the state."""
-    import encoder.training.trainer as trainer
-
     dataset, splits = toy_dataset
     plain = _config(dataset, splits, models=("st_mlp",), ablations=(), handcrafted=False,
                     train={**TINY_SETTINGS, "epochs": 4, "patience": 10}, runs_file=tmp_path / "plain.jsonl")
     uninterrupted = run_encoder_bench(plain, None, progress=False)
     config = replace(plain, runs_file=tmp_path / "runs.jsonl")
-    real_batches, calls = trainer._batches, []
-
-    def stop_in_epoch_3(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return real_batches(*args, **kwargs)
-
-    monkeypatch.setattr(trainer, "_batches", stop_in_epoch_3)
+    interrupt_training_at_epoch(monkeypatch, 3)
     with pytest.raises(KeyboardInterrupt):
         run_encoder_bench(config, None, progress=False)
     (state,) = (tmp_path / "runs.models").glob("*.resume.pt")
     assert torch.load(state, weights_only=True)["history"][-1]["epoch"] == 2
-    epochs_trained: list[int] = []
-    monkeypatch.setattr(trainer, "_batches", lambda *a, **k: epochs_trained.append(1) or real_batches(*a, **k))
+    epochs_trained = count_trained_epochs(monkeypatch)
     resumed = run_encoder_bench(config, None, progress=False)
     assert len(epochs_trained) == 2                                   # epochs 3 and 4 only
     assert not list((tmp_path / "runs.models").glob("*.resume.pt"))

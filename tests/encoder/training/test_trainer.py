@@ -9,6 +9,7 @@ from encoder.data.errors import PoseDataError
 from encoder.data.preprocess import preprocess_sequence
 from encoder.inference import StyleEncoder
 from encoder.training import PreparedCache, TrainConfig, crop_windows, fit, is_improvement, lr_factor
+from tests.support.interrupted_training import count_trained_epochs, interrupt_training_at_epoch
 
 
 def _state_equal(a: torch.nn.Module, b: torch.nn.Module) -> bool:
@@ -159,27 +160,17 @@ def test_an_interrupted_run_resumes_to_the_model_of_an_uninterrupted_one(
     """Stopped after epoch 2 of 4 (the state saved each epoch), a second fit continues at epoch 3 and
     ends with the same weights and history as a run never stopped; a finished state trains nothing
     more, and a state of another run is ignored."""
-    import encoder.training.trainer as trainer
-
     train, val = make_toy_corpus(2, dims=2, seed=3), make_toy_corpus(1, dims=2, seed=4)
     cfg = make_train_config(epochs=4, patience=10)
     whole = fit(train, val, cfg)
     state = tmp_path / "run.resume.pt"
-    real_batches, calls = trainer._batches, []
-
-    def stop_in_epoch_3(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return real_batches(*args, **kwargs)
-
-    monkeypatch.setattr(trainer, "_batches", stop_in_epoch_3)
+    interrupt_training_at_epoch(monkeypatch, 3)
     with pytest.raises(KeyboardInterrupt):
         fit(train, val, cfg, resume_file=state)
-    monkeypatch.setattr(trainer, "_batches", real_batches)
     assert torch.load(state, weights_only=True)["history"][-1]["epoch"] == 2
+    epochs_trained = count_trained_epochs(monkeypatch)
     resumed = fit(train, val, cfg, resume_file=state)
-    assert resumed.checkpoint.training["resumed_after_epoch"] == 2
+    assert resumed.checkpoint.training["resumed_after_epoch"] == 2 and len(epochs_trained) == 2
     assert _state_equal(resumed.model, whole.model)
     drop = ("seconds",)
     assert ([{k: v for k, v in h.items() if k not in drop} for h in resumed.history]
