@@ -59,6 +59,10 @@ def train_command(
                                         help="Any setting as KEY=VALUE, e.g. augment.mirror=false."),
     teacher: Path = typer.Option(None, "--teacher", metavar="CHECKPOINT",
                                  help="Distil from this trained checkpoint (GaitKD-style)."),
+    resume: bool = typer.Option(True, "--resume/--no-resume",
+                                help="Continue an interrupted training of the same run from its last finished "
+                                     "epoch (its state waits in OUT.resume.pt until the checkpoint is written; "
+                                     "not for --teacher)."),
 ) -> None:
     """Train a style encoder on a dataset split and write its checkpoint (a student with --teacher)."""
     from rich.console import Console
@@ -97,8 +101,11 @@ def train_command(
             from encoder.training.distill import distill
             result = distill(train, val, cfg, teacher, summary=summary)
         else:
-            result = fit(train, val, cfg, summary=summary)
+            state = out.with_suffix(".resume.pt")
+            result = fit(train, val, cfg, summary=summary, resume_file=state if resume else None)
         meta = result.save(out)
+        if teacher is None and resume:
+            state.unlink(missing_ok=True)
     except InputError as err:
         raise fail(str(err)) from None
     best = meta.training.get("best_val", {})

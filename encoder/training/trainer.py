@@ -274,11 +274,14 @@ RESUME_FORMAT = 1
 log = logging.getLogger(__name__)
 
 
-def _run_fingerprint(cfg: TrainConfig, label_names: Sequence[str], train: _Prepared, val: _Prepared) -> str:
-    """What a resume state must have been written by: the config, the styles and the prepared data's shape."""
+def _run_fingerprint(cfg: TrainConfig, label_names: Sequence[str], train: _Prepared, val: _Prepared,
+                     summary: dict[str, Any] | None) -> str:
+    """What a resume state must have been written by: the config, the styles, the prepared data's shape
+    and the caller's summary (dataset version, split)."""
     setting = {k: v for k, v in cfg.to_dict().items() if k != "progress"}   # bars change nothing trained
-    facts = {"config": setting, "labels": list(label_names), "train_labels": train.labels.tolist(),
-             "train_versions": [len(v) for v in train.versions], "val_labels": val.labels.tolist()}
+    facts = {"config": setting, "labels": list(label_names), "summary": summary or {},
+             "train_labels": train.labels.tolist(), "train_versions": [len(v) for v in train.versions],
+             "val_labels": val.labels.tolist()}
     return hashlib.sha256(json.dumps(facts, sort_keys=True, default=str).encode("utf-8")).hexdigest()
 
 
@@ -355,7 +358,7 @@ def fit(train_seqs: Sequence[PoseSequence], val_seqs: Sequence[PoseSequence], co
         best_state: dict[str, torch.Tensor] | None = None
         best_epoch, stale, finished = 0, 0, False
         state_path = None if resume_file is None else Path(resume_file)
-        fingerprint = "" if state_path is None else _run_fingerprint(cfg, label_names, train, val)
+        fingerprint = "" if state_path is None else _run_fingerprint(cfg, label_names, train, val, summary)
         saved = None if state_path is None else _load_resume_state(state_path, fingerprint)
         if saved is not None:
             model.load_state_dict(saved["model"])

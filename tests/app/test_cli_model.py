@@ -6,12 +6,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from app.cli import cli
 from encoder.checkpoint import read_checkpoint
 from encoder.data.dataset import DatasetCache, ingest
 from encoder.data.demo import generate_demo_corpus
+from tests.support.interrupted_training import count_trained_epochs, interrupt_training_at_epoch
 
 runner = CliRunner()
 TINY = '{"branch_channels": [8, 16, 16], "relation_dim": 32, "embedding_dim": 16, "num_relation_layers": 1}'
@@ -100,6 +102,28 @@ def test_bad_arguments_give_one_line_errors(dataset, tmp_path):
     result = runner.invoke(cli, ["evaluate", str(evil), "--data", str(dataset), "--split", "auto",
                                  "--out", str(tmp_path / "r")])
     assert result.exit_code == 1 and "unsupported checkpoint type" in result.output
+
+
+def test_an_interrupted_train_command_resumes_from_its_last_epoch(dataset, tmp_path, monkeypatch):
+    """Stopped in epoch 3, the same command continues there (epochs 3 and 4 only) and writes the model an
+    uninterrupted run writes; the state file is gone afterwards; --no-resume keeps no state at all."""
+    whole = tmp_path / "whole.safetensors"
+    assert _train(dataset, whole, "--epochs", "4").exit_code == 0
+    ckpt = tmp_path / "enc.safetensors"
+    interrupt_training_at_epoch(monkeypatch, 3)
+    stopped = _train(dataset, ckpt, "--epochs", "4")
+    assert stopped.exit_code != 0 and not ckpt.exists()
+    assert ckpt.with_suffix(".resume.pt").is_file()
+    epochs = count_trained_epochs(monkeypatch)
+    resumed = _train(dataset, ckpt, "--epochs", "4")
+    assert resumed.exit_code == 0, resumed.output
+    assert len(epochs) == 2 and not ckpt.with_suffix(".resume.pt").exists()
+    (a, meta), (b, _) = read_checkpoint(ckpt), read_checkpoint(whole)
+    assert meta.training["resumed_after_epoch"] == 2
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    fresh = tmp_path / "fresh.safetensors"
+    assert _train(dataset, fresh, "--epochs", "1", "--no-resume").exit_code == 0
+    assert not list(tmp_path.glob("fresh*.resume.pt"))
 
 
 def test_train_a_student_from_a_teacher_checkpoint(dataset, tmp_path):
