@@ -252,22 +252,6 @@ def _alive(pids: set[int]) -> set[int]:
 
 
 # -- runs ------------------------------------------------------------------------------------------------
-def evict_from_page_cache(dataset: DatasetCache) -> bool:
-    """Drop the dataset's array files from the OS page cache (sync, then ``posix_fadvise`` DONTNEED),
-    so a run reads them from disk, as a re-index of an archive nobody has just read does; False where
-    the OS has no such call (the run then starts on whatever the cache holds)."""
-    if not hasattr(os, "posix_fadvise"):
-        return False
-    os.sync()
-    for item in dataset.items:
-        fd = os.open(dataset.array_path(item.content_hash), os.O_RDONLY)
-        try:
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        finally:
-            os.close(fd)
-    return True
-
-
 def reindex_once(
     dataset: DatasetCache,
     checkpoint: Path,
@@ -288,7 +272,7 @@ def reindex_once(
     from retrieval.store import MetadataStore
 
     shutil.rmtree(root, ignore_errors=True)
-    cold = evict_from_page_cache(dataset)
+    cold = dataset.evict(dataset.names)   # a cold start, as a re-index of an archive nobody just read
     load_before = load_average()
     with MetadataStore.open(root / "metadata.db") as store:
         start = time.perf_counter()

@@ -97,14 +97,14 @@ def train_command(
         summary = {"dataset": str(data), "dataset_version": cache.dataset_version,
                    "split": {"spec": split, "seed": cfg.seed,
                              **{p: len(names) for p, names in parts.items()}}}
+        state = out.with_suffix(".resume.pt") if resume and teacher is None else None
         if teacher is not None:
             from encoder.training.distill import distill
             result = distill(train, val, cfg, teacher, summary=summary)
         else:
-            state = out.with_suffix(".resume.pt")
-            result = fit(train, val, cfg, summary=summary, resume_file=state if resume else None)
+            result = fit(train, val, cfg, summary=summary, resume_file=state)
         meta = result.save(out)
-        if teacher is None and resume:
+        if state is not None:
             state.unlink(missing_ok=True)
     except InputError as err:
         raise fail(str(err)) from None

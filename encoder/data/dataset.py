@@ -210,8 +210,22 @@ class DatasetCache:
         of each ``load`` waiting for its own read (on a cold page cache that wait was a quarter of a
         re-index worker's time). A hint only: unknown names and unreadable files are left for
         ``load`` to report, and where the OS has no such call this does nothing."""
-        advise = getattr(os, "posix_fadvise", None)
-        if advise is None:
+        self._advise(names, "POSIX_FADV_WILLNEED")
+
+    def evict(self, names: Iterable[str]) -> bool:
+        """Drop these items' array files from the OS page cache (sync, then ``posix_fadvise``
+        DONTNEED), so the next reads go to the disk, as for an archive nobody has just read (the
+        re-index bench's cold start); False where the OS has no such call."""
+        if not hasattr(os, "posix_fadvise"):
+            return False
+        os.sync()
+        self._advise(names, "POSIX_FADV_DONTNEED")
+        return True
+
+    def _advise(self, names: Iterable[str], advice: str) -> None:
+        """``posix_fadvise(advice)`` on each named item's array file; unknown names and files that
+        cannot be opened are skipped (a hint never fails a read); nothing where the OS lacks the call."""
+        if not hasattr(os, "posix_fadvise"):
             return
         for name in names:
             item = self._by_name.get(name)
@@ -222,7 +236,7 @@ class DatasetCache:
             except OSError:
                 continue
             try:
-                advise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+                os.posix_fadvise(fd, 0, 0, getattr(os, advice))
             except OSError:
                 pass
             finally:

@@ -412,7 +412,7 @@ def test_read_npz_gives_what_np_load_gives(small_cache: DatasetCache, tmp_path: 
         read_npz(b"not a zip file")
 
 
-def test_prefetch_advises_the_named_items_files_and_leaves_problems_to_load(
+def test_prefetch_and_evict_advise_the_named_items_files_and_leave_problems_to_load(
         small_cache: DatasetCache, monkeypatch: pytest.MonkeyPatch) -> None:
     """WILLNEED goes to exactly the named items' array files (matched by inode); an unknown name or a
     missing file is skipped silently, and load still reports the missing file."""
@@ -429,6 +429,9 @@ def test_prefetch_advises_the_named_items_files_and_leaves_problems_to_load(
     expected = [small_cache.array_path(small_cache.item(n).content_hash).stat().st_ino
                 for n in ("walk_calm_0", "walk_brisk_1")]
     assert advised == [(ino, os.POSIX_FADV_WILLNEED) for ino in expected]
+    advised.clear()                                    # the bench's cold start: the same files, DONTNEED
+    assert small_cache.evict(["walk_calm_0", "walk_sway_3", "walk_brisk_1"]) is True
+    assert advised == [(ino, os.POSIX_FADV_DONTNEED) for ino in expected]
     assert small_cache.load("walk_calm_0").name == "walk_calm_0"
     with pytest.raises(PoseDataError, match="missing"):
         small_cache.load("walk_sway_3")
