@@ -24,7 +24,7 @@ import os
 import tempfile
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -45,6 +45,7 @@ from encoder.evaluation.results import (
     MeanStd,
     OpenSetMetrics,
 )
+from encoder.training.config import DEFAULT_MODEL
 
 SPLITS: tuple[str, ...] = ("random", "cross-content")
 VIEWS: tuple[str, ...] = ("2d", "3d")
@@ -112,8 +113,9 @@ BENCHMARK_FLOORS: dict[str, dict[str, dict[str, float]]] = {
 
 
 # GaitKD (seed paper 001): the best model of the bench distilled into the fastest architecture, one
-# student per teacher seed on the ablation split and view (``--student``).
-TEACHER_MODEL = "posestyle_net"
+# student per teacher seed on the ablation split and view (``--student``, ``--teacher``). The best model
+# of the main table is ST-GCN, the product's default encoder.
+TEACHER_MODEL = DEFAULT_MODEL
 # Report names of the models whose targets the report checks.
 MODEL_TITLES: dict[str, str] = {"posestyle_net": "PoseStyle-Net", "stgcn": "ST-GCN"}
 STUDENT_MODEL = "st_mlp"
@@ -165,6 +167,8 @@ class EncoderBenchConfig:
     - ``runs_file``: JSON-lines record of finished runs (resume); None keeps nothing on disk.
     - ``time_budget_minutes``: no new run starts after this much training time (runs go seed by
       seed, so a cut leaves every row with its first seeds); the report lists what was skipped.
+    - ``student``: the architecture distilled from each seed's ``teacher`` run (None: no students);
+      students are planned when the teacher is among ``models``.
     - ``cost``: measure parameters / throughput / latency once per model (and ablation) after
       training, on ``cost_threads`` threads, batch 64, over ``cost_sequences`` test takes.
     """
@@ -182,6 +186,7 @@ class EncoderBenchConfig:
     ablation_view: str = "2d"
     open_set: tuple[tuple[str, ...], ...] = OPEN_SET_HOLDOUTS
     student: str | None = STUDENT_MODEL
+    teacher: str = TEACHER_MODEL
     train: dict[str, Any] = field(default_factory=dict)
     model_train: dict[str, dict[str, Any]] = field(default_factory=dict)
     handcrafted: bool = True
@@ -229,11 +234,12 @@ class BenchJob:
     keep_model: bool = False
     holdout: tuple[str, ...] | None = None      # open-set run: the styles it never trains on
     teacher: str | None = None                  # distilled student: the key of its teacher's kept run
+    teacher_model: str = TEACHER_MODEL          # distilled student: its teacher's model name
 
     @property
     def label(self) -> str:
         """The row this run belongs to: the model, or the student's name."""
-        return self.model if self.teacher is None else student_label(self.model)
+        return self.model if self.teacher is None else student_label(self.model, self.teacher_model)
 
     @property
     def group(self) -> tuple[str, str, str, str | None]:
@@ -286,12 +292,13 @@ def plan_jobs(config: EncoderBenchConfig) -> list[BenchJob]:
             for seed in config.ablation_seeds or config.seeds:
                 jobs.append(BenchJob("posestyle_net", config.ablation_split, config.ablation_view, seed, ablation,
                                      config.settings_for("posestyle_net", ablation), seed == cost_seed))
-    if config.student is not None and TEACHER_MODEL in config.models:
+    if config.student is not None and config.teacher in config.models:
         for seed in config.seeds:
-            teacher = BenchJob(TEACHER_MODEL, config.ablation_split, config.ablation_view, seed, None,
-                               config.settings_for(TEACHER_MODEL), True)
+            teacher = BenchJob(config.teacher, config.ablation_split, config.ablation_view, seed, None,
+                               config.settings_for(config.teacher), True)
             jobs.append(BenchJob(config.student, config.ablation_split, config.ablation_view, seed, None,
-                                 config.settings_for(config.student), True, teacher=teacher.key()))
+                                 config.settings_for(config.student), True, teacher=teacher.key(),
+                                 teacher_model=config.teacher))
     return jobs
 
 
@@ -420,7 +427,8 @@ def run_job(job: BenchJob, keep_dir: Path | None = None) -> dict[str, Any]:
     record: dict[str, Any] = {
         "key": job.key(), "recipe": RECIPE_VERSION, "model": job.label, "split": job.split, "view": job.view,
         "seed": job.seed, "ablation": job.ablation, "holdout": job.holdout, "settings": job.settings,
-        **({} if job.teacher is None else {"architecture": job.model, "teacher": job.teacher}),
+        **({} if job.teacher is None else {"architecture": job.model, "teacher": job.teacher,
+                                            "teacher_model": job.teacher_model}),
         "n_test": len(parts["test"]), "epochs_run": training["epochs_run"],
         "best_epoch": training["best_epoch"], "max_epochs": cfg.epochs, "parameters": encoder.num_parameters(),
         "dataset_version": state.dataset_version}
@@ -647,6 +655,7 @@ def aggregate(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
                                               and r["epochs_run"] == r["max_epochs"] == r.get("best_epoch"))
         if recs[0].get("teacher"):
             row["architecture"] = recs[0]["architecture"]
+            row["teacher_model"] = recs[0].get("teacher_model", "posestyle_net")   # the only teacher before
         row["parameters"] = recs[0]["parameters"]
         row["n_test"] = recs[0]["n_test"]
         row["train_seconds"] = MeanStd.of(r["run_seconds"] for r in recs).to_dict()
@@ -689,27 +698,64 @@ def _order(rows: list[dict[str, Any]], models: Sequence[str]) -> list[dict[str, 
 
 
 # -- cost --------------------------------------------------------------------------------------
+def untrained_encoder(record: Mapping[str, Any], state: _WorkerState) -> Any:
+    """A kept run's architecture, freshly initialised: what its cost is measured on when its checkpoint is
+    not on this machine (time does not depend on the weights' values). It appends motion statistics fitted
+    on the split's train+val takes, as the kept checkpoints do."""
+    import torch
+
+    from encoder.checkpoint import CheckpointMeta
+    from encoder.inference import StyleEncoder
+    from encoder.models import build_model, config_from_dict, config_to_dict
+
+    job = BenchJob(record.get("architecture", record["model"]), record["split"], record["view"], record["seed"],
+                   record["ablation"], record["settings"])
+    cfg = job_train_config(job, state.threads)
+    parts = state.parts[record["split"]]
+    labels = tuple(sorted({state.seqs[n].label for n in parts["train"]}))
+    input_dims = 2 if record["view"] == "2d" else 3
+    torch.manual_seed(record["seed"])
+    model = build_model(cfg.model, config_from_dict(cfg.model, {**cfg.model_config, "in_dims": input_dims,
+                                                                "num_classes": len(labels)}))
+    meta = CheckpointMeta(model_name=cfg.model, model_config=config_to_dict(model.config),
+                          preprocess_config=asdict(cfg.preprocess), labels=labels, input_dims=input_dims,
+                          training={"note": "untrained: the architecture of a kept run, for its cost"})
+    encoder = StyleEncoder(model, meta)
+    encoder.statistics = _statistics_scaler(encoder, state, parts["train"] + parts["val"], record["view"])
+    return encoder
+
+
 def measure_costs(records: Sequence[Mapping[str, Any]], state: _WorkerState, config: EncoderBenchConfig,
                   progress: bool = True) -> dict[tuple[str, str | None], dict[str, Any]]:
-    """Cost of each kept model (one per model and ablation), timed one after the other."""
+    """Cost of each kept model (one per model and ablation), timed one after the other.
+
+    Each is timed on its first kept checkpoint that is on this machine, or, where none is (a runs file
+    trained elsewhere), on ``untrained_encoder``, so one report times every model on one machine.
+    """
     from tqdm import tqdm
 
     from encoder.evaluation.cost import measure_cost
     from encoder.inference import StyleEncoder
     from encoder.training.augment import training_view
 
-    kept = [r for r in records if r.get("checkpoint")]
+    chosen: dict[tuple[str, str | None], tuple[Mapping[str, Any], Path | None]] = {}
+    for rec in records:
+        if not rec.get("checkpoint"):
+            continue
+        key = (rec["model"], rec["ablation"])
+        path = None if config.runs_file is None else kept_checkpoint(rec, config.runs_file)
+        on_disk = path if path is not None and path.is_file() else None
+        if key not in chosen or (on_disk is not None and chosen[key][1] is None):
+            chosen[key] = (rec, on_disk)
     costs: dict[tuple[str, str | None], CostMetrics] = {}
-    measured_on: dict[tuple[str, str | None], str] = {}
-    # two passes over the models, best figures kept: a model timed while the machine was busy
+    # COST_PASSES passes over the models, best figures kept: a model timed while the machine was busy
     # (or first, while the process warms up) gets a second chance
-    for rec in tqdm(kept * COST_PASSES, desc="cost", unit="model", disable=not progress, dynamic_ncols=True):
-        encoder = StyleEncoder.load(rec["checkpoint"])
+    for key, (rec, path) in tqdm([item for _ in range(COST_PASSES) for item in chosen.items()], desc="cost",
+                                 unit="model", disable=not progress, dynamic_ncols=True):
+        encoder = StyleEncoder.load(path) if path is not None else untrained_encoder(rec, state)
         names = state.parts[rec["split"]]["test"][:config.cost_sequences]
         seqs = [training_view(state.seqs[n], rec["view"]) for n in names]
         block = measure_cost(encoder, seqs, batch_size=config.cost_batch_size, threads=config.cost_threads)
-        key = (rec["model"], rec["ablation"])
-        measured_on[key] = f"{rec['view']}/{rec['split']} seed {rec['seed']}"
         if key in costs:
             old = costs[key]
             block = replace(
@@ -717,6 +763,9 @@ def measure_costs(records: Sequence[Mapping[str, Any]], state: _WorkerState, con
                 model_embeddings_per_second=max(block.model_embeddings_per_second, old.model_embeddings_per_second),
                 single_query_latency_ms=min(block.single_query_latency_ms, old.single_query_latency_ms))
         costs[key] = block
+    measured_on = {key: f"{rec['view']}/{rec['split']} seed {rec['seed']}" if path is not None
+                   else f"{rec['view']}/{rec['split']}, untrained (checkpoint not on this machine)"
+                   for key, (rec, path) in chosen.items()}
     return {key: {**cost.to_dict(), "measured_on": measured_on[key], "passes": COST_PASSES}
             for key, cost in costs.items()}
 
@@ -859,7 +908,7 @@ def _student_lines(main: Sequence[Mapping[str, Any]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     for student in (r for r in main if "architecture" in r):
         same = [r for r in main if r["split"] == student["split"] and r["view"] == student["view"]]
-        for row in (next((r for r in same if r["model"] == TEACHER_MODEL), None),
+        for row in (next((r for r in same if r["model"] == student["teacher_model"]), None),
                     next((r for r in same if r["model"] == student["architecture"]), None), student):
             if row is None:
                 continue
@@ -996,7 +1045,9 @@ def render_markdown(report: Mapping[str, Any]) -> str:
                   "(the kept checkpoints append them, as `posestyle train` writes them by default), "
                   "from pose sequences already in the model's view. On this shared 2-core machine repeated "
                   "measurements of one model differ by up to about 30 %, so read differences below that as noise "
-                  "(the `w/o structural constraint term` model has exactly the complete model's architecture).",
+                  "(the `w/o structural constraint term` model has exactly the complete model's architecture). "
+                  "A model whose kept checkpoints are not on the machine that wrote the report is timed on its "
+                  "architecture freshly initialised (time does not depend on the weights' values).",
                   "", *lines, ""]
     students = _student_lines(main)
     if students:
@@ -1107,10 +1158,14 @@ def run_encoder_bench(config: EncoderBenchConfig, out: str | Path | None = None,
         keep_dir = Path(tempfile.mkdtemp(prefix="posestyle-bench-"))
     records: list[dict[str, Any]] = []
     todo: list[BenchJob] = []
+    # A kept run whose checkpoint is missing is retrained when the bench trains (the robustness bench and
+    # the students need it); a report (zero budget) takes the recorded run as it is.
+    report_only = config.time_budget_minutes == 0
     for job in jobs:
         rec = done.get(job.key())
         if rec is not None and not stopped_before_min_epochs(rec, job) and (
-                not job.keep_model or (rec.get("checkpoint") and kept_checkpoint(rec, config.runs_file).is_file())):
+                not job.keep_model or report_only
+                or (rec.get("checkpoint") and kept_checkpoint(rec, config.runs_file).is_file())):
             records.append(rec)
         else:
             todo.append(job)

@@ -203,8 +203,11 @@ def encoders_command(
     open_set: bool = typer.Option(True, "--open-set/--no-open-set",
                                   help="Open-set runs (3 styles held out, two choices)."),
     student: str = typer.Option("st_mlp", "--student",
-                                help="Architecture distilled from each PoseStyle-Net seed (GaitKD); 'none' for no "
+                                help="Architecture distilled from each seed of the teacher (GaitKD); 'none' for no "
                                      "students."),
+    teacher: str = typer.Option(None, "--teacher",
+                                help="Model the students are distilled from (default: the product's default "
+                                     "encoder, the bench's best)."),
     config: Path = typer.Option(None, "--config", "-c",
                                 help="YAML: {train: {...}, model_train: {model: {...}}} TrainConfig overrides "
                                      "(default: BENCH_SETTINGS in benchmarks/encoder_bench.py)."),
@@ -230,6 +233,7 @@ def encoders_command(
         BENCH_MODELS,
         OPEN_SET_HOLDOUTS,
         SPLITS,
+        TEACHER_MODEL,
         VIEWS,
         EncoderBenchConfig,
         load_bench_settings,
@@ -245,6 +249,9 @@ def encoders_command(
     if student != "none" and student not in model_names():
         raise _fail(f"--student: unknown {student}; choose from none, {', '.join(model_names())}")
     chosen_student = None if student == "none" else student
+    teacher = teacher or TEACHER_MODEL
+    if teacher not in model_names():
+        raise _fail(f"--teacher: unknown {teacher}; choose from {', '.join(model_names())}")
     seed_list = _parse_seeds(seeds, "--seeds")
     by_view = {"3d": _parse_seeds(seeds_3d, "--seeds-3d")} if seeds_3d else {}
     try:
@@ -274,7 +281,7 @@ def encoders_command(
             train={**settings["train"], **extra}, model_train=settings["model_train"], cost=cost,
             workers=workers, threads_per_worker=threads, runs_file=runs_file,
             time_budget_minutes=0.0 if report_only else budget, open_set=OPEN_SET_HOLDOUTS if open_set else (),
-            student=chosen_student)
+            student=chosen_student, teacher=teacher)
     except ValueError as err:
         raise _fail(str(err)) from None
     command = _command_line("encoders")

@@ -16,6 +16,7 @@ runner = CliRunner()
     (["--views", "4d"], "--views: unknown 4d"),
     (["--seeds", "0,x"], "--seeds must be comma-separated integers"),
     (["--split-names", "by-actor"], "--split-names: unknown by-actor"),
+    (["--teacher", "no_such_model"], "--teacher: unknown no_such_model"),
 ])
 def test_bad_options_are_refused_with_one_line(args: list[str], message: str, tmp_path: Path) -> None:
     result = runner.invoke(cli, ["bench", "encoders", "--out", str(tmp_path / "out"), *args])

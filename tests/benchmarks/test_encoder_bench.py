@@ -32,6 +32,7 @@ from benchmarks.encoder_bench import (
 )
 from benchmarks.open_set import open_set_metrics, seen_parts
 from encoder.data.dataset import ingest
+from encoder.training.config import DEFAULT_MODEL
 from tests.support.interrupted_training import count_trained_epochs, interrupt_training_at_epoch
 
 pytestmark = pytest.mark.slow   # trains and evaluates real (tiny) models end to end
@@ -68,9 +69,15 @@ def _config(dataset: Path, splits_dir: Path, **kw) -> EncoderBenchConfig:
     defaults = dict(data=dataset, splits_dir=splits_dir, models=("posestyle_net", "st_mlp"), splits=("random",),
                     views=("2d",), seeds=(0,), ablations=("w/o stage gating",), train=TINY_SETTINGS,
                     model_train=TINY_MODELS, cost=False, workers=1, threads_per_worker=1, open_set=(),
-                    student=None)
+                    student=None, teacher="posestyle_net")
     defaults.update(kw)
     return EncoderBenchConfig(**defaults)
+
+
+def _plain_row(report: dict) -> dict:
+    """The report's only row of a model's embedding alone (no ablation, no statistics appended)."""
+    (row,) = [r for r in report["rows"] if "ablation" not in r]
+    return row
 
 
 def test_bench_writes_one_row_per_model_split_view_with_mean_and_std(toy_dataset, tmp_path, one_torch_thread):
@@ -151,6 +158,32 @@ def test_runs_file_resumes_without_retraining(toy_dataset, tmp_path, one_torch_t
     third = run_encoder_bench(more, None, progress=False)
     assert (tmp_path / "runs.jsonl").read_text().splitlines() == lines
     assert third["meta"]["runs_skipped_for_time_budget"] == 1 and third["meta"]["runs"] == 1
+
+
+def test_a_report_keeps_runs_whose_checkpoints_are_elsewhere_and_times_their_architecture(
+        toy_dataset, tmp_path, one_torch_thread):
+    """A runs file carried to another machine without its checkpoints: a report (zero budget) keeps every
+    recorded run and times each model on its architecture, freshly initialised; a bench that trains
+    retrains the kept run instead, since the robustness bench needs its checkpoint."""
+    dataset, splits = toy_dataset
+    runs = tmp_path / "runs.jsonl"
+    config = _config(dataset, splits, models=("st_mlp",), ablations=(), runs_file=runs, handcrafted=False,
+                     cost=True, cost_threads=1, cost_sequences=3)
+    trained = run_encoder_bench(config, None, progress=False)
+    row = _plain_row(trained)
+    assert row["cost"]["measured_on"] == "2d/random seed 0"
+    record = json.loads(runs.read_text())
+    kept_checkpoint(record, runs).unlink()
+
+    report = run_encoder_bench(replace(config, time_budget_minutes=0.0), None, progress=False)
+    row = _plain_row(report)
+    assert row["accuracy"] == _plain_row(trained)["accuracy"] and report["meta"]["runs_resumed_from_file"] == 1
+    assert "untrained" in row["cost"]["measured_on"]
+    assert row["cost"]["parameters"] == record["parameters"] and row["cost"]["embeddings_per_second"] > 0
+    assert len(runs.read_text().splitlines()) == 1
+
+    run_encoder_bench(replace(config, cost=False), None, progress=False)
+    assert len(runs.read_text().splitlines()) == 2 and kept_checkpoint(record, runs).is_file()
 
 
 def test_a_run_stopped_mid_training_continues_from_its_last_epoch(toy_dataset, tmp_path, one_torch_thread,
@@ -273,7 +306,8 @@ def test_each_student_is_planned_after_the_teacher_of_its_seed(toy_dataset):
     dataset, splits = toy_dataset
     jobs = plan_jobs(_config(dataset, splits, seeds=(0, 1), ablations=(), student="st_mlp"))
     students = [j for j in jobs if j.teacher is not None]
-    assert [(j.model, j.seed, j.label) for j in students] == [("st_mlp", s, student_label("st_mlp")) for s in (0, 1)]
+    label = student_label("st_mlp", "posestyle_net")
+    assert [(j.model, j.seed, j.label) for j in students] == [("st_mlp", s, label) for s in (0, 1)]
     for student in students:
         (teacher,) = [j for j in jobs if j.key() == student.teacher]
         assert (teacher.model, teacher.seed, teacher.keep_model) == ("posestyle_net", student.seed, True)
@@ -283,12 +317,22 @@ def test_each_student_is_planned_after_the_teacher_of_its_seed(toy_dataset):
     assert len(alone) == 2 and not {j.key() for j in alone} & {j.key() for j in students}
 
 
+def test_students_learn_from_the_product_default_encoder_unless_told_otherwise(toy_dataset):
+    dataset, splits = toy_dataset
+    config = EncoderBenchConfig(data=dataset, splits_dir=splits, models=(DEFAULT_MODEL, "st_mlp"), splits=("random",),
+                                views=("2d",), seeds=(0,), ablations=(), open_set=())
+    (student,) = [j for j in plan_jobs(config) if j.teacher is not None]
+    (teacher,) = [j for j in plan_jobs(config) if j.key() == student.teacher]
+    assert teacher.model == DEFAULT_MODEL and student.label == student_label("st_mlp", DEFAULT_MODEL)
+    assert not [j for j in plan_jobs(replace(config, teacher="posestyle_net")) if j.teacher is not None]
+
+
 def test_a_distilled_student_gets_its_own_row_beside_its_teacher(toy_dataset, tmp_path, one_torch_thread):
     dataset, splits = toy_dataset
     config = _config(dataset, splits, ablations=(), handcrafted=False, student="st_mlp",
                      runs_file=tmp_path / "runs.jsonl")
     report = run_encoder_bench(config, tmp_path / "out", progress=False)
-    label = student_label("st_mlp")
+    label = student_label("st_mlp", "posestyle_net")
     main = [r for r in report["rows"] if "ablation" not in r]
     assert [r["model"] for r in main] == ["posestyle_net", "st_mlp", label]
     assert main[2]["architecture"] == "st_mlp"
@@ -296,6 +340,7 @@ def test_a_distilled_student_gets_its_own_row_beside_its_teacher(toy_dataset, tm
     records = [json.loads(x) for x in (tmp_path / "runs.jsonl").read_text().splitlines()]
     student, teacher = (next(r for r in records if r["model"] == m) for m in (label, "posestyle_net"))
     assert student["teacher"] == teacher["key"] and Path(student["checkpoint"]).is_file()
+    assert student["teacher_model"] == main[2]["teacher_model"] == "posestyle_net"
     markdown = (tmp_path / "out" / "encoders.md").read_text()
     assert "Distilled student" in markdown and f"| {label} | 1 |" in markdown
 
@@ -313,7 +358,7 @@ def test_a_run_stopped_before_min_epochs_is_retrained_and_so_is_its_student(toy_
     runs.write_text("".join(json.dumps({**r, "epochs_run": 0} if r is teacher else r) + "\n" for r in records))
     report = run_encoder_bench(config, None, progress=False)
     again = [json.loads(x) for x in runs.read_text().splitlines()][len(records):]
-    assert sorted(r["model"] for r in again) == sorted(["posestyle_net", student_label("st_mlp")])
+    assert sorted(r["model"] for r in again) == sorted(["posestyle_net", student_label("st_mlp", "posestyle_net")])
     assert report["meta"]["runs_resumed_from_file"] == 1          # st_mlp alone trained its whole schedule
 
 
