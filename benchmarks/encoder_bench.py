@@ -1177,7 +1177,9 @@ def run_encoder_bench(config: EncoderBenchConfig, out: str | Path | None = None,
     todo.sort(key=lambda j: job_priority(j, list(config.models)))
     deadline = None if config.time_budget_minutes is None else wall_start + 60.0 * config.time_budget_minutes
     skipped_for_time = 0
-    init_args = (Path(config.data), Path(config.splits_dir), tuple(config.splits), config.threads_per_worker)
+    # every split a planned run uses: open-set runs and students train on theirs whatever ``splits`` names
+    used_splits = tuple(s for s in SPLITS if s in config.splits or any(job.split == s for job in jobs))
+    init_args = (Path(config.data), Path(config.splits_dir), used_splits, config.threads_per_worker)
     bar = tqdm(total=len(jobs), initial=len(records), desc="bench runs", unit="run", disable=not progress,
                dynamic_ncols=True)
     if todo and deadline is not None and time.perf_counter() >= deadline:     # a zero budget: report only

@@ -125,6 +125,17 @@ def test_open_set_runs_train_without_the_held_out_styles(toy_dataset, tmp_path, 
     assert "Open-set styles" in (tmp_path / "out" / "encoders.md").read_text()
 
 
+def test_open_set_runs_go_with_any_split_choice(toy_dataset, tmp_path, one_torch_thread):
+    """Open-set runs train on the random split even when the grid asks for cross-content only."""
+    dataset, splits = toy_dataset
+    config = _config(dataset, splits, models=("st_mlp",), ablations=(), splits=("cross-content",),
+                     open_set=(("swaying",),), runs_file=tmp_path / "runs.jsonl")
+    report = run_encoder_bench(config, None, progress=False)
+    assert {r["held_out_styles"][0] for r in report["open_set"]} == {"swaying"}
+    assert {(r["model"], r["split"]) for r in report["rows"] if "ablation" not in r} == {
+        ("st_mlp", "cross-content"), ("handcrafted_stats_logreg", "cross-content")}
+
+
 def test_seen_parts_and_open_set_metrics():
     parts = {"train": ["a1", "b1", "c1"], "val": ["a2", "c2"], "test": ["a3", "b3", "c3", "b4"]}
     labels = {"a1": "a", "a2": "a", "a3": "a", "b1": "b", "b3": "b", "b4": "b", "c1": "c", "c2": "c", "c3": "c"}
