@@ -526,7 +526,7 @@ def add_statistics_to_kept_runs(records: list[dict[str, Any]], state: _WorkerSta
             and kept_checkpoint(r, runs_file).is_file()]
     for i in tqdm(todo, desc="statistics", unit="run", disable=not progress, dynamic_ncols=True):
         rec = records[i]
-        path = kept_checkpoint(rec, runs_file)     # type: ignore[arg-type]
+        path = kept_checkpoint(rec, runs_file)
         model, meta = load_checkpoint(path)
         parts = state.parts[rec["split"]]
         encoder = StyleEncoder(model, meta)
@@ -743,8 +743,8 @@ def measure_costs(records: Sequence[Mapping[str, Any]], state: _WorkerState, con
         if not rec.get("checkpoint"):
             continue
         key = (rec["model"], rec["ablation"])
-        path = None if config.runs_file is None else kept_checkpoint(rec, config.runs_file)
-        on_disk = path if path is not None and path.is_file() else None
+        path = kept_checkpoint(rec, config.runs_file)
+        on_disk = path if path.is_file() else None
         if key not in chosen or (on_disk is not None and chosen[key][1] is None):
             chosen[key] = (rec, on_disk)
     costs: dict[tuple[str, str | None], CostMetrics] = {}
@@ -1125,11 +1125,12 @@ def _record_run(runs_file: Path | None, keep_dir: Path, record: Mapping[str, Any
     resume_file(keep_dir, record["key"]).unlink(missing_ok=True)
 
 
-def kept_checkpoint(record: Mapping[str, Any], runs_file: str | Path) -> Path:
+def kept_checkpoint(record: Mapping[str, Any], runs_file: str | Path | None) -> Path:
     """Where a run's kept checkpoint is: its recorded path, else beside the runs file (``<stem>.models/``),
-    so a runs file moved or copied with its models folder still finds them."""
+    so a runs file moved or copied with its models folder still finds them (a bench without a runs file
+    keeps its checkpoints at their recorded paths only)."""
     recorded = Path(record["checkpoint"])
-    if recorded.is_file():
+    if recorded.is_file() or runs_file is None:
         return recorded
     return Path(runs_file).with_suffix(".models") / recorded.name
 

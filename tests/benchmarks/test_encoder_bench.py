@@ -196,6 +196,9 @@ def test_a_report_keeps_runs_whose_checkpoints_are_elsewhere_and_times_their_arc
     run_encoder_bench(replace(config, cost=False), None, progress=False)
     assert len(runs.read_text().splitlines()) == 2 and kept_checkpoint(record, runs).is_file()
 
+    without_file = run_encoder_bench(replace(config, runs_file=None), None, progress=False)
+    assert _plain_row(without_file)["cost"]["measured_on"] == "2d/random seed 0"   # its own kept checkpoint
+
 
 def test_a_run_stopped_mid_training_continues_from_its_last_epoch(toy_dataset, tmp_path, one_torch_thread,
                                                                  monkeypatch):
