@@ -24,7 +24,7 @@ import os
 import tempfile
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -702,25 +702,16 @@ def untrained_encoder(record: Mapping[str, Any], state: _WorkerState) -> Any:
     """A kept run's architecture, freshly initialised: what its cost is measured on when its checkpoint is
     not on this machine (time does not depend on the weights' values). It appends motion statistics fitted
     on the split's train+val takes, as the kept checkpoints do."""
-    import torch
-
-    from encoder.checkpoint import CheckpointMeta
     from encoder.inference import StyleEncoder
-    from encoder.models import build_model, config_from_dict, config_to_dict
+    from encoder.training import untrained
 
     job = BenchJob(record.get("architecture", record["model"]), record["split"], record["view"], record["seed"],
                    record["ablation"], record["settings"])
-    cfg = job_train_config(job, state.threads)
     parts = state.parts[record["split"]]
-    labels = tuple(sorted({state.seqs[n].label for n in parts["train"]}))
-    input_dims = 2 if record["view"] == "2d" else 3
-    torch.manual_seed(record["seed"])
-    model = build_model(cfg.model, config_from_dict(cfg.model, {**cfg.model_config, "in_dims": input_dims,
-                                                                "num_classes": len(labels)}))
-    meta = CheckpointMeta(model_name=cfg.model, model_config=config_to_dict(model.config),
-                          preprocess_config=asdict(cfg.preprocess), labels=labels, input_dims=input_dims,
-                          training={"note": "untrained: the architecture of a kept run, for its cost"})
-    encoder = StyleEncoder(model, meta)
+    labels = sorted({state.seqs[n].label for n in parts["train"]})
+    result = untrained(job_train_config(job, state.threads), labels,
+                       note="untrained: the architecture of a kept run, for its cost")
+    encoder = StyleEncoder(result.model, result.checkpoint)
     encoder.statistics = _statistics_scaler(encoder, state, parts["train"] + parts["val"], record["view"])
     return encoder
 

@@ -497,26 +497,11 @@ def make_untrained_checkpoint(path: Path, seed: int = 0) -> Path:
     """An untrained default encoder (``DEFAULT_MODEL``) with its default config and preprocessing
     (embedding cost does not depend on training), appending the motion statistics as `posestyle train`
     checkpoints do by default (their z-scoring fitted on demo walks: it sets values, not cost)."""
-    import torch
-
-    from encoder.checkpoint import CheckpointMeta, save_checkpoint
     from encoder.data.demo import STYLE_CLASSES, generate_demo_corpus
-    from encoder.data.motion_statistics import MotionStatisticsScaler
-    from encoder.data.preprocess import PreprocessConfig, preprocess_sequence
-    from encoder.models import build_model, config_to_dict
-    from encoder.training.config import DEFAULT_MODEL, TrainConfig
+    from encoder.training import TrainConfig, untrained
 
-    torch.manual_seed(seed)
-    model = build_model(DEFAULT_MODEL, {"num_classes": len(STYLE_CLASSES)})
-    weight = TrainConfig().motion_statistics_weight
-    statistics = {} if weight <= 0 else MotionStatisticsScaler.fit(np.stack(
-        [preprocess_sequence(s, with_statistics=True).statistics
-         for s in generate_demo_corpus(24, seed=seed, views=("2d",), progress=False)]), weight).to_dict()
-    meta = CheckpointMeta(model_name=DEFAULT_MODEL, model_config=config_to_dict(model.config),
-                          preprocess_config=asdict(PreprocessConfig()), labels=STYLE_CLASSES,
-                          input_dims=model.config.in_dims, training={"note": "untrained, made by posestyle bench"},
-                          motion_statistics=statistics)
-    save_checkpoint(path, model, meta)
+    walks = generate_demo_corpus(24, seed=seed, views=("2d",), progress=False)
+    untrained(TrainConfig(seed=seed), STYLE_CLASSES, walks, note="untrained, made by posestyle bench").save(path)
     return path
 
 

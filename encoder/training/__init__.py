@@ -1,4 +1,4 @@
-"""Training: ``TrainConfig`` (YAML/TOML + overrides), augmentations and ``fit``."""
+"""Training: ``TrainConfig`` (YAML/TOML + overrides), augmentations, ``fit`` and its starting point ``untrained``."""
 from encoder.training.augment import (
     augment_once,
     change_tempo,
@@ -20,13 +20,16 @@ from encoder.training.trainer import (
     TrainResult,
     crop_windows,
     fit,
+    initial_model,
     is_improvement,
     lr_factor,
     resolve_device,
+    untrained,
 )
 
 __all__ = [
     "AugmentConfig", "DEFAULT_MODEL", "PREPARED_CACHE", "PreparedCache", "TrainConfig", "TrainResult", "augment_once",
-    "change_tempo", "crop_windows", "fit", "is_improvement", "load_train_config", "lr_factor", "make_variants",
-    "mirror_sequence", "parse_override", "resolve_device", "training_view", "turn_along_arc",
+    "change_tempo", "crop_windows", "fit", "initial_model", "is_improvement", "load_train_config", "lr_factor",
+    "make_variants", "mirror_sequence", "parse_override", "resolve_device", "training_view", "turn_along_arc",
+    "untrained",
 ]

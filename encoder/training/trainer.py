@@ -56,7 +56,7 @@ from encoder.data.preprocess import preprocess_sequence
 from encoder.data.sequence import PoseSequence
 from encoder.data.skeleton import CANONICAL_SKELETON
 from encoder.inference import torch_threads
-from encoder.models import StyleLoss, build_model, config_from_dict, config_to_dict
+from encoder.models import StyleLoss, StyleModel, build_model, config_from_dict, config_to_dict
 from encoder.training.augment import make_variants
 from encoder.training.config import TrainConfig
 
@@ -257,8 +257,9 @@ def is_improvement(metrics: dict[str, float], best: dict[str, float] | None, cfg
 
 
 def _fit_motion_statistics(seqs: Sequence[PoseSequence], cfg: TrainConfig) -> dict[str, Any]:
-    """The checkpoint's ``motion_statistics``: z-scoring fitted on the takes in the training view ({} when off)."""
-    if cfg.motion_statistics_weight <= 0:
+    """The checkpoint's ``motion_statistics``: z-scoring fitted on the takes in the training view ({} when off
+    or given no takes)."""
+    if cfg.motion_statistics_weight <= 0 or not seqs:
         return {}
     stats = []
     for seq in seqs:
@@ -268,6 +269,33 @@ def _fit_motion_statistics(seqs: Sequence[PoseSequence], cfg: TrainConfig) -> di
         except PoseDataError:   # a take the training skipped
             continue
     return MotionStatisticsScaler.fit(np.stack(stats), cfg.motion_statistics_weight).to_dict()
+
+
+def initial_model(cfg: TrainConfig, num_classes: int) -> StyleModel:
+    """The model ``fit`` starts from: ``cfg.model`` for the view's input dims, initialised under ``cfg.seed``."""
+    torch.manual_seed(cfg.seed)
+    input_dims = 2 if cfg.view == "2d" else 3
+    return build_model(cfg.model, config_from_dict(cfg.model, {**cfg.model_config, "in_dims": input_dims,
+                                                               "num_classes": num_classes}))
+
+
+def _checkpoint_meta(cfg: TrainConfig, model: StyleModel, labels: Sequence[str], training: dict[str, Any],
+                     statistics_seqs: Sequence[PoseSequence]) -> CheckpointMeta:
+    """The checkpoint meta of a model built by ``initial_model`` (``training``: the summary to record)."""
+    return CheckpointMeta(model_name=cfg.model, model_config=config_to_dict(model.config),
+                          preprocess_config=asdict(cfg.preprocess), labels=tuple(labels),
+                          input_dims=model.config.in_dims, skeleton=CANONICAL_SKELETON, training=training,
+                          motion_statistics=_fit_motion_statistics(statistics_seqs, cfg))
+
+
+def untrained(cfg: TrainConfig, labels: Sequence[str], statistics_seqs: Sequence[PoseSequence] = (),
+              note: str = "untrained") -> TrainResult:
+    """``fit``'s starting point as a result: ``cfg.model`` freshly initialised, with the checkpoint meta ``fit``
+    would write (motion statistics fitted on ``statistics_seqs``, none without them). For measuring cost,
+    which does not depend on the weights' values."""
+    model = initial_model(cfg, len(labels)).eval()
+    meta = _checkpoint_meta(cfg, model, labels, {"note": note, "seed": cfg.seed}, statistics_seqs)
+    return TrainResult(model=model, history=[], best_epoch=0, checkpoint=meta)
 
 
 RESUME_FORMAT = 1
@@ -323,7 +351,6 @@ def fit(train_seqs: Sequence[PoseSequence], val_seqs: Sequence[PoseSequence], co
     if len(label_names) < 2:
         raise PoseDataError("<train>", f"training needs at least 2 styles, got {label_names}")
     label_index = {name: i for i, name in enumerate(label_names)}
-    input_dims = 2 if cfg.view == "2d" else 3
 
     with torch_threads(cfg.num_threads or None):
         device = resolve_device(cfg.device)
@@ -334,11 +361,8 @@ def fit(train_seqs: Sequence[PoseSequence], val_seqs: Sequence[PoseSequence], co
                                 ("; ".join(train.skipped[:3]) or "none given"))
         prep_seconds = time.perf_counter() - start
 
-        torch.manual_seed(cfg.seed)
         order_rng = np.random.default_rng(cfg.seed)
-        model_config = config_from_dict(cfg.model, {**cfg.model_config, "in_dims": input_dims,
-                                                    "num_classes": len(label_names)})
-        model = build_model(cfg.model, model_config).to(device)
+        model = initial_model(cfg, len(label_names)).to(device)
         loss_fn = StyleLoss(cfg.loss)
         optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         steps_per_epoch = math.ceil(len(train.versions) / cfg.batch_size)
@@ -437,10 +461,7 @@ def fit(train_seqs: Sequence[PoseSequence], val_seqs: Sequence[PoseSequence], co
         "train_label_counts": dict(sorted(Counter(label_names[i] for i in train.labels).items())),
         "view": cfg.view, "config": cfg.to_dict(), **(summary or {}),
     }
-    meta = CheckpointMeta(model_name=cfg.model, model_config=config_to_dict(model_config),
-                          preprocess_config=asdict(cfg.preprocess), labels=tuple(label_names),
-                          input_dims=input_dims, skeleton=CANONICAL_SKELETON, training=training_summary,
-                          motion_statistics=_fit_motion_statistics([*train_seqs, *val_seqs], cfg))
+    meta = _checkpoint_meta(cfg, model, label_names, training_summary, [*train_seqs, *val_seqs])
     if cfg.progress:
         last = history[-1]
         tqdm.write(f"trained {cfg.model}: {len(history)} epochs in {seconds:.1f} s (prepare {prep_seconds:.1f} s), "

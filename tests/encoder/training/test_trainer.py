@@ -8,7 +8,7 @@ import torch
 from encoder.data.errors import PoseDataError
 from encoder.data.preprocess import preprocess_sequence
 from encoder.inference import StyleEncoder
-from encoder.training import PreparedCache, TrainConfig, crop_windows, fit, is_improvement, lr_factor
+from encoder.training import PreparedCache, TrainConfig, crop_windows, fit, is_improvement, lr_factor, untrained
 from tests.support.interrupted_training import count_trained_epochs, interrupt_training_at_epoch
 
 
@@ -60,6 +60,28 @@ def test_3d_sources_train_in_either_view(make_toy_corpus, make_train_config, vie
     result = fit(train, val, make_train_config(epochs=1, view=view))
     assert result.checkpoint.input_dims == dims
     assert result.checkpoint.model_config["in_dims"] == dims
+
+
+def test_untrained_is_the_architecture_fit_trains_with_the_checkpoint_meta_fit_writes(
+        make_toy_corpus, make_train_config, tmp_path):
+    train, val = make_toy_corpus(2, dims=3, seed=5), make_toy_corpus(1, dims=3, seed=6)
+    cfg = make_train_config(epochs=1, view="3d", motion_statistics_weight=0.25)
+    trained = fit(train, val, cfg)
+    labels = trained.checkpoint.labels
+    start = untrained(cfg, labels, [*train, *val], note="for its cost")
+    for field in ("model_name", "model_config", "preprocess_config", "labels", "input_dims", "skeleton",
+                  "motion_statistics"):
+        assert getattr(start.checkpoint, field) == getattr(trained.checkpoint, field), field
+    assert start.checkpoint.input_dims == 3 and start.checkpoint.motion_statistics
+    assert start.checkpoint.training == {"note": "for its cost", "seed": cfg.seed}
+    assert start.model.state_dict().keys() == trained.model.state_dict().keys() and not start.model.training
+    assert _state_equal(start.model, untrained(cfg, labels).model)       # seeded as fit seeds it
+    assert not _state_equal(start.model, untrained(cfg.with_overrides({"seed": 1}), labels).model)
+    assert not _state_equal(start.model, trained.model)
+    assert untrained(cfg, labels).checkpoint.motion_statistics == {}
+    start.save(tmp_path / "untrained.safetensors")
+    encoder = StyleEncoder.load(tmp_path / "untrained.safetensors")
+    assert encoder.embed(val).shape == (len(val), trained.model.config.embedding_dim + len(encoder.statistics.mean))
 
 
 def test_bad_sequence_is_skipped_not_fatal(make_toy_corpus, make_train_config):
