@@ -1,14 +1,15 @@
-"""Where PoseStyle-Net's time goes: CPU ms per inference batch, per training step, per stage.
+"""Where an encoder's time goes: CPU ms per inference batch, per training step, per stage.
 
-``python -m benchmarks.encoder_profile [--data CACHE] [--checkpoint FILE] [--out FILE]`` (or
-``posestyle bench encoder-speed``) times, on the first ``--sequences`` takes of a dataset cache
+``python -m benchmarks.encoder_profile [--model NAME] [--data CACHE] [--checkpoint FILE] [--out FILE]``
+(or ``posestyle bench encoder-speed``) times, on the first ``--sequences`` takes of a dataset cache
 seen through the benchmark's 2D camera (synthetic demo walks without a cache):
 
 - preprocessing (``StyleEncoder.prepare``) and batching (``collate_segments``) per batch of 64;
-- the model in eval mode per batch of 64 (``--threads``, 2 by default), split by stage with
-  forward hooks (input norm, eq. (3) graph, each unit, attention, relation layers, head);
-- one training step on a batch of 32 (forward, eq. (13)/(14) loss, backward, AdamW) on
-  ``--train-threads`` (1, as the encoder bench trains);
+- the model in eval mode per batch of 64 (``--threads``, 2 by default), split by stage: PoseStyle-Net's
+  stages with forward hooks (input norm, eq. (3) graph, each unit, attention, relation layers, head),
+  and for the skeleton-map models (GaitHeat, GaitMM, HSTL) the rendering of the maps;
+- one training step on a batch of 32 (forward, the training loss as ``fit`` computes it, backward,
+  AdamW) on ``--train-threads`` (1, as the encoder bench trains), with the same split by stage;
 - single-query ``embed`` latency (one sequence, end to end).
 
 The machine is shared, so every figure is CPU time (``time.process_time``: all of this
@@ -78,29 +79,21 @@ def load_sequences(data: Path | None, n: int) -> tuple[list[PoseSequence], str]:
     return generate_demo_corpus(n, seed=0, views=("2d",)), f"{n} synthetic demo walks (2d view)"
 
 
-def default_encoder(checkpoint: Path | None, folder: Path) -> tuple[StyleEncoder, str]:
-    """The checkpoint's encoder, or a freshly initialised default PoseStyle-Net (speed does not
+def default_encoder(checkpoint: Path | None, folder: Path, model: str = "posestyle_net") -> tuple[StyleEncoder, str]:
+    """The checkpoint's encoder, or ``model`` freshly initialised with its default config (speed does not
     depend on the weights)."""
     if checkpoint is not None:
         return StyleEncoder.load(checkpoint), str(checkpoint)
-    from encoder.checkpoint import CheckpointMeta, save_checkpoint
-    from encoder.data.preprocess import PreprocessConfig
-    from encoder.models import build_model, config_from_dict
+    from encoder.training import TrainConfig, untrained
 
-    torch.manual_seed(0)
     labels = ("active", "elderly", "exhausted", "feminine", "masculine", "normal", "youthful")
-    config = {"in_dims": 2, "num_classes": len(labels)}
-    model = build_model("posestyle_net", config_from_dict("posestyle_net", config))
-    preprocess = PreprocessConfig()
-    meta = CheckpointMeta("posestyle_net", config, {k: getattr(preprocess, k) for k in preprocess.__dataclass_fields__},
-                          labels, input_dims=2)
-    path = folder / "posestyle_net.safetensors"
-    save_checkpoint(path, model, meta)
-    return StyleEncoder.load(path), "freshly initialised default posestyle_net (seed 0)"
+    path = folder / f"{model}.safetensors"
+    untrained(TrainConfig(model=model, seed=0), labels).save(path)
+    return StyleEncoder.load(path), f"freshly initialised default {model} (seed 0)"
 
 
 class StageTimer:
-    """CPU/wall time per named submodule (forward hooks) plus the eq. (3) graph function."""
+    """CPU/wall time per named submodule (forward hooks) and per wrapped function (``wrap``)."""
 
     def __init__(self, model: torch.nn.Module, stages: dict[str, str]) -> None:
         self.totals: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
@@ -148,69 +141,95 @@ POSESTYLE_STAGES = {"input_norm": "input features + norm", "units.0": "unit 1 (s
                     "relations": "relation layers (eqs. 9-10)", "head": "head (eq. 12)"}
 
 
+# Functions timed as stages wherever a model's module calls them by name: attribute -> label.
+FUNCTION_STAGES = {"pose_graph": "pose graph (eq. 3)", "render_frames": "skeleton-map rendering"}
+# Submodules timed as stages (forward hooks), per model.
+MODULE_STAGES = {"posestyle_net": POSESTYLE_STAGES}
+REST_LABELS = {"posestyle_net": "rest (window gather/scatter, eqs. 7-8, 11, glue)"}
+
+
+@contextmanager
+def stage_timer(model: torch.nn.Module) -> Iterator[StageTimer]:
+    """A ``StageTimer`` on ``model``'s stages (``MODULE_STAGES``, ``FUNCTION_STAGES``) while the block runs."""
+    name = getattr(model, "registry_name", "")
+    timer = StageTimer(model, MODULE_STAGES.get(name, {}))
+    module = sys.modules[type(model).__module__]
+    originals = {attr: getattr(module, attr) for attr in FUNCTION_STAGES if hasattr(module, attr)}
+    for attr, original in originals.items():
+        setattr(module, attr, timer.wrap(FUNCTION_STAGES[attr], original))
+    try:
+        yield timer
+    finally:
+        for attr, original in originals.items():
+            setattr(module, attr, original)
+        timer.remove()
+
+
 def stage_breakdown(encoder: StyleEncoder, batch: PoseBatch, repeats: int) -> dict[str, tuple[float, float]]:
     """Median CPU and wall ms per stage of one eval batch (hooks add a little overhead)."""
-    import encoder.models.posestyle_net as net
-
-    timer = StageTimer(encoder.model, POSESTYLE_STAGES)
-    original = net.pose_graph
-    net.pose_graph = timer.wrap("pose graph (eq. 3)", original)
     runs: dict[str, list[tuple[float, float]]] = defaultdict(list)
     total = Timing()
-    try:
+    with stage_timer(encoder.model) as timer:
         for _ in range(repeats):
             timer.totals.clear()
             with timed(total), torch.inference_mode():
                 encoder.model(batch)
             for label, (cpu, wall) in timer.totals.items():
                 runs[label].append((cpu, wall))
-    finally:
-        net.pose_graph = original
-        timer.remove()
     out = {label: (statistics.median(c for c, _ in v), statistics.median(w for _, w in v)) for label, v in runs.items()}
-    out["rest (window gather/scatter, eqs. 7-8, 11, glue)"] = (total.cpu - sum(c for c, _ in out.values()),
-                                                              total.wall - sum(w for _, w in out.values()))
+    rest = REST_LABELS.get(encoder.meta.model_name, "rest (the network and glue)")
+    out[rest] = (total.cpu - sum(c for c, _ in out.values()), total.wall - sum(w for _, w in out.values()))
     out["total (with hooks)"] = (total.cpu, total.wall)
     return out
 
 
 def train_step_timing(encoder: StyleEncoder, batch: PoseBatch, repeats: int) -> dict[str, Timing]:
-    """Forward, loss, backward and optimiser step of one training batch, timed separately."""
+    """Forward with the training loss (as ``fit`` computes it), backward and optimiser step of one training
+    batch, timed separately, and within the forward the model's function stages (``FUNCTION_STAGES``)."""
     import copy
 
-    from encoder.models import StyleLoss, StyleLossConfig
+    from encoder.models import StyleLoss
+    from encoder.training import TrainConfig, forward_loss
 
     model = copy.deepcopy(encoder.model).train()
-    loss_fn = StyleLoss(StyleLossConfig())
+    loss_fn = StyleLoss(TrainConfig().loss)
     optimiser = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    timings = {part: Timing() for part in ("forward + loss", "backward", "optimiser step", "training step")}
-    for i in range(repeats + 1):                    # the first step warms up (allocations, AdamW state)
-        parts = {part: Timing() for part in timings}
-        with timed(parts["training step"]):
-            with timed(parts["forward + loss"]):
-                loss = loss_fn(model(batch), batch.labels)["total"]
-            with timed(parts["backward"]):
-                optimiser.zero_grad(set_to_none=True)
-                loss.backward()
-            with timed(parts["optimiser step"]):
-                optimiser.step()
-        if i:
-            for part, t in parts.items():
-                timings[part].cpu_ms += t.cpu_ms
-                timings[part].wall_ms += t.wall_ms
-    return timings
+    timings: dict[str, Timing] = defaultdict(Timing)
+    with stage_timer(model) as timer:
+        for i in range(repeats + 1):                    # the first step warms up (allocations, AdamW state)
+            parts = {part: Timing() for part in ("forward + loss", "backward", "optimiser step", "training step")}
+            timer.totals.clear()
+            with timed(parts["training step"]):
+                with timed(parts["forward + loss"]):
+                    loss, _, _ = forward_loss(model, loss_fn, batch)
+                with timed(parts["backward"]):
+                    optimiser.zero_grad(set_to_none=True)
+                    loss.backward()
+                with timed(parts["optimiser step"]):
+                    optimiser.step()
+            parts.update({f"forward: {label}": Timing([cpu], [wall]) for label, (cpu, wall) in timer.totals.items()
+                          if label in FUNCTION_STAGES.values()})
+            if i:
+                for part, t in parts.items():
+                    timings[part].cpu_ms += t.cpu_ms
+                    timings[part].wall_ms += t.wall_ms
+    return dict(timings)
 
 
 def run_profile(data: Path | None, checkpoint: Path | None, sequences: int = 128, batch_size: int = 64,
                 train_batch: int = 32, threads: int = 2, train_threads: int = 1, repeats: int = 7,
-                command: str = "python -m benchmarks.encoder_profile") -> str:
-    """Measure everything; returns the report as markdown."""
+                command: str = "python -m benchmarks.encoder_profile", model: str = "posestyle_net") -> str:
+    """Measure everything; returns the report as markdown. ``model``: the architecture timed freshly
+    initialised when there is no ``checkpoint``."""
+    from encoder.models.registry import get_spec
+
     if sequences < 1 or repeats < 1 or threads < 1 or train_threads < 1:
         raise ValueError("sequences, repeats, threads and train threads must be >= 1")
+    get_spec(model)                                     # ValueError naming the known models
     seqs, source = load_sequences(data, sequences)
     batch_size, train_batch = min(batch_size, len(seqs)), min(train_batch, len(seqs))
     with tempfile.TemporaryDirectory() as folder:
-        encoder, model_source = default_encoder(checkpoint, Path(folder))
+        encoder, model_source = default_encoder(checkpoint, Path(folder), model)
     rows: list[tuple[str, Timing]] = []
     with torch_threads(threads):
         prep, collate, model_t = Timing(), Timing(), Timing()
@@ -277,6 +296,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, default=Path("index_data/cache/bandai-dataset"),
                         help="dataset cache (synthetic demo walks when it does not exist)")
     parser.add_argument("--checkpoint", type=Path, default=None, help="encoder checkpoint (default: fresh model)")
+    parser.add_argument("--model", default="posestyle_net", help="architecture timed without --checkpoint")
     parser.add_argument("--sequences", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=2)
@@ -285,7 +305,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     command = " ".join(["python -m benchmarks.encoder_profile", *(argv if argv is not None else sys.argv[1:])])
     report = run_profile(args.data, args.checkpoint, sequences=args.sequences, threads=args.threads,
-                         train_threads=args.train_threads, repeats=args.repeats, command=command)
+                         train_threads=args.train_threads, repeats=args.repeats, command=command,
+                         model=args.model)
     if args.out is not None:
         atomic_write_text(args.out, report)
     print(report, end="")

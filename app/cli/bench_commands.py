@@ -353,14 +353,16 @@ def encoder_speed_command(
     data: Path = typer.Option(Path("index_data/cache/bandai-dataset"), "--data", "-d",
                               help="Dataset cache of the takes timed (synthetic demo walks when it does not exist)."),
     checkpoint: Path = typer.Option(None, "--checkpoint", "-c",
-                                    help="Encoder checkpoint (default: a freshly initialised default PoseStyle-Net)."),
+                                    help="Encoder checkpoint (default: --model freshly initialised)."),
+    model: str = typer.Option("posestyle_net", "--model", "-m",
+                              help="Architecture timed, with its default config, when there is no --checkpoint."),
     sequences: int = typer.Option(128, "--sequences", help="Sequences timed end to end."),
     repeats: int = typer.Option(7, "--repeats", help="Timings per figure (the median is reported)."),
     threads: int = typer.Option(2, "--threads", help="Torch threads for inference."),
     train_threads: int = typer.Option(1, "--train-threads", help="Torch threads for the training step."),
     out: Path = typer.Option(None, "--out", "-o", help="Also write the report (markdown) to this file."),
 ) -> None:
-    """CPU ms of PoseStyle-Net per inference batch, training step and model stage (benchmarks/encoder_profile.py)."""
+    """CPU ms of an encoder per inference batch, training step and model stage (benchmarks/encoder_profile.py)."""
     from benchmarks.encoder_profile import run_profile
     from encoder.data.atomic import atomic_write_text
 
@@ -368,7 +370,7 @@ def encoder_speed_command(
         raise _fail(f"{checkpoint}: checkpoint not found")
     try:
         report = run_profile(data, checkpoint, sequences=sequences, threads=threads, train_threads=train_threads,
-                             repeats=repeats, command=_command_line("encoder-speed"))
+                             repeats=repeats, command=_command_line("encoder-speed"), model=model)
     except ValueError as err:
         raise _fail(str(err)) from None
     if out is not None:

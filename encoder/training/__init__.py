@@ -20,6 +20,7 @@ from encoder.training.trainer import (
     TrainResult,
     crop_windows,
     fit,
+    forward_loss,
     initial_model,
     is_improvement,
     lr_factor,
@@ -29,7 +30,7 @@ from encoder.training.trainer import (
 
 __all__ = [
     "AugmentConfig", "DEFAULT_MODEL", "PREPARED_CACHE", "PreparedCache", "TrainConfig", "TrainResult", "augment_once",
-    "change_tempo", "crop_windows", "fit", "initial_model", "is_improvement", "load_train_config", "lr_factor",
-    "make_variants", "mirror_sequence", "parse_override", "resolve_device", "training_view", "turn_along_arc",
-    "untrained",
+    "change_tempo", "crop_windows", "fit", "forward_loss", "initial_model", "is_improvement", "load_train_config",
+    "lr_factor", "make_variants", "mirror_sequence", "parse_override", "resolve_device", "training_view",
+    "turn_along_arc", "untrained",
 ]

@@ -210,9 +210,10 @@ def _batches(n: int, batch_size: int, rng: np.random.Generator) -> list[np.ndarr
     return [order[i:i + batch_size] for i in range(0, n, batch_size)]
 
 
-def _forward_loss(model: torch.nn.Module, loss_fn: torch.nn.Module, batch: PoseBatch,
-                  extra_terms: ExtraTerms | None = None) -> tuple[torch.Tensor, dict[str, float], torch.Tensor]:
-    """``StyleLoss`` + the model's own terms (``extra_losses``) + ``extra_terms`` (e.g. distillation)."""
+def forward_loss(model: torch.nn.Module, loss_fn: torch.nn.Module, batch: PoseBatch,
+                 extra_terms: ExtraTerms | None = None) -> tuple[torch.Tensor, dict[str, float], torch.Tensor]:
+    """One training step's loss: ``StyleLoss`` + the model's own terms (``extra_losses``) + ``extra_terms``
+    (e.g. distillation). Returns the total, each term's value and the logits."""
     out = model(batch)
     terms = dict(loss_fn(out, batch.labels))
     total = terms.pop("total")
@@ -231,7 +232,7 @@ def _validate(model: torch.nn.Module, loss_fn: torch.nn.Module, batches: list[Po
     model.eval()
     losses, weights, preds, trues = [], [], [], []
     for batch in batches:
-        total, _, logits = _forward_loss(model, loss_fn, batch, extra_terms)
+        total, _, logits = forward_loss(model, loss_fn, batch, extra_terms)
         losses.append(float(total))
         weights.append(len(batch))
         preds.append(logits.argmax(dim=1).cpu().numpy())
@@ -405,7 +406,7 @@ def fit(train_seqs: Sequence[PoseSequence], val_seqs: Sequence[PoseSequence], co
             for idx in _batches(len(train.versions), cfg.batch_size, order_rng):
                 items = [crop_windows(train.versions[i][picks[i]], cfg.train_windows, order_rng) for i in idx]
                 batch = collate_segments(items, train.labels[idx].tolist(), max_m).to(device)
-                total, parts, logits = _forward_loss(model, loss_fn, batch, extra_terms)
+                total, parts, logits = forward_loss(model, loss_fn, batch, extra_terms)
                 optimiser.zero_grad(set_to_none=True)
                 total.backward()
                 if cfg.grad_clip > 0:

@@ -24,6 +24,24 @@ def test_profile_report_times_every_part_and_stage(tmp_path: Path) -> None:
     assert float(rows["rest (window gather/scatter, eqs. 7-8, 11, glue)"]) >= -0.05
 
 
+def test_profile_of_a_skeleton_map_model_times_its_rendering_in_inference_and_training(tmp_path: Path) -> None:
+    report = run_profile(tmp_path / "no-cache", None, sequences=3, repeats=1, threads=1, command="test",
+                         model="hstl")
+    assert "freshly initialised default hstl" in report
+    rows = dict(re.findall(r"^\| (.+?) \| (-?[\d.]+) \| -?[\d.]+ \|$", report, flags=re.M))
+    assert 0 < float(rows["skeleton-map rendering"]) < float(rows["total (with hooks)"])
+    assert 0 < float(rows["training step, batch of 3: forward: skeleton-map rendering"]) < float(
+        rows["training step, batch of 3: forward + loss"])
+    assert float(rows["rest (the network and glue)"]) >= -0.05
+    assert "unit 1 (shallow)" not in rows                       # PoseStyle-Net's stages only on PoseStyle-Net
+
+
+def test_cli_refuses_an_unknown_model_with_one_line() -> None:
+    result = CliRunner().invoke(cli, ["bench", "encoder-speed", "--model", "no_such_net"])
+    assert result.exit_code == 2
+    assert "unknown model 'no_such_net'" in result.output and "Traceback" not in result.output
+
+
 def test_cli_refuses_a_missing_checkpoint_with_one_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["bench", "encoder-speed", "--checkpoint", str(tmp_path / "none.safetensors")])
     assert result.exit_code == 2
