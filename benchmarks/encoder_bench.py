@@ -31,6 +31,13 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from benchmarks.machine import cpu_model, load_average
+from benchmarks.seed_systems import (
+    COST_NOISE,
+    REFERENCE_MODEL,
+    compare_seed_systems,
+    comparison_lines,
+    load_robustness_rows,
+)
 from encoder.data.atomic import atomic_write_text
 from encoder.data.dataset import process_pool_context
 from encoder.data.errors import PoseDataError
@@ -1048,6 +1055,16 @@ def render_markdown(report: Mapping[str, Any]) -> str:
                   "`encoder/training/distill.py`), seed for seed from the teacher run of the same seed. Beside "
                   "it: the teacher, and the student's architecture trained alone with the same recipe. Speed as "
                   "in the cost table.", "", *students, ""]
+    seed_lines = comparison_lines(report.get("seed_systems") or [], MODEL_TITLES)
+    if seed_lines:
+        parts += ["## The seed systems and the distilled students against PoseStyle-Net and the default", "",
+                  "Each seed system (GaitHeat, GaitMM, HSTL on rendered skeleton maps) and each distilled student, "
+                  "suite by suite, beside PoseStyle-Net and the default encoder, all on their plain embedding. "
+                  "A difference counts as better or worse only when it is larger than the larger of the two seed "
+                  "standard deviations (one seed: its spread is unknown and counts as 0); cost is measured once "
+                  f"per model, and a ratio within {COST_NOISE:.0%} is measurement noise on this shared machine. "
+                  "Cameras: the worst in-target condition of `posestyle bench robustness` (reports in this "
+                  "folder, on the seeds each report lists).", "", *seed_lines, ""]
     if report.get("targets"):
         parts += ["## Targets (measured, 2d / random unless stated)", "",
                   "`by how much`: measured minus threshold (for parameters: threshold minus measured); "
@@ -1262,7 +1279,9 @@ def run_encoder_bench(config: EncoderBenchConfig, out: str | Path | None = None,
         "default_motion_statistics_weight": TrainConfig().motion_statistics_weight,
         "runs_given_statistics_after_training": given_statistics,
     }
+    robustness = load_robustness_rows(out) if out is not None else {}
     report = {"rows": rows, "open_set": open_rows, "targets": targets, "default_model_targets": default_targets,
+              "seed_systems": compare_seed_systems(rows, open_rows, robustness, (REFERENCE_MODEL, DEFAULT_MODEL)),
               "meta": meta}
     if out is not None:
         report["files"] = {k: str(v) for k, v in write_encoder_report(report, out, stem).items()}
