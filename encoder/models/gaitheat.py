@@ -41,6 +41,7 @@ from encoder.models.gait_layers import (
     part_ce_loss,
     part_triplet_loss,
     render_frames,
+    store_convolutions_channels_last,
     window_frames,
 )
 from encoder.models.registry import register_model
@@ -123,6 +124,7 @@ class GaitHeat(StyleModel):
         parts = sum(c.hpm_bins)
         self.heads = nn.ModuleDict({b: PartHead(parts, c.channels[-1], c.embedding_dim, c.num_classes, c.dropout)
                                     for b in BRANCHES})
+        store_convolutions_channels_last(self)
 
     def _frame_features(self, positions: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """(F, J, C) observed frames -> (F, 3, D, h, w): global, local (MR) and fusion features."""

@@ -35,6 +35,7 @@ from encoder.models.gait_layers import (
     masked_temporal_max,
     masked_temporal_pool,
     render_frames,
+    store_convolutions_channels_last,
 )
 from encoder.models.registry import register_model
 
@@ -112,6 +113,7 @@ class GaitMM(WindowPartModel):
         self.ffsl3 = FFSL(c1, c2, c.parts)
         self.gem = GeM(c.gem_p)
         self.head = PartHead(c.parts, c2, c.embedding_dim, c.num_classes, c.dropout)
+        store_convolutions_channels_last(self)
 
     @property
     def num_parts(self) -> int:

@@ -36,6 +36,32 @@ def test_a_frame_marked_missing_is_a_frame_with_no_joint(name):
     assert not torch.allclose(a.embedding, full.embedding, atol=1e-4)      # those frames did count
 
 
+@pytest.mark.parametrize("name", ["gaitheat", "gaitmm"])
+def test_convolutions_are_kept_channels_last_and_give_the_contiguous_layouts_embedding(name, tmp_path):
+    from encoder.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
+    from encoder.models import config_to_dict
+
+    model = _model(name).eval()
+    convs = [m for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Conv3d))]
+    layout = {4: torch.channels_last, 5: torch.channels_last_3d}
+    assert convs and all(m.weight.is_contiguous(memory_format=layout[m.weight.dim()]) for m in convs)
+    plain = _model(name).eval()
+    for m in plain.modules():
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.Conv3d)):
+            m.weight.data = m.weight.data.contiguous()
+    batch = make_batch(3, seed=5)
+    with torch.no_grad():
+        torch.testing.assert_close(model(batch).embedding, plain(batch).embedding, atol=1e-5, rtol=1e-4)
+    meta = CheckpointMeta(model_name=name, model_config=config_to_dict(model.config), preprocess_config={},
+                          labels=tuple("abcdefg"[:model.config.num_classes]), input_dims=2)
+    save_checkpoint(tmp_path / "m.safetensors", model, meta)
+    loaded, _ = load_checkpoint(tmp_path / "m.safetensors")
+    assert all(m.weight.is_contiguous(memory_format=layout[m.weight.dim()]) for m in loaded.modules()
+               if isinstance(m, (torch.nn.Conv2d, torch.nn.Conv3d)))
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.eval()(batch).embedding, model(batch).embedding)
+
+
 def _reverse_time(batch: PoseBatch) -> PoseBatch:
     flip = {k: torch.flip(getattr(batch, k), dims=[2]) for k in ("positions", "velocity", "joint_mask", "frame_mask")}
     return dataclasses.replace(batch, **flip)
