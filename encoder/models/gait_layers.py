@@ -64,15 +64,15 @@ class SkeletonMapModelConfig(ModelConfig):
 
 def store_convolutions_channels_last(model: nn.Module) -> None:
     """Keep every 2D/3D convolution's weight channels-last, so oneDNN runs the convolutions (and the batch norms
-    after them) channels-last: on CPU a training step takes about 1.3x less CPU time for GaitHeat and GaitMM,
-    an eval batch 1.2x and 1.3x (``posestyle bench encoder-speed``); HSTL, almost all grouped strip
-    convolutions, gains nothing and keeps the default layout. Values and checkpoints are unchanged (checkpoints
-    store contiguous copies; loading copies into these weights)."""
+    after them) channels-last: on CPU a training step of GaitHeat or GaitMM takes about 1.3x less CPU time and
+    an eval batch 1.15-1.25x less (``posestyle bench encoder-speed``, docs/benchmarks/encoder-speed-*.md);
+    HSTL, almost all grouped strip convolutions, gained nothing measurable and keeps the default layout. Values
+    and checkpoints are unchanged (checkpoints store contiguous copies; loading copies into these weights)."""
     for module in model.modules():
-        if isinstance(module, nn.Conv2d):
-            module.to(memory_format=torch.channels_last)
-        elif isinstance(module, nn.Conv3d):
-            module.to(memory_format=torch.channels_last_3d)
+        if isinstance(module, (nn.Conv2d, nn.Conv3d)):
+            layout = torch.channels_last if isinstance(module, nn.Conv2d) else torch.channels_last_3d
+            # ``to`` restrides even a 1-channel or 1x1 weight, which ``contiguous`` would leave as it is
+            module.weight.data = module.weight.data.to(memory_format=layout)
 
 
 def window_frames(batch: PoseBatch, frame_step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
