@@ -11,7 +11,7 @@ encoder/data/skeleton_maps.py). Then, as in Fig. 3:
   local branch's features are merged by Max Response (eq. (7));
 - a multi-stage fusion branch (eq. (8)): MR of the global and local features at each stage
   plus an independent CNN stage F_fusion over the previous fusion features;
-- set pooling (max over the sequence's frames, order-free as in GaitSet), horizontal pyramid
+- set pooling (max over the sequence's distinct frames, order-free as in GaitSet), horizontal pyramid
   mapping and BNNeck for each branch; training loss eq. (9): triplet + cross-entropy on the
   global, local and fusion branches (added to the project's ``StyleLoss``); the fusion
   embedding is the retrieval vector, as in the paper's testing phase.
@@ -108,6 +108,25 @@ def _stages(channels: tuple[int, ...], c_in: int) -> nn.ModuleList:
     ])
 
 
+def distinct_frames(frames: torch.Tensor, valid: torch.Tensor, seq: torch.Tensor
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Each sequence's distinct frames, (F, J, C), (F, J), (F,) -> the same with repeats left out, in order.
+
+    Training windows overlap (stride 16 of 32) and every ``frame_step``-th frame is sampled, so half of a
+    sequence's sampled frames are the same keypoints twice (eq. (1) normalises per frame, before the
+    windows). Set pooling takes the max over the frames, which repeats do not change, so each distinct frame
+    is encoded once: about half the CNN work of a training step.
+    """
+    if frames.shape[0] < 2:
+        return frames, valid, seq
+    rows = torch.cat([seq[:, None].to(frames.dtype), frames.flatten(1), valid.to(frames.dtype)], 1)
+    _, inverse = torch.unique(rows, dim=0, return_inverse=True)
+    order = torch.arange(rows.shape[0], device=rows.device)
+    first = torch.full((int(inverse.max()) + 1,), rows.shape[0], device=rows.device, dtype=order.dtype)
+    keep = first.scatter_reduce(0, inverse, order, "amin").sort().values
+    return frames[keep], valid[keep], seq[keep]
+
+
 @register_model("gaitheat", GaitHeatConfig)
 class GaitHeat(StyleModel):
     """Heatmaps -> global/local/fusion CNN branches -> set pooling -> HPM -> BNNeck heads."""
@@ -152,6 +171,7 @@ class GaitHeat(StyleModel):
         seq_of_window = window_mask.nonzero()[:, 0]
         frame_seq = seq_of_window[:, None].expand_as(frame_valid)[frame_valid]       # (F,)
         frames, frames_valid = positions[frame_valid], valid[frame_valid]
+        frames, frames_valid, frame_seq = distinct_frames(frames, frames_valid, frame_seq)
         step = frames.shape[0] if self.training else EVAL_FRAME_CHUNK
         feats = torch.cat([self._frame_features(frames[s:s + step], frames_valid[s:s + step])
                            for s in range(0, max(frames.shape[0], 1), step)], 0)     # (F, 3, D, h, w)

@@ -184,3 +184,32 @@ def test_one_training_step_on_real_takes(name, real_batch):
         again = model(batch)
     assert torch.isfinite(again.embedding).all()
     torch.testing.assert_close(again.embedding.norm(dim=1), torch.ones(len(batch)))
+
+
+def test_gaitheat_encodes_each_distinct_frame_of_a_sequence_once():
+    from encoder.models.gaitheat import distinct_frames
+
+    rng = torch.Generator().manual_seed(0)
+    a, b = torch.randn(17, 2, generator=rng), torch.randn(17, 2, generator=rng)
+    ones = torch.ones(17, dtype=torch.bool)
+    partial = ones.clone()
+    partial[3] = False
+    frames = torch.stack([a, b, a, b, a, a])
+    valid = torch.stack([ones, ones, ones, ones, partial, ones])
+    seq = torch.tensor([0, 0, 0, 0, 0, 1])      # the last frame repeats sequence 0's keypoints in sequence 1
+    kept, kept_valid, kept_seq = distinct_frames(frames, valid, seq)
+    torch.testing.assert_close(kept, torch.stack([a, b, a, a]))
+    assert kept_seq.tolist() == [0, 0, 0, 1] and kept_valid[2].tolist() == partial.tolist()
+    assert distinct_frames(frames[:1], valid[:1], seq[:1])[0].shape[0] == 1
+
+
+def test_gaitheat_embedding_is_the_same_with_or_without_repeated_frames(monkeypatch):
+    import encoder.models.gaitheat as gaitheat
+
+    model = _model("gaitheat", frame_step=2).eval()
+    batch = collate_segments([make_sequence(40 + i, num_segments=3, style=i) for i in range(3)], [0, 1, 2])
+    with torch.no_grad():
+        once = model(batch).embedding
+        monkeypatch.setattr(gaitheat, "distinct_frames", lambda f, v, s: (f, v, s))
+        every = model(batch).embedding
+    torch.testing.assert_close(once, every)
