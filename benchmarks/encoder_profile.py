@@ -8,8 +8,9 @@ seen through the benchmark's 2D camera (synthetic demo walks without a cache):
 - the model in eval mode per batch of 64 (``--threads``, 2 by default), split by stage: PoseStyle-Net's
   stages with forward hooks (input norm, eq. (3) graph, each unit, attention, relation layers, head),
   and for the skeleton-map models (GaitHeat, GaitMM, HSTL) the rendering of the maps;
-- one training step on a batch of 32 (forward, the training loss as ``fit`` computes it, backward,
-  AdamW) on ``--train-threads`` (1, as the encoder bench trains), with the same split by stage;
+- one training step on a batch of 32 in training windows (forward, the training loss as ``fit``
+  computes it, backward, AdamW) on ``--train-threads`` (1, as the encoder bench trains), with the
+  function stages (rendering, eq. (3) graph) timed inside the forward;
 - single-query ``embed`` latency (one sequence, end to end).
 
 The machine is shared, so every figure is CPU time (``time.process_time``: all of this
@@ -34,6 +35,7 @@ import torch
 
 from encoder.data.atomic import atomic_write_text
 from encoder.data.batch import PoseBatch, collate_segments
+from encoder.data.preprocess import PreprocessConfig, preprocess_sequence
 from encoder.data.sequence import PoseSequence
 from encoder.inference import StyleEncoder, torch_threads
 
@@ -261,14 +263,18 @@ def run_profile(data: Path | None, checkpoint: Path | None, sequences: int = 128
                 encoder.embed([seqs[i % len(seqs)]])
         rows.append(("single-query embed (1 sequence, end to end)", single))
     with torch_threads(train_threads):
-        train_items = [encoder.prepare(s) for s in seqs[:train_batch]]
+        # training windows, as fit cuts them (window_stride; the encoder's own config has the inference stride)
+        training_config = PreprocessConfig.from_dict(encoder.meta.preprocess_config)
+        train_items = [preprocess_sequence(s, training_config) for s in seqs[:train_batch]]
         labels = [i % len(encoder.labels) for i in range(len(train_items))]
-        train_batch_t = collate_segments(train_items, labels, max_segments=encoder.preprocess_config.max_segments)
+        train_batch_t = collate_segments(train_items, labels, max_segments=training_config.max_segments)
         train = train_step_timing(encoder, train_batch_t, repeats)
     windows = int(batch.segment_mask.sum())
+    train_windows = int(train_batch_t.segment_mask.sum())
     e2e = rows[3][1]
     lines = [f"Command: `{command}`", "",
-             f"Data: {source}; model: {model_source}; {windows} windows in the timed batch of {batch_size}.",
+             f"Data: {source}; model: {model_source}; {windows} windows in the timed batch of {batch_size}, "
+             f"{train_windows} training windows in the training batch of {train_batch}.",
              f"torch {torch.__version__}, {threads} threads for inference, {train_threads} for training; "
              f"median of {repeats} runs; load average {_load()}.", "",
              "| what | CPU ms | wall ms |", "|---|---:|---:|"]
