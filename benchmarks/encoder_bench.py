@@ -34,9 +34,11 @@ from benchmarks.machine import cpu_model, load_average
 from benchmarks.seed_systems import (
     COST_NOISE,
     REFERENCE_MODEL,
+    SEED_SYSTEMS,
     compare_seed_systems,
     comparison_lines,
     load_robustness_rows,
+    scaled_down_notes,
 )
 from encoder.data.atomic import atomic_write_text
 from encoder.data.dataset import process_pool_context
@@ -1065,6 +1067,10 @@ def render_markdown(report: Mapping[str, Any]) -> str:
                   f"per model, and a ratio within {COST_NOISE:.0%} is measurement noise on this shared machine. "
                   "Cameras: the worst in-target condition of `posestyle bench robustness` (reports in this "
                   "folder, on the seeds each report lists).", "", *seed_lines, ""]
+        notes = scaled_down_notes(SEED_SYSTEMS)
+        if notes:
+            parts += ["What the seed systems scale down from their papers, and why (from each model's module "
+                      "docstring):", "", *[f"- **{name}**: {note}" for name, note in notes.items()], ""]
     if report.get("targets"):
         parts += ["## Targets (measured, 2d / random unless stated)", "",
                   "`by how much`: measured minus threshold (for parameters: threshold minus measured); "

@@ -13,6 +13,7 @@ same folder (``load_robustness_rows``), suite by suite:
 """
 from __future__ import annotations
 
+import importlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -172,6 +173,21 @@ def compare_seed_systems(rows: Sequence[Mapping[str, Any]], open_rows: Sequence[
                                                           c.get("single_query_latency_ms"), ref, "ms", False)
                                              for ref, c in ref_costs)))
     return out
+
+
+def scaled_down_notes(models: Sequence[str]) -> dict[str, str]:
+    """Per registered model, the "Scaled down ..." paragraph of its module's docstring (what was cut from the
+    paper to train on 2 CPU cores, and why), joined into one line; models without one are left out."""
+    from encoder.models import MODEL_REGISTRY
+
+    notes = {}
+    for name in models:
+        spec = MODEL_REGISTRY.get(name)
+        doc = None if spec is None else importlib.import_module(spec.model_cls.__module__).__doc__
+        for paragraph in (doc or "").split("\n\n"):
+            if paragraph.startswith("Scaled down"):
+                notes[name] = " ".join(paragraph.split())
+    return notes
 
 
 def comparison_lines(comparisons: Sequence[SuiteComparison], titles: Mapping[str, str]) -> list[str]:

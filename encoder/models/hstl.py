@@ -22,9 +22,13 @@ Chosen here (not in the abstract):
   the region's rows and columns; a separate FC per region maps it to the part dimension;
 - FTA sits after the first level: a softmax-weighted sum of masked temporal max pools with
   kernels 3 and 5 at stride 2 (halves the frames);
-- one 2x2 spatial max pool after the first level and widths (8, 16, 32) for 2 CPU cores;
-  training loss: triplet + cross-entropy per region (as the other gait models), added to
+- training loss: triplet + cross-entropy per region (as the other gait models), added to
   ``StyleLoss``.
+
+Scaled down for 2 CPU cores (paper -> here; the seed gives no layer sizes, so they follow GaitMM's):
+64x44 silhouettes -> 32x22 skeleton maps; widths (8, 16, 32), one per level; one 2x2 spatial max
+pool after the first level; each window's frames every ``frame_step`` (32 / 4 = 8) instead of the
+paper's 30-frame clips.
 """
 from __future__ import annotations
 

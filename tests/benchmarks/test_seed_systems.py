@@ -6,7 +6,13 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.encoder_bench import render_markdown
-from benchmarks.seed_systems import compare_seed_systems, comparison_lines, load_robustness_rows
+from benchmarks.seed_systems import (
+    SEED_SYSTEMS,
+    compare_seed_systems,
+    comparison_lines,
+    load_robustness_rows,
+    scaled_down_notes,
+)
 
 
 def _cell(*values: float) -> dict[str, Any]:
@@ -85,6 +91,7 @@ def test_report_section_names_each_win_with_its_size_and_seeds() -> None:
     markdown = render_markdown({"rows": [], "open_set": [], "seed_systems": out,
                                 "meta": {"ablation_split": "random", "ablation_view": "2d"}})
     assert "## The seed systems and the distilled students against PoseStyle-Net and the default" in markdown
+    assert "- **gaitheat**: Scaled down for 2 CPU cores" in markdown
     assert comparison_lines([], {}) == []
 
 
@@ -102,3 +109,10 @@ def test_robustness_rows_come_from_the_default_precision_reports_first_file_firs
     assert sorted(loaded) == ["gaitmm", "posestyle_net"]
     assert loaded["posestyle_net"][0]["source"] == "robustness.json"
     assert load_robustness_rows(tmp_path / "missing") == {}
+
+
+def test_each_seed_system_says_what_it_scaled_down_from_its_paper() -> None:
+    notes = scaled_down_notes([*SEED_SYSTEMS, "stgcn", "no_such_model"])
+    assert sorted(notes) == sorted(SEED_SYSTEMS)
+    assert all(note.startswith("Scaled down for 2 CPU cores") and "32x22" in note and "\n" not in note
+               for note in notes.values())
