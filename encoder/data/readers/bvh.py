@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -251,7 +252,10 @@ def parse_motion(text: str, num_channels: int, source: Path, limits: ReaderLimit
         raise PoseDataError(source, f"MOTION text is {len(body)} characters, far more than {num_frames} frames of "
                                     f"{num_channels} values need (over {MAX_VALUE_CHARS} per value)")
     try:
-        values = np.loadtxt(io.StringIO(body), dtype=np.float64, comments=None, ndmin=2, max_rows=num_frames + 1)
+        with warnings.catch_warnings():   # a blank line between frames is skipped, as exporters leave them
+            warnings.filterwarnings("ignore", message="Input line .* contained no data", category=UserWarning)
+            values = np.loadtxt(io.StringIO(body), dtype=np.float64, comments=None, ndmin=2,
+                                max_rows=num_frames + 1)
     except ValueError:
         values = None
     if values is None or values.shape != (num_frames, num_channels):

@@ -133,6 +133,17 @@ def test_whitespace_variants_parse_the_same(tmp_path):
         np.testing.assert_allclose(a[name], b[name])
 
 
+def test_blank_lines_between_frames_are_skipped_quietly(tmp_path, recwarn):
+    rows = [[1, 2, 3, 10, 20, 30, 5, 6, 7], [2, 3, 4, 11, 21, 31, 6, 7, 8]]
+    text = chain_bvh("Zrotation Xrotation Yrotation", rows)
+    head, first, second = text.rsplit("\n", 3)[:3]
+    a = full(write(tmp_path, text, "plain.bvh"))
+    b = full(write(tmp_path, f"{head}\n{first}\n\n{second}\n\n", "blank.bvh"))
+    for name in a:
+        np.testing.assert_allclose(a[name], b[name])
+    assert not [w for w in recwarn if "contained no data" in str(w.message)]
+
+
 @pytest.mark.parametrize("frame_time, fps", [("0.0333333", 30.0), ("0.0333", 30.0), ("0.008333", 120.0),
                                              ("0.04", 25.0), ("0.033367", 1 / 0.033367)])
 def test_fps_is_inverse_frame_time(tmp_path, frame_time, fps):
