@@ -1044,8 +1044,9 @@ def render_markdown(report: Mapping[str, Any]) -> str:
                   "preprocessing (eq. 1-3, windows) + model, plus the motion statistics a checkpoint appends "
                   "(the kept checkpoints append them, as `posestyle train` writes them by default), "
                   "from pose sequences already in the model's view. On this shared 2-core machine repeated "
-                  "measurements of one model differ by up to about 30 %, so read differences below that as noise "
-                  "(the `w/o structural constraint term` model has exactly the complete model's architecture). "
+                  f"measurements of one model differ by up to about {COST_NOISE * 100:.0f} %, so read "
+                  "differences below that as noise (the `w/o structural constraint term` model has exactly the "
+                  "complete model's architecture). "
                   "A model whose kept checkpoints are not on the machine that wrote the report is timed on its "
                   "architecture freshly initialised (time does not depend on the weights' values).",
                   "", *lines, ""]

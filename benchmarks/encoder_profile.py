@@ -179,7 +179,7 @@ def stage_breakdown(encoder: StyleEncoder, batch: PoseBatch, repeats: int) -> di
             for label, (cpu, wall) in timer.totals.items():
                 runs[label].append((cpu, wall))
     out = {label: (statistics.median(c for c, _ in v), statistics.median(w for _, w in v)) for label, v in runs.items()}
-    rest = REST_LABELS.get(encoder.meta.model_name, "rest (the network and glue)")
+    rest = REST_LABELS.get(getattr(encoder.model, "registry_name", ""), "rest (the network and glue)")
     out[rest] = (total.cpu - sum(c for c, _ in out.values()), total.wall - sum(w for _, w in out.values()))
     out["total (with hooks)"] = (total.cpu, total.wall)
     return out

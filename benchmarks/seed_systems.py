@@ -65,10 +65,11 @@ def _cell(stat: MeanStd) -> str:
     return f"{stat.mean:.3f}{spread} ({stat.n} seed{'s' if stat.n != 1 else ''})"
 
 
-def _versus_seeds(value: MeanStd, reference: MeanStd, name: str, higher_is_better: bool = True) -> Versus:
+def _versus_seeds(value: MeanStd, reference: MeanStd, name: str) -> Versus:
+    """Higher is better for every seeded figure compared (accuracy, P@5, silhouette, accuracy change)."""
     if value.mean is None or reference.mean is None:
         return Versus(name, _cell(reference), None, "not measured")
-    diff = (value.mean - reference.mean) * (1 if higher_is_better else -1)
+    diff = value.mean - reference.mean
     noise = max(value.std or 0.0, reference.std or 0.0)
     verdict = "within seed spread" if abs(diff) <= noise else ("better" if diff > 0 else "worse")
     return Versus(name, _cell(reference), diff, verdict, f"{diff:+.3f}")
