@@ -27,7 +27,7 @@ from safetensors import safe_open
 from safetensors.torch import save as safetensors_save
 
 from encoder.data.atomic import atomic_write_bytes
-from encoder.data.errors import PoseDataError
+from encoder.data.errors import PoseDataError, one_line
 from encoder.data.motion_statistics import MotionStatisticsScaler
 from encoder.data.skeleton import CANONICAL_SKELETON
 
@@ -230,7 +230,7 @@ def load_checkpoint(path: str | Path, meta: CheckpointMeta | None = None,
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as err:
         raise CheckpointError(path, f"weights do not fit model {found.model_name!r}: "
-                              f"{' '.join(str(err).split())[:300]}") from None
+                              f"{one_line(err)[:300]}") from None
     model.to(device)
     model.eval()
     return model, found

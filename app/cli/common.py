@@ -1,6 +1,6 @@
 """What every ``posestyle`` command shares: exit codes, the one-line error, the choice enums.
 
-Kept light (typer and the standard library only) so that ``posestyle --help`` starts fast;
+Kept light (typer, the standard library and ``encoder.data.errors``) so that ``posestyle --help`` starts fast;
 each command imports its heavy modules inside its body.
 """
 from __future__ import annotations
@@ -14,6 +14,8 @@ import typer
 from typer import Abort
 from typer.core import TyperGroup
 
+from encoder.data.errors import one_line
+
 try:  # typer vendors click as typer._click since 0.26; before, it used click itself
     from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 except ImportError:  # pragma: no cover
@@ -26,7 +28,7 @@ EXIT_CODES_HELP = ("Exit codes: 0 success; 1 the work failed (bad data, no index
 
 def fail(message: str, code: int = EXIT_FAILED) -> typer.Exit:
     """Print ``error: MESSAGE`` to stderr on one unwrapped line; return the ``typer.Exit`` to raise."""
-    typer.echo("error: " + " ".join(str(message).split()), err=True)
+    typer.echo("error: " + one_line(message), err=True)
     return typer.Exit(code)
 
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from app.services.limits import MAX_UPLOAD_BYTES
 from encoder.data.atomic import atomic_write_bytes, atomic_write_npz
-from encoder.data.errors import PoseDataError
+from encoder.data.errors import PoseDataError, one_line
 from encoder.data.preprocess import align_heading, body_centre, normalize_center_scale
 from encoder.data.sequence import PoseSequence
 from encoder.data.video import VIDEO_SUFFIXES
@@ -279,11 +279,6 @@ class ReindexLaunch:
         return self.thread.is_alive()
 
 
-def _one_line(err: BaseException) -> str:
-    text = " ".join(str(err).split())
-    return text or type(err).__name__
-
-
 class AppService:
     """Everything the app does, over one data root and metadata store."""
 
@@ -351,7 +346,7 @@ class AppService:
         try:
             searcher = search.searcher()
         except NoLiveIndexError as exc:
-            raise NoIndexError(self.root, _one_line(exc)) from None
+            raise NoIndexError(self.root, one_line(exc)) from None
         record = store.get_index_version(searcher.version)
         if record is None:
             raise NoIndexError(self.root, f"index version {searcher.version} is not in the store")
@@ -363,7 +358,7 @@ class AppService:
             try:
                 encoder = StyleEncoder.load(registered.checkpoint_path)
             except PoseDataError as exc:   # CheckpointError included
-                problem = _one_line(exc)
+                problem = one_line(exc)
             else:
                 if encoder.version != searcher.encoder_version:
                     problem = (f"{registered.checkpoint_path} is encoder {encoder.version}, the index needs "
@@ -494,7 +489,7 @@ class AppService:
                 try:
                     batch.append((sequence_id, loader.load(EmbedRequest(sequence_id, dataset, record.content_hash))))
                 except PoseDataError as exc:
-                    failures[sequence_id] = _one_line(exc)
+                    failures[sequence_id] = one_line(exc)
             for sequence_id, row in self._batch_logits(encoder, batch, failures):
                 done_ids.append(sequence_id)
                 logits.append(row)
@@ -516,7 +511,7 @@ class AppService:
                 try:
                     out.append((sequence_id, encoder.embed_and_logits([seq])[1][0]))
                 except PoseDataError as exc:
-                    failures[sequence_id] = _one_line(exc)
+                    failures[sequence_id] = one_line(exc)
             return out
 
     def cluster_labels(self, live: LiveIndex, k: int, seed: int = 0) -> dict[str, int]:
@@ -646,7 +641,7 @@ class AppService:
                     views.precompute_views(views.open_live())
             except Exception as exc:  # kept for the app to show; the job row records it too
                 log.exception("re-index started by the app failed")
-                launch.error = _one_line(exc)
+                launch.error = one_line(exc)
 
         thread = threading.Thread(target=run, name=f"reindex-{launch_id}", daemon=True)
         launch = ReindexLaunch(launch_id=launch_id, checkpoint=str(checkpoint), thread=thread)

@@ -29,7 +29,7 @@ from app.services.analysis import (
     motion_view,
 )
 from app.ui.figures import skeleton_gif
-from encoder.data.errors import PoseDataError
+from encoder.data.errors import PoseDataError, one_line
 
 log = logging.getLogger("posestyle.app")
 
@@ -172,12 +172,6 @@ def select_query_from_map(state: MutableMapping[str, Any], points: list[dict[str
 
 
 # -- error handling -------------------------------------------------------------------------------
-def one_line(err: BaseException) -> str:
-    """A single line for the screen: the error's own message, else its type."""
-    text = " ".join(str(err).split())
-    return text or type(err).__name__
-
-
 def show_no_index(root: str) -> None:
     st.info(f"No index yet under `{root}`. Build one with:")
     st.code(build_index_hint(root).replace("  (or", "\n# or").rstrip(")"), language="bash")

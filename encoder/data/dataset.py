@@ -31,7 +31,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from encoder.data.atomic import DurableBatchWriter, atomic_write_bytes
-from encoder.data.errors import PoseDataError
+from encoder.data.errors import PoseDataError, one_line
 from encoder.data.labels import LabelSource
 from encoder.data.readers import PERSON_SELECTIONS, SUPPORTED_SUFFIXES, read_pose_file
 from encoder.data.sequence import PoseSequence
@@ -334,7 +334,7 @@ def _error_of(source: str | Path, err: BaseException) -> IngestError:
         return IngestError(err.source, err.problem)
     if isinstance(err, OSError):
         return IngestError(str(source), err.strerror or str(err))
-    return IngestError(str(source), f"unexpected {type(err).__name__}: {' '.join(str(err).split())}")
+    return IngestError(str(source), f"unexpected {type(err).__name__}: {one_line(err)}")
 
 
 def _walk_folder(folder: Path, exclude: Path | None = None) -> tuple[list[Path], int]:

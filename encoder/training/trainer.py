@@ -50,7 +50,7 @@ from encoder.checkpoint import CheckpointMeta, save_checkpoint
 from encoder.data.atomic import atomic_write_bytes
 from encoder.data.batch import PoseBatch, SegmentedSequence, collate_segments
 from encoder.data.camera import training_view
-from encoder.data.errors import ConfigError, PoseDataError
+from encoder.data.errors import ConfigError, PoseDataError, one_line
 from encoder.data.motion_statistics import MotionStatisticsScaler
 from encoder.data.preprocess import preprocess_sequence
 from encoder.data.sequence import PoseSequence
@@ -322,7 +322,7 @@ def _load_resume_state(path: Path, fingerprint: str) -> dict[str, Any] | None:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # a damaged or foreign file: start afresh, and say why
         log.warning("%s: not a training state this version can resume (%s); training from the start", path,
-                    " ".join(str(err).split())[:200])
+                    one_line(err)[:200])
         return None
     if not isinstance(state, dict) or state.get("format") != RESUME_FORMAT or state.get("fingerprint") != fingerprint:
         log.warning("%s: saved by another run (config, styles or data differ); training from the start", path)

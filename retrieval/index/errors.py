@@ -3,16 +3,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
-def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
+from encoder.data.errors import one_line
 
 
 class VectorIndexError(RuntimeError):
     """Base class of index errors."""
 
     def __init__(self, problem: str) -> None:
-        self.problem = _one_line(problem)
+        self.problem = one_line(problem)
         super().__init__(self.problem)
 
 

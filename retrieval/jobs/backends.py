@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from encoder.data.batch import SegmentedSequence
-from encoder.data.errors import PoseDataError
+from encoder.data.errors import PoseDataError, one_line
 from encoder.inference import StyleEncoder, check_precision, torch_threads
 from retrieval.jobs.errors import JobError
 from retrieval.jobs.sources import EmbedRequest, SequenceLoader
@@ -93,7 +93,7 @@ def _one_line(sequence_id: str, err: BaseException) -> str:
     """``<source>: <problem>`` for bad pose data; ``<id>: <ErrorType>: <message>`` for anything else."""
     if isinstance(err, PoseDataError):
         return str(err)
-    return f"{sequence_id}: {type(err).__name__}: {' '.join(str(err).split())}"
+    return f"{sequence_id}: {type(err).__name__}: {one_line(err)}"
 
 
 def embed_requests(encoder: StyleEncoder, loader: SequenceLoader, requests: Sequence[EmbedRequest],

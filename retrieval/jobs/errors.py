@@ -3,12 +3,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from encoder.data.errors import one_line
+
 
 class JobError(RuntimeError):
     """A re-index job cannot start or cannot finish; ``str(err)`` is one line."""
 
     def __init__(self, problem: str) -> None:
-        self.problem = " ".join(str(problem).split())
+        self.problem = one_line(problem)
         super().__init__(self.problem)
 
 

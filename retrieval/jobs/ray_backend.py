@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from encoder.data.errors import one_line
 from encoder.inference import StyleEncoder, check_precision
 from retrieval.jobs.backends import DEFAULT_BATCH_SIZE, EmbeddedBatch, embed_requests
 from retrieval.jobs.errors import JobError
@@ -85,7 +86,7 @@ class RayBackend:
                     ray.init(num_cpus=self.num_cpus, object_store_memory=self.object_store_memory, **common)
             except (ConnectionError, RuntimeError, ValueError) as err:
                 where = self.address or "a local Ray"
-                raise JobError(f"cannot start or join {where}: {' '.join(str(err).split())}") from None
+                raise JobError(f"cannot start or join {where}: {one_line(err)}") from None
             self._started_ray = True
         return ray
 
@@ -110,7 +111,7 @@ class RayBackend:
                 try:
                     batch = ray.get(ref)
                 except ray.exceptions.RayError as err:   # an actor died twice, or Ray itself failed
-                    raise JobError(f"ray actor failed: {' '.join(str(err).split())[:300]}") from None
+                    raise JobError(f"ray actor failed: {one_line(err)[:300]}") from None
                 if submitted < len(chunks):
                     queued.append((actor.embed.remote(chunks[submitted]), actor))
                     submitted += 1

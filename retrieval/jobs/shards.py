@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from encoder.data.atomic import fsync_dir
+from encoder.data.errors import one_line
 from retrieval.jobs.errors import JobError, ShardError
 from retrieval.store import EmbeddingRecord
 
@@ -110,7 +111,7 @@ class ShardStore:
         except FileNotFoundError:
             raise ShardError(path, "shard file is missing") from None
         except (OSError, ValueError, EOFError) as err:
-            raise ShardError(path, f"unreadable shard ({' '.join(str(err).split())})") from None
+            raise ShardError(path, f"unreadable shard ({one_line(err)})") from None
         if array.ndim != 2 or array.dtype != np.float32:
             raise ShardError(path, f"shard must be a float32 (rows, dim) array, got {array.dtype} {array.shape}")
         return array

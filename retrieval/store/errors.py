@@ -1,12 +1,14 @@
 """Errors raised by the metadata store: one line naming what was wrong."""
 from __future__ import annotations
 
+from encoder.data.errors import one_line
+
 
 class StoreError(RuntimeError):
     """A store operation was refused or failed; ``str(err)`` is one line."""
 
     def __init__(self, problem: str) -> None:
-        self.problem = " ".join(str(problem).split())
+        self.problem = one_line(problem)
         super().__init__(self.problem)
 
 

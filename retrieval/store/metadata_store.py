@@ -23,6 +23,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
 
+from encoder.data.errors import one_line
 from retrieval.migrations import current_revision, upgrade_to_head
 from retrieval.store.errors import StoreError, UnknownRecordError
 from retrieval.store.models import (
@@ -509,7 +510,7 @@ class MetadataStore:
             if path is not None:
                 row.path = str(path)
             if message is not None:
-                row.message = " ".join(message.split())
+                row.message = one_line(message)
             session.flush()
             return _index_record(row)
 
@@ -645,7 +646,7 @@ class MetadataStore:
     def _write_job_progress(self, session: Session, job_id: str, done: list[str], skipped: Iterable[str],
                             failed: dict[str, str], now: datetime) -> JobRecord:
         outcome = {**{s: ("done", None) for s in done}, **{s: ("skipped", None) for s in skipped},
-                   **{s: ("failed", " ".join(str(e).split())) for s, e in failed.items()}}
+                   **{s: ("failed", one_line(e)) for s, e in failed.items()}}
         row = self._job_row(session, job_id)
         ids = list(outcome)
         previous: dict[str, str] = {}
@@ -684,7 +685,7 @@ class MetadataStore:
         with self._write() as session:
             row = self._job_row(session, job_id)
             row.error_count += 1
-            row.error_log = (list(row.error_log) + [{"item": item, "error": " ".join(str(error).split()),
+            row.error_log = (list(row.error_log) + [{"item": item, "error": one_line(error),
                                                       "at": now.isoformat()}])[-ERROR_LOG_LIMIT:]
             row.heartbeat = now
             session.flush()

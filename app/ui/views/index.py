@@ -8,7 +8,8 @@ from typing import Any
 import streamlit as st
 
 from app.services.server_paths import allowed_server_path
-from app.ui.state import app_config, one_line, page_guard, service, show_no_index
+from app.ui.state import app_config, page_guard, service, show_no_index
+from encoder.data.errors import one_line
 from retrieval.jobs import INDEX_TYPES
 
 POLL_SECONDS = 2.0

@@ -18,7 +18,6 @@ from app.ui.state import (
     filter_options,
     indexed_catalogue,
     live_index,
-    one_line,
     page_guard,
     sequence_explanation,
     sequence_gif,
@@ -26,6 +25,7 @@ from app.ui.state import (
     service,
 )
 from app.ui.video_panels import QueryVideo, query_video, show_hit_clip, show_query_video
+from encoder.data.errors import one_line
 from encoder.data.skeleton import COCO17_JOINTS
 from retrieval.search import SearchHit
 
