@@ -1,7 +1,7 @@
 """What every ``posestyle`` command shares: exit codes, the one-line error, the choice enums.
 
-Kept light (typer, the standard library and ``encoder.data.errors``) so that ``posestyle --help`` starts fast;
-each command imports its heavy modules inside its body.
+Kept light (typer and the standard library only) so that ``posestyle --help`` starts fast; each
+command, and ``fail`` itself, imports the project's modules inside its body.
 """
 from __future__ import annotations
 
@@ -13,8 +13,6 @@ from typing import Any
 import typer
 from typer import Abort
 from typer.core import TyperGroup
-
-from encoder.data.errors import one_line
 
 try:  # typer vendors click as typer._click since 0.26; before, it used click itself
     from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
@@ -28,6 +26,8 @@ EXIT_CODES_HELP = ("Exit codes: 0 success; 1 the work failed (bad data, no index
 
 def fail(message: str, code: int = EXIT_FAILED) -> typer.Exit:
     """Print ``error: MESSAGE`` to stderr on one unwrapped line; return the ``typer.Exit`` to raise."""
+    from encoder.data.errors import one_line  # here, not at the top: ``--help`` must not import ``encoder``
+
     typer.echo("error: " + one_line(message), err=True)
     return typer.Exit(code)
 
