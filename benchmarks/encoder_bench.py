@@ -122,8 +122,8 @@ BENCHMARK_FLOORS: dict[str, dict[str, dict[str, float]]] = {
 
 
 # GaitKD (seed paper 001): the best model of the bench distilled into the fastest architecture, one
-# student per teacher seed on the ablation split and view (``--student``, ``--teacher``). The best model
-# of the main table is ST-GCN, the product's default encoder.
+# student per teacher run in every suite (grid cell, seed, held-out styles; ``--student``, ``--teacher``).
+# The best model of the main table is ST-GCN, the product's default encoder.
 TEACHER_MODEL = DEFAULT_MODEL
 # Report names of the models whose targets the report checks.
 MODEL_TITLES: dict[str, str] = {"posestyle_net": "PoseStyle-Net", "stgcn": "ST-GCN"}
@@ -176,8 +176,8 @@ class EncoderBenchConfig:
     - ``runs_file``: JSON-lines record of finished runs (resume); None keeps nothing on disk.
     - ``time_budget_minutes``: no new run starts after this much training time (runs go seed by
       seed, so a cut leaves every row with its first seeds); the report lists what was skipped.
-    - ``student``: the architecture distilled from each seed's ``teacher`` run (None: no students);
-      students are planned when the teacher is among ``models``.
+    - ``student``: the architecture distilled from each ``teacher`` run, suite by suite and seed by seed
+      (None: no students); students are planned when the teacher is among ``models``.
     - ``cost``: measure parameters / throughput / latency once per model (and ablation) after
       training, on ``cost_threads`` threads, batch 64, over ``cost_sequences`` test takes.
     """
@@ -281,8 +281,8 @@ def teacher_checkpoint(job: BenchJob, keep_dir: Path) -> Path:
 def plan_jobs(config: EncoderBenchConfig) -> list[BenchJob]:
     """Every run of the bench: the grid, the ablations, the open-set runs.
 
-    Every ``2d``/``random`` model is kept (the robustness bench evaluates each seed's checkpoint);
-    the cost is measured on the first seed's.
+    Every ``2d``/``random`` model is kept (the robustness bench evaluates each seed's checkpoint), and
+    so is every teacher run that has a student; the cost is measured on the first seed's.
     """
     jobs: list[BenchJob] = []
     cost_seed = config.seeds[0]
@@ -302,12 +302,16 @@ def plan_jobs(config: EncoderBenchConfig) -> list[BenchJob]:
                 jobs.append(BenchJob("posestyle_net", config.ablation_split, config.ablation_view, seed, ablation,
                                      config.settings_for("posestyle_net", ablation), seed == cost_seed))
     if config.student is not None and config.teacher in config.models:
-        for seed in config.seeds:
-            teacher = BenchJob(config.teacher, config.ablation_split, config.ablation_view, seed, None,
-                               config.settings_for(config.teacher), True)
-            jobs.append(BenchJob(config.student, config.ablation_split, config.ablation_view, seed, None,
-                                 config.settings_for(config.student), True, teacher=teacher.key(),
-                                 teacher_model=config.teacher))
+        # GaitKD in every suite: a student per teacher run of the grid and the open set, on that run's split
+        # (and seen styles), from that run's checkpoint, which is therefore kept
+        for i, teacher in enumerate(list(jobs)):
+            if teacher.model != config.teacher or teacher.ablation is not None:
+                continue
+            jobs[i] = replace(teacher, keep_model=True)
+            jobs.append(BenchJob(config.student, teacher.split, teacher.view, teacher.seed, None,
+                                 config.settings_for(config.student), teacher.holdout is None and (
+                                     teacher.split, teacher.view) == (config.ablation_split, config.ablation_view),
+                                 holdout=teacher.holdout, teacher=teacher.key(), teacher_model=config.teacher))
     return jobs
 
 
@@ -441,14 +445,14 @@ def run_job(job: BenchJob, keep_dir: Path | None = None) -> dict[str, Any]:
         "n_test": len(parts["test"]), "epochs_run": training["epochs_run"],
         "best_epoch": training["best_epoch"], "max_epochs": cfg.epochs, "parameters": encoder.num_parameters(),
         "dataset_version": state.dataset_version}
-    if job.holdout is not None:                  # open set: the embedding of styles never trained on
-        return {**record, **measure_open_set(encoder, state, parts, job.view, job.seed),
-                "checkpoint": None, "run_seconds": time.perf_counter() - start, "finished_unix": time.time()}
-    measured = measure_run(encoder, state, parts, job.view, job.seed)
     kept = None
     if job.keep_model and keep_dir is not None:
         kept = str(Path(keep_dir) / f"{job.key()}.safetensors")
         result.save(kept)
+    if job.holdout is not None:                  # open set: the embedding of styles never trained on
+        return {**record, **measure_open_set(encoder, state, parts, job.view, job.seed),
+                "checkpoint": kept, "run_seconds": time.perf_counter() - start, "finished_unix": time.time()}
+    measured = measure_run(encoder, state, parts, job.view, job.seed)
     return {**record, **measured, "run_seconds": time.perf_counter() - start,
             "finished_unix": time.time(), "checkpoint": kept}
 
@@ -729,8 +733,9 @@ def measure_costs(records: Sequence[Mapping[str, Any]], state: _WorkerState, con
                   progress: bool = True) -> dict[tuple[str, str | None], dict[str, Any]]:
     """Cost of each kept model (one per model and ablation), timed one after the other.
 
-    Each is timed on its first kept checkpoint that is on this machine, or, where none is (a runs file
-    trained elsewhere), on ``untrained_encoder``, so one report times every model on one machine.
+    Each is timed on its first kept checkpoint of the ablation split and view that is on this machine (a
+    checkpoint of another suite where it has none there), or, where none is (a runs file trained elsewhere),
+    on ``untrained_encoder``, so one report times every model on one machine.
     """
     from tqdm import tqdm
 
@@ -739,14 +744,16 @@ def measure_costs(records: Sequence[Mapping[str, Any]], state: _WorkerState, con
     from encoder.training.augment import training_view
 
     chosen: dict[tuple[str, str | None], tuple[Mapping[str, Any], Path | None]] = {}
+    rank: dict[tuple[str, str | None], tuple[bool, bool]] = {}     # lower is preferred
     for rec in records:
-        if not rec.get("checkpoint"):
+        if not rec.get("checkpoint") or rec.get("holdout") is not None:
             continue
         key = (rec["model"], rec["ablation"])
         path = kept_checkpoint(rec, config.runs_file)
         on_disk = path if path.is_file() else None
-        if key not in chosen or (on_disk is not None and chosen[key][1] is None):
-            chosen[key] = (rec, on_disk)
+        rec_rank = ((rec["split"], rec["view"]) != (config.ablation_split, config.ablation_view), on_disk is None)
+        if key not in chosen or rec_rank < rank[key]:
+            chosen[key], rank[key] = (rec, on_disk), rec_rank
     costs: dict[tuple[str, str | None], CostMetrics] = {}
     # COST_PASSES passes over the models, best figures kept: a model timed while the machine was busy
     # (or first, while the process warms up) gets a second chance
@@ -903,8 +910,8 @@ def _student_lines(main: Sequence[Mapping[str, Any]]) -> list[str]:
     def cell(row: Mapping[str, Any], metric: str) -> str:
         return _ms(row.get(metric))
 
-    header = ["model", "seeds", "accuracy", "gallery_p@5", "loo_p@5", "parameters", "embeddings/s (end to end)",
-              "single-query latency ms"]
+    header = ["suite", "model", "seeds", "accuracy", "gallery_p@5", "loo_p@5", "parameters",
+              "embeddings/s (end to end)", "single-query latency ms"]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     for student in (r for r in main if "architecture" in r):
         same = [r for r in main if r["split"] == student["split"] and r["view"] == student["view"]]
@@ -915,7 +922,8 @@ def _student_lines(main: Sequence[Mapping[str, Any]]) -> list[str]:
             cost = row.get("cost") or {}
             speed = (f"{cost['embeddings_per_second']:.0f} | {cost['single_query_latency_ms']:.1f}" if cost
                      else "n/a | n/a")
-            lines.append(f"| {row['model']} | {len(row['seeds'])} | {cell(row, 'accuracy')} | "
+            lines.append(f"| {row['view']}/{row['split']} | {row['model']} | {len(row['seeds'])} | "
+                         f"{cell(row, 'accuracy')} | "
                          f"{cell(row, 'gallery_p@5')} | {cell(row, 'loo_p@5')} | {row['parameters']:,} | {speed} |")
     return lines if len(lines) > 2 else []
 
@@ -1053,11 +1061,12 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     students = _student_lines(main)
     if students:
         parts += ["## Distilled student (GaitKD, seed paper 001): quality against speed", "",
-                  f"Each student is trained on the `{meta['ablation_view']}` / `{meta['ablation_split']}` split with "
-                  "the teacher's logits and neighbourhoods as extra targets (`posestyle train --teacher`, "
-                  "`encoder/training/distill.py`), seed for seed from the teacher run of the same seed. Beside "
-                  "it: the teacher, and the student's architecture trained alone with the same recipe. Speed as "
-                  "in the cost table.", "", *students, ""]
+                  "Each student is trained with the teacher's logits and neighbourhoods as extra targets "
+                  "(`posestyle train --teacher`, `encoder/training/distill.py`), suite by suite and seed for seed "
+                  "from the teacher run of the same split, view, seed and (open set, in that table) held-out "
+                  "styles. Beside it: the teacher, and the student's architecture trained alone with the same "
+                  f"recipe where the bench ran it. Speed as in the cost table (measured on "
+                  f"`{meta['ablation_view']}` / `{meta['ablation_split']}`).", "", *students, ""]
     seed_lines = comparison_lines(report.get("seed_systems") or [], MODEL_TITLES)
     if seed_lines:
         parts += ["## The seed systems and the distilled students against PoseStyle-Net and the default", "",

@@ -203,8 +203,8 @@ def encoders_command(
     open_set: bool = typer.Option(True, "--open-set/--no-open-set",
                                   help="Open-set runs (3 styles held out, two choices)."),
     student: str = typer.Option("st_mlp", "--student",
-                                help="Architecture distilled from each seed of the teacher (GaitKD); 'none' for no "
-                                     "students."),
+                                help="Architecture distilled from each run of the teacher, in every suite and seed "
+                                     "(GaitKD); 'none' for no students."),
     teacher: str = typer.Option(None, "--teacher",
                                 help="Model the students are distilled from (default: the product's default "
                                      "encoder, the bench's best)."),

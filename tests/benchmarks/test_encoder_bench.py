@@ -316,19 +316,30 @@ def test_plan_covers_the_grid_and_the_ablations(toy_dataset):
     assert len({j.key() for j in jobs}) == len(jobs)
 
 
-def test_each_student_is_planned_after_the_teacher_of_its_seed(toy_dataset):
+def test_each_student_is_planned_after_the_teacher_run_of_its_suite_and_seed(toy_dataset):
+    """A student per teacher run in every suite: grid cell, seed and held-out styles; each teacher it
+    learns from is kept, and the student only where the robustness bench reads checkpoints (2d / random)."""
     dataset, splits = toy_dataset
-    jobs = plan_jobs(_config(dataset, splits, seeds=(0, 1), ablations=(), student="st_mlp"))
+    jobs = plan_jobs(_config(dataset, splits, splits=("random", "cross-content"), seeds=(0, 1), ablations=(),
+                             student="st_mlp", open_set=(("swaying",),)))
     students = [j for j in jobs if j.teacher is not None]
     label = student_label("st_mlp", "posestyle_net")
-    assert [(j.model, j.seed, j.label) for j in students] == [("st_mlp", s, label) for s in (0, 1)]
+    suites = {(split, seed, holdout) for split in ("random", "cross-content") for seed in (0, 1)
+              for holdout in ((None, ("swaying",)) if split == "random" else (None,))}
+    assert sorted((j.split, j.seed, j.holdout or ()) for j in students) == sorted(
+        (split, seed, holdout or ()) for split, seed, holdout in suites)
+    assert {(j.model, j.label, j.view) for j in students} == {("st_mlp", label, "2d")}
+    order = sorted(jobs, key=lambda j: job_priority(j, ["posestyle_net", "st_mlp"]))
     for student in students:
         (teacher,) = [j for j in jobs if j.key() == student.teacher]
-        assert (teacher.model, teacher.seed, teacher.keep_model) == ("posestyle_net", student.seed, True)
-        order = sorted(jobs, key=lambda j: job_priority(j, ["posestyle_net", "st_mlp"]))
+        assert (teacher.model, teacher.split, teacher.view, teacher.seed, teacher.holdout) == (
+            "posestyle_net", student.split, student.view, student.seed, student.holdout)
+        assert teacher.keep_model
+        assert student.keep_model == (student.split == "random" and student.holdout is None)
         assert order.index(teacher) < order.index(student)
     alone = [j for j in jobs if j.model == "st_mlp" and j.teacher is None]
-    assert len(alone) == 2 and not {j.key() for j in alone} & {j.key() for j in students}
+    assert len(alone) == len(students) and not {j.key() for j in alone} & {j.key() for j in students}
+    assert not [j for j in jobs if j.model == "st_mlp" and j.teacher is None and j.keep_model and j.split != "random"]
 
 
 def test_students_learn_from_the_product_default_encoder_unless_told_otherwise(toy_dataset):
@@ -343,20 +354,22 @@ def test_students_learn_from_the_product_default_encoder_unless_told_otherwise(t
 
 def test_a_distilled_student_gets_its_own_row_beside_its_teacher(toy_dataset, tmp_path, one_torch_thread):
     dataset, splits = toy_dataset
-    config = _config(dataset, splits, ablations=(), handcrafted=False, student="st_mlp",
-                     runs_file=tmp_path / "runs.jsonl")
+    config = _config(dataset, splits, models=("posestyle_net",), ablations=(), handcrafted=False, student="st_mlp",
+                     open_set=(("swaying",),), runs_file=tmp_path / "runs.jsonl")
     report = run_encoder_bench(config, tmp_path / "out", progress=False)
     label = student_label("st_mlp", "posestyle_net")
     main = [r for r in report["rows"] if "ablation" not in r]
-    assert [r["model"] for r in main] == ["posestyle_net", "st_mlp", label]
-    assert main[2]["architecture"] == "st_mlp"
-    assert main[2]["parameters"] == main[1]["parameters"]          # the same architecture
+    assert [r["model"] for r in main] == ["posestyle_net", label]
+    assert main[1]["architecture"] == "st_mlp" and main[1]["teacher_model"] == "posestyle_net"
     records = [json.loads(x) for x in (tmp_path / "runs.jsonl").read_text().splitlines()]
-    student, teacher = (next(r for r in records if r["model"] == m) for m in (label, "posestyle_net"))
-    assert student["teacher"] == teacher["key"] and Path(student["checkpoint"]).is_file()
-    assert student["teacher_model"] == main[2]["teacher_model"] == "posestyle_net"
+    for holdout in (None, ["swaying"]):       # the grid's student, and the open set's on the seen styles
+        student, teacher = (next(r for r in records if r["model"] == m and r["holdout"] == holdout)
+                            for m in (label, "posestyle_net"))
+        assert student["teacher"] == teacher["key"] and Path(teacher["checkpoint"]).is_file()
+        assert student["n_test"] == teacher["n_test"]
+    assert {r["model"] for r in report["open_set"]} >= {"posestyle_net", label}
     markdown = (tmp_path / "out" / "encoders.md").read_text()
-    assert "Distilled student" in markdown and f"| {label} | 1 |" in markdown
+    assert "Distilled student" in markdown and f"| 2d/random | {label} | 1 |" in markdown
 
 
 def test_a_run_stopped_before_min_epochs_is_retrained_and_so_is_its_student(toy_dataset, tmp_path,
