@@ -58,6 +58,12 @@ from encoder.training.config import DEFAULT_MODEL
 
 SPLITS: tuple[str, ...] = ("random", "cross-content")
 VIEWS: tuple[str, ...] = ("2d", "3d")
+# The grid's suites in report order, each with its section title.
+SUITE_TITLES = (("random", "2d", "Main table: `2d` view, `random` split (the headline)"),
+                ("cross-content", "2d", "Cross-content: `2d` view (train on straight walks and runs, test on "
+                                        "turning walks)"),
+                ("random", "3d", "`3d` view, `random` split"),
+                ("cross-content", "3d", "`3d` view, `cross-content` split"))
 BENCH_MODELS: tuple[str, ...] = ("posestyle_net", "st_mlp", "pose_transformer", "gait_relationnet", "stgcn",
                                  "temporal_cnn", "gaitheat", "gaitmm", "hstl")
 HANDCRAFTED = "handcrafted_stats_logreg"
@@ -996,11 +1002,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
              "`loo_*` is leave-one-out inside the test split; a hit is a take of the same style. "
              f"`{HANDCRAFTED}` is the BENCHMARK.md hand-made-statistics floor (deterministic: one run). "
              "`temporal_cnn` is the BENCHMARK.md temporal-CNN floor, retrained here with this bench's settings.", ""]
-    for split, view, title in (("random", "2d", "Main table: `2d` view, `random` split (the headline)"),
-                               ("cross-content", "2d", "Cross-content: `2d` view (train on straight walks and "
-                                                       "runs, test on turning walks)"),
-                               ("random", "3d", "`3d` view, `random` split"),
-                               ("cross-content", "3d", "`3d` view, `cross-content` split")):
+    for split, view, title in SUITE_TITLES:
         sel = [r for r in main if r["split"] == split and r["view"] == view]
         if sel:
             parts += [f"## {title}", "", _metric_table(sel, "model", name), ""]
@@ -1019,9 +1021,14 @@ def render_markdown(report: Mapping[str, Any]) -> str:
                   f"(`encoder.data.motion_statistics`: L2-normalised embedding beside {STATISTICS_WEIGHT:g} x the "
                   "statistics z-scored on the train+val takes / sqrt(F)), as `posestyle train` checkpoints "
                   "append them by default, computed from the encoder's own preprocessing (gaps filled, "
-                  "resampled). Accuracy and macro-F1 come from the classifier and do not change.", "",
-                  _metric_table(_order(pairs, [r["model"] for r in pairs]), "model",
-                                lambda r: r["model"] + (f" {r['ablation']}" if r.get("ablation") else "")), ""]
+                  "resampled). Accuracy and macro-F1 come from the classifier and do not change.", ""]
+        for split, view, _ in SUITE_TITLES:
+            suite = [r for r in pairs if r["split"] == split and r["view"] == view]
+            if suite:
+                parts += [f"### `{view}` / `{split}`", "",
+                          _metric_table(suite, "model",
+                                        lambda r: r["model"] + (f" {r['ablation']}" if r.get("ablation") else "")),
+                          ""]
     if report.get("open_set"):
         lines = ["| model | held-out styles | seeds | leave-one-out P@5 | purity | NMI |", "|---|---|---|---|---|---|"]
         for r in sorted(report["open_set"], key=lambda r: (r["held_out_styles"], r["model"] != "posestyle_net")):

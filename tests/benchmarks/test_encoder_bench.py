@@ -108,6 +108,12 @@ def test_bench_writes_one_row_per_model_split_view_with_mean_and_std(toy_dataset
     assert "PoseStyle-Net ablation" in markdown and "w/o stage gating" in markdown and "Targets" in markdown
     assert "Schedule of every run" in markdown and "all 1 epochs (no early stopping)" in markdown
     assert "with the motion statistics appended" in markdown and f"st_mlp {STATISTICS_ROW}" in markdown
+    section = markdown.split("with the motion statistics appended", 1)[1].split("\n## ", 1)[0]
+    for view, next_view in (("2d", "3d"), ("3d", None)):   # one table per suite, plain row then appended
+        table = section.split(f"### `{view}` / `random`", 1)[1]
+        table = table.split(f"### `{next_view}`", 1)[0] if next_view else table
+        labels = [line.split(" | ")[0].removeprefix("| ") for line in table.splitlines() if line.startswith("| ")]
+        assert labels[1:] == ["posestyle_net", f"posestyle_net {STATISTICS_ROW}", "st_mlp", f"st_mlp {STATISTICS_ROW}"]
 
 
 def test_open_set_runs_train_without_the_held_out_styles(toy_dataset, tmp_path, one_torch_thread):
