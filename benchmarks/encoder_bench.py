@@ -23,6 +23,7 @@ import json
 import os
 import tempfile
 import time
+from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -178,7 +179,9 @@ class EncoderBenchConfig:
       overrides per model name (applied after ``train``).
     - ``ablation_seeds``: seeds of the ablation rows (default: ``seeds``); ``ablations``: which
       rows of ``ABLATIONS`` to run (empty: none).
-    - ``workers`` processes, each with ``threads_per_worker`` torch threads.
+    - ``workers`` processes, each with ``threads_per_worker`` torch threads, training on ``device``
+      (``cpu``, ``auto`` or ``cuda[:n]``; not part of a run's key: the recipe is the same, the figures
+      differ by the order of sums and cuDNN's TF32 convolutions, and each record names its device).
     - ``runs_file``: JSON-lines record of finished runs (resume); None keeps nothing on disk.
     - ``time_budget_minutes``: no new run starts after this much training time (runs go seed by
       seed, so a cut leaves every row with its first seeds); the report lists what was skipped.
@@ -211,6 +214,7 @@ class EncoderBenchConfig:
     cost_batch_size: int = 64
     workers: int = 2
     threads_per_worker: int = 1
+    device: str = "cpu"
     runs_file: Path | None = None
     eval_batch_size: int = 64
     time_budget_minutes: float | None = None
@@ -224,6 +228,8 @@ class EncoderBenchConfig:
             raise ValueError(f"unknown ablation(s) {unknown}; known: {list(ABLATIONS)}")
         if not self.seeds or self.workers < 1 or self.threads_per_worker < 1:
             raise ValueError("need at least one seed, workers >= 1 and threads_per_worker >= 1")
+        if not (self.device in ("auto", "cpu") or self.device.startswith("cuda")):
+            raise ValueError(f"device must be auto, cpu or cuda[:n], got {self.device!r}")
 
     def settings_for(self, model: str, ablation: str | None = None) -> dict[str, Any]:
         """The TrainConfig overrides of one run (common, per model, ablation)."""
@@ -341,11 +347,11 @@ def next_runnable(queue: list[BenchJob], keep_dir: Path, unfinished: set[str] = 
     return None
 
 
-def job_train_config(job: BenchJob, threads: int = 1) -> Any:
-    """The ``TrainConfig`` a bench run trains with."""
+def job_train_config(job: BenchJob, threads: int = 1, device: str = "cpu") -> Any:
+    """The ``TrainConfig`` a bench run trains with (on ``device``, which no setting of the run changes)."""
     from encoder.training import TrainConfig
 
-    return TrainConfig(model=job.model, view=job.view, seed=job.seed, device="cpu", progress=False,
+    return TrainConfig(model=job.model, view=job.view, seed=job.seed, device=device, progress=False,
                        num_threads=threads).with_overrides(job.settings, source=f"bench {job.model}")
 
 
@@ -368,7 +374,8 @@ def split_prefix(splits_dir: Path, split: str) -> str:
 class _WorkerState:
     """Per-process data: the takes, the split parts and the prepared test/gallery inputs."""
 
-    def __init__(self, data: Path, splits_dir: Path, splits: Sequence[str], threads: int) -> None:
+    def __init__(self, data: Path, splits_dir: Path, splits: Sequence[str], threads: int,
+                 device: str = "cpu") -> None:
         import torch
 
         from encoder.data.dataset import DatasetCache
@@ -376,6 +383,7 @@ class _WorkerState:
 
         torch.set_num_threads(threads)
         self.threads = threads
+        self.device = device
         cache = DatasetCache.open(data)
         self.dataset_version = cache.dataset_version
         self.seqs: dict[str, PoseSequence] = {n: cache.load(n) for n in cache.names}
@@ -411,9 +419,9 @@ class _WorkerState:
 _STATE: _WorkerState | None = None
 
 
-def _init_worker(data: Path, splits_dir: Path, splits: Sequence[str], threads: int) -> None:
+def _init_worker(data: Path, splits_dir: Path, splits: Sequence[str], threads: int, device: str = "cpu") -> None:
     global _STATE
-    _STATE = _WorkerState(data, splits_dir, splits, threads)
+    _STATE = _WorkerState(data, splits_dir, splits, threads, device)
 
 
 def run_job(job: BenchJob, keep_dir: Path | None = None) -> dict[str, Any]:
@@ -430,7 +438,7 @@ def run_job(job: BenchJob, keep_dir: Path | None = None) -> dict[str, Any]:
     parts = state.parts[job.split]
     if job.holdout is not None:
         parts = seen_parts(parts, {n: s.label for n, s in state.seqs.items()}, job.holdout)
-    cfg = job_train_config(job, state.threads)
+    cfg = job_train_config(job, state.threads, state.device)
     train = [state.seqs[n] for n in parts["train"]]
     val = [state.seqs[n] for n in parts["val"]]
     summary = {"split": job.split, "bench": True}
@@ -450,7 +458,7 @@ def run_job(job: BenchJob, keep_dir: Path | None = None) -> dict[str, Any]:
                                             "teacher_model": job.teacher_model}),
         "n_test": len(parts["test"]), "epochs_run": training["epochs_run"],
         "best_epoch": training["best_epoch"], "max_epochs": cfg.epochs, "parameters": encoder.num_parameters(),
-        "dataset_version": state.dataset_version}
+        "dataset_version": state.dataset_version, "device": training.get("device", state.device)}
     kept = None
     if job.keep_model and keep_dir is not None:
         kept = str(Path(keep_dir) / f"{job.key()}.safetensors")
@@ -967,6 +975,10 @@ def how_it_was_run(meta: Mapping[str, Any]) -> list[str]:
         f"- Wall time of the training grid (first run's start to last run's end): "
         f"{meta.get('grid_wall_minutes_first_to_last_run')} min; this invocation: "
         f"{meta.get('total_wall_minutes')} min.",
+        *([f"- Runs by training device: {', '.join(f'{d} {n}' for d, n in devices.items())} (the same recipe; "
+           "on a GPU sums run in another order and cuDNN convolutions in TF32, PyTorch's default, so a run "
+           "differs from its CPU twin, by about the seed spread; evaluation and cost always ran on the CPU)."]
+          if set(devices := meta.get("runs_by_training_device") or {}) - {"cpu"} else []),
         f"- {meta.get('workers')} training processes with {meta.get('threads_per_worker')} torch thread(s) each, "
         f"on {meta.get('machine')}; load average (1/5/15 min) {meta.get('load_average_1_5_15_at_start')} at "
         f"the start and {meta.get('load_average_1_5_15_at_end')} at the end (other sessions' jobs ran "
@@ -1211,7 +1223,7 @@ def run_encoder_bench(config: EncoderBenchConfig, out: str | Path | None = None,
     skipped_for_time = 0
     # every split a planned run uses: open-set runs and students train on theirs whatever ``splits`` names
     used_splits = tuple(s for s in SPLITS if s in config.splits or any(job.split == s for job in jobs))
-    init_args = (Path(config.data), Path(config.splits_dir), used_splits, config.threads_per_worker)
+    init_args = (Path(config.data), Path(config.splits_dir), used_splits, config.threads_per_worker, config.device)
     bar = tqdm(total=len(jobs), initial=len(records), desc="bench runs", unit="run", disable=not progress,
                dynamic_ncols=True)
     if todo and deadline is not None and time.perf_counter() >= deadline:     # a zero budget: report only
@@ -1291,6 +1303,9 @@ def run_encoder_bench(config: EncoderBenchConfig, out: str | Path | None = None,
         "mean_run_seconds_per_worker": round(float(np.mean(runs_seconds)), 1) if runs_seconds else None,
         "machine": f"{os.cpu_count()} CPU cores ({cpu_model()}), shared with other work",
         "workers": config.workers, "threads_per_worker": config.threads_per_worker,
+        "runs_by_training_device": dict(sorted(Counter(
+            str(r.get("device", "cpu")).split(":")[0] for r in records
+            if r["model"] != HANDCRAFTED and r.get("epochs_run")).items())),
         "dataset": str(config.data), "dataset_version": records[0]["dataset_version"] if records else None,
         "splits_dir": str(config.splits_dir), "seeds": list(config.seeds),
         "seeds_by_view": {k: list(v) for k, v in config.seeds_by_view.items()},

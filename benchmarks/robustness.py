@@ -198,6 +198,39 @@ def summarise(per_run: Sequence[Mapping[str, Any]], chosen: Sequence[Condition])
     return rows
 
 
+def runs_of_report(report: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The per-seed results an earlier report's rows hold (``summarise`` inverted), so a suite whose
+    checkpoints are gone can be joined with newly measured seeds. Raises ValueError on a report whose
+    rows do not carry one value per seed."""
+    runs: dict[tuple[str, int], dict[str, Any]] = {}
+    try:
+        for row in report.get("rows", []):
+            values = {attr: row[name]["values"] for attr, name in METRICS.items()}
+            if any(len(v) != len(row["seeds"]) for v in values.values()):
+                raise ValueError(f"{row['model']} / {row['condition']}: not one value per seed; cannot merge")
+            for i, seed in enumerate(row["seeds"]):
+                run = runs.setdefault((row["model"], seed), {"model": row["model"], "seed": seed, "results": {}})
+                run["results"][row["condition"]] = HeadlineMetrics(**{attr: v[i] for attr, v in values.items()})
+    except (KeyError, TypeError) as err:
+        raise ValueError(f"not a robustness report (missing {err}); cannot merge") from None
+    return list(runs.values())
+
+
+def merge_runs(measured: Sequence[Mapping[str, Any]], earlier: Sequence[Mapping[str, Any]],
+               chosen: Sequence[Condition]) -> list[Mapping[str, Any]]:
+    """``measured`` plus the ``earlier`` runs of seeds not measured now, model by model and seed by seed;
+    an earlier run must hold every condition of ``chosen`` (the same suite)."""
+    names = {c.name for c in chosen}
+    have = {(r["model"], r["seed"]) for r in measured}
+    kept = [r for r in earlier if (r["model"], r["seed"]) not in have]
+    for run in kept:
+        if names - set(run["results"]):
+            raise ValueError(f"{run['model']} seed {run['seed']}: the earlier report lacks conditions "
+                             f"{sorted(names - set(run['results']))}; cannot merge")
+    order = list(dict.fromkeys([r["model"] for r in measured] + [r["model"] for r in kept]))
+    return sorted([*measured, *kept], key=lambda r: (order.index(r["model"]), r["seed"]))
+
+
 def target_check(rows: Sequence[Mapping[str, Any]], model: str) -> list[dict[str, Any]]:
     """The issue's target for ``model``: every in-target condition within ``TARGET_GAP`` (mean change)."""
     out = []
@@ -256,7 +289,12 @@ def render_markdown(report: Mapping[str, Any]) -> str:
                                    f"{c['single_query_latency_ms']:.1f}"] for m, c in costs.items()]), ""]
     parts += ["## How this was run", "", f"- Command: `{meta['command']}`",
               f"- Checkpoints: {meta['checkpoints']} from `{meta['runs_file']}`; wall time {meta['wall_minutes']} min; "
-              f"load average at start/end {meta['load_start']} / {meta['load_end']}.", ""]
+              f"load average at start/end {meta['load_start']} / {meta['load_end']}."]
+    if meta.get("merged_seeds"):
+        parts += [f"- Merged from `{meta['merged_from']}` (the same suite, its checkpoints no longer on disk): "
+                  + "; ".join(f"{m} seeds {', '.join(map(str, seeds))}" for m, seeds in meta["merged_seeds"].items())
+                  + ", taken from its per-seed figures; the cost is this run's where it measured one."]
+    parts += [""]
     return "\n".join(parts)
 
 
@@ -275,10 +313,11 @@ def run_robustness_bench(runs_file: str | Path, data: str | Path, splits_dir: st
                          out: str | Path | None = None, models: Sequence[str] | None = None,
                          progress: bool = True, command: str = "posestyle bench robustness",
                          inference_window_stride: int | None = None, stem: str = "robustness",
-                         precision: str = "float32") -> dict[str, Any]:
+                         precision: str = "float32", merge_report: str | Path | None = None) -> dict[str, Any]:
     """Evaluate every kept ``2d``/``random`` checkpoint of ``runs_file`` under every condition; write
     ``<stem>.md/.json`` into ``out``. ``precision``: the encoders' arithmetic (``StyleEncoder``), for
-    the whole suite and the cost."""
+    the whole suite and the cost. ``merge_report``: an earlier report of the same suite (its checkpoints
+    gone); the seeds it holds that are not measured now join this report's rows."""
     import os
     from dataclasses import replace
 
@@ -315,8 +354,24 @@ def run_robustness_bench(runs_file: str | Path, data: str | Path, splits_dir: st
                 variant, takes, parts["test"], parts["train"] + parts["val"], chosen)})
             if label not in costs:
                 costs[label] = measure_cost(variant, cost_takes).to_dict()
+    merged: dict[str, list[int]] = {}
+    if merge_report is not None:
+        earlier = json.loads(Path(merge_report).read_text(encoding="utf-8"))
+        if (earlier.get("meta") or {}).get("precision", "float32") != precision or (
+                earlier.get("meta") or {}).get("inference_window_stride") != inference_window_stride:
+            raise ValueError(f"{merge_report}: measured with another precision or windows; cannot merge")
+        earlier_runs = [r for r in runs_of_report(earlier)
+                        if models is None or r["model"].split(" + ")[0] in models]
+        measured = {(r["model"], r["seed"]) for r in per_run}
+        per_run = merge_runs(per_run, earlier_runs, chosen)
+        for r in earlier_runs:
+            if (r["model"], r["seed"]) not in measured:
+                merged.setdefault(r["model"], []).append(r["seed"])
+        for label, cost in (earlier.get("costs") or {}).items():
+            costs.setdefault(label, cost)
     rows = summarise(per_run, chosen)
     meta = {"command": command, "runs_file": str(runs_file), "checkpoints": len(kept),
+            "merged_from": None if merge_report is None else str(merge_report), "merged_seeds": merged,
             "inference_window_stride": inference_window_stride, "precision": precision,
             "wall_minutes": round((time.perf_counter() - start) / 60, 1), "load_start": load_start,
             "load_end": [round(x, 2) for x in os.getloadavg()]}

@@ -215,6 +215,10 @@ def encoders_command(
                                         help="Extra TrainConfig override for every run, KEY=VALUE."),
     workers: int = typer.Option(2, "--workers", "-j", min=1, help="Training processes."),
     threads: int = typer.Option(1, "--threads", min=1, help="Torch threads per training process."),
+    device: str = typer.Option("cpu", "--device",
+                               help="Where runs train: cpu, auto (CUDA when present) or cuda[:n]. Not part of a "
+                                    "run's key (same recipe, other arithmetic order; each record names its "
+                                    "device); evaluation and the cost pass stay on the CPU."),
     runs_file: Path = typer.Option(Path("index_data/cache/encoder-bench-runs.jsonl"), "--runs-file",
                                    help="Finished runs are appended here; a rerun resumes from it."),
     fresh: bool = typer.Option(False, "--fresh", help="Ignore (and replace) the runs file."),
@@ -279,7 +283,7 @@ def encoders_command(
             seeds=seed_list, seeds_by_view=by_view,
             ablations=settings["ablations"] if ablations and "posestyle_net" in chosen_models else (),
             train={**settings["train"], **extra}, model_train=settings["model_train"], cost=cost,
-            workers=workers, threads_per_worker=threads, runs_file=runs_file,
+            workers=workers, threads_per_worker=threads, device=device, runs_file=runs_file,
             time_budget_minutes=0.0 if report_only else budget, open_set=OPEN_SET_HOLDOUTS if open_set else (),
             student=chosen_student, teacher=teacher)
     except ValueError as err:
@@ -307,6 +311,9 @@ def robustness_command(
         None, "--inference-window-stride", min=1,
         help="Embed through windows this many frames apart instead of each checkpoint's own setting."),
     precision: Precision = typer.Option(Precision.float32, "--precision", help=PRECISION_HELP),
+    merge_report: Path = typer.Option(None, "--merge-report",
+                                      help="An earlier <stem>.json of this suite whose checkpoints are gone: its "
+                                           "seeds not measured now join the report (per-seed figures)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:
     """Accuracy, macro-F1 and gallery P@5 under other cameras, noise, missing joints, tempo, clip length, fps;
@@ -316,11 +323,13 @@ def robustness_command(
 
     if not runs_file.is_file():
         raise _fail(f"{runs_file}: runs file not found; run `posestyle bench encoders` first")
+    if merge_report is not None and not merge_report.is_file():
+        raise _fail(f"{merge_report}: report to merge not found")
     chosen = tuple(m.strip() for m in models.split(",") if m.strip()) if models else None
     command = _command_line("robustness")
     try:
         report = run_robustness_bench(runs_file, data, splits_dir, out, chosen, progress, command,
-                                      inference_window_stride, stem, Precision(precision).value)
+                                      inference_window_stride, stem, Precision(precision).value, merge_report)
     except (ValueError, InputError) as err:
         raise _fail(str(err)) from None
     met = ", ".join(f"{model} {sum(c['met'] for c in checks)}/{len(checks)}"

@@ -307,7 +307,8 @@ def _run_fingerprint(cfg: TrainConfig, label_names: Sequence[str], train: _Prepa
                      summary: dict[str, Any] | None) -> str:
     """What a resume state must have been written by: the config, the styles, the prepared data's shape
     and the caller's summary (dataset version, split)."""
-    setting = {k: v for k, v in cfg.to_dict().items() if k != "progress"}   # bars change nothing trained
+    # bars, the device and the thread count change nothing trained (a run started on a GPU may end on a CPU)
+    setting = {k: v for k, v in cfg.to_dict().items() if k not in ("progress", "device", "num_threads")}
     facts = {"config": setting, "labels": list(label_names), "summary": summary or {},
              "train_labels": train.labels.tolist(), "train_versions": [len(v) for v in train.versions],
              "val_labels": val.labels.tolist()}

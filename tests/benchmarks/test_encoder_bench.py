@@ -23,7 +23,9 @@ from benchmarks.encoder_bench import (
     aggregate,
     as_served,
     evaluate_targets,
+    how_it_was_run,
     job_priority,
+    job_train_config,
     kept_checkpoint,
     plan_jobs,
     run_encoder_bench,
@@ -440,3 +442,20 @@ def test_targets_report_met_missed_and_the_gap():
     assert other["st_mlp 2d/cross-content accuracy >= 0.93"]["measured"] is None
     assert not any(k.startswith("open set") for k in other)
 
+
+
+def test_the_training_device_is_recorded_but_not_part_of_a_runs_key(toy_dataset, tmp_path, one_torch_thread):
+    dataset, splits = toy_dataset
+    config = _config(dataset, splits, models=("st_mlp",), ablations=(), handcrafted=False, device="auto",
+                     runs_file=tmp_path / "runs.jsonl")
+    (job,) = plan_jobs(config)
+    assert job.key() == plan_jobs(replace(config, device="cpu"))[0].key()     # a run may start on a GPU, end on a CPU
+    assert job_train_config(job, 1, "cuda:1").device == "cuda:1" and job_train_config(job).device == "cpu"
+    with pytest.raises(ValueError, match="device"):
+        replace(config, device="tpu")
+    run_encoder_bench(config, tmp_path / "out", progress=False)
+    (record,) = [json.loads(x) for x in (tmp_path / "runs.jsonl").read_text().splitlines()]
+    assert record["device"] == ("cuda" if torch.cuda.is_available() else "cpu")
+    meta = {"runs_by_training_device": {"cpu": 3, "cuda": 2}}
+    assert any("Runs by training device: cpu 3, cuda 2" in line for line in how_it_was_run(meta))
+    assert not any("training device" in line for line in how_it_was_run({"runs_by_training_device": {"cpu": 5}}))

@@ -9,7 +9,9 @@ from benchmarks.robustness import (
     TARGET_GAP,
     condition_view,
     conditions,
+    merge_runs,
     render_markdown,
+    runs_of_report,
     served_variants,
     summarise,
     target_check,
@@ -93,3 +95,26 @@ def test_a_checkpoint_appending_statistics_is_measured_alone_and_as_served(make_
     (alone_label, alone), (served_label, as_served) = served_variants("st_mlp", served)
     assert alone_label == "st_mlp" and served_label == f"st_mlp {STATISTICS_ROW}" and as_served is served
     assert alone.embed(seqs).shape[1] == 8 and as_served.embed(seqs).shape[1] == served.dim > 8
+
+
+def test_an_earlier_report_merges_seed_by_seed_with_new_measurements():
+    chosen = [c for c in conditions() if c.name in ("benchmark view", "pitch 30°")]
+    def run(model, seed, bench, raised):
+        res = {"benchmark view": bench, "pitch 30°": raised}
+        return {"model": model, "seed": seed,
+                "results": {k: HeadlineMetrics(accuracy=v, macro_f1=v, gallery_p5=v) for k, v in res.items()}}
+    earlier_rows = summarise([run("gaitmm", 3, 0.98, 0.90), run("gaitmm", 4, 0.96, 0.88)], chosen)
+    earlier = runs_of_report({"rows": earlier_rows})
+    assert sorted((r["model"], r["seed"]) for r in earlier) == [("gaitmm", 3), ("gaitmm", 4)]
+    assert earlier[0]["results"]["pitch 30°"].accuracy == pytest.approx(0.90)
+    # seed 4 measured again: the new figure wins; seed 3 joins from the report
+    merged = merge_runs([run("gaitmm", 0, 0.97, 0.95), run("gaitmm", 4, 0.99, 0.99)], earlier, chosen)
+    assert [r["seed"] for r in merged] == [0, 3, 4]
+    row = next(r for r in summarise(merged, chosen) if r["condition"] == "pitch 30°")
+    assert row["seeds"] == [0, 3, 4] and row["accuracy"]["values"] == pytest.approx([0.95, 0.90, 0.99])
+    assert row["delta_accuracy"]["mean"] == pytest.approx(np.mean([-0.02, -0.08, 0.0]))
+    with pytest.raises(ValueError, match="lacks conditions"):      # another suite cannot be merged
+        merge_runs([], earlier, conditions())
+    broken = [{**earlier_rows[0], "accuracy": {**earlier_rows[0]["accuracy"], "values": [0.98]}}]
+    with pytest.raises(ValueError, match="one value per seed"):
+        runs_of_report({"rows": broken})

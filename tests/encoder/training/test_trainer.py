@@ -181,7 +181,7 @@ def test_an_interrupted_run_resumes_to_the_model_of_an_uninterrupted_one(
         make_toy_corpus, make_train_config, tmp_path, monkeypatch):
     """Stopped after epoch 2 of 4 (the state saved each epoch), a second fit continues at epoch 3 and
     ends with the same weights and history as a run never stopped; a finished state trains nothing
-    more, and a state of another run is ignored."""
+    more, also on another device or thread count, and a state of another run is ignored."""
     train, val = make_toy_corpus(2, dims=2, seed=3), make_toy_corpus(1, dims=2, seed=4)
     cfg = make_train_config(epochs=4, patience=10)
     whole = fit(train, val, cfg)
@@ -199,5 +199,7 @@ def test_an_interrupted_run_resumes_to_the_model_of_an_uninterrupted_one(
             == [{k: v for k, v in h.items() if k not in drop} for h in whole.history])
     again = fit(train, val, cfg, resume_file=state)          # finished: nothing is trained again
     assert again.checkpoint.training["resumed_after_epoch"] == 4 and _state_equal(again.model, whole.model)
+    moved = fit(train, val, cfg.with_overrides({"device": "cpu", "num_threads": 1}), resume_file=state)
+    assert moved.checkpoint.training["resumed_after_epoch"] == 4      # another device or thread count: same run
     other = fit(train, val, cfg.with_overrides({"seed": 1}), resume_file=state)   # another run: from scratch
     assert "resumed_after_epoch" not in other.checkpoint.training and len(other.history) == 4
