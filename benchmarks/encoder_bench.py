@@ -55,7 +55,7 @@ from encoder.evaluation.results import (
     MeanStd,
     OpenSetMetrics,
 )
-from encoder.training.config import DEFAULT_MODEL
+from encoder.training.config import DEFAULT_MODEL, check_device
 
 SPLITS: tuple[str, ...] = ("random", "cross-content")
 VIEWS: tuple[str, ...] = ("2d", "3d")
@@ -228,8 +228,7 @@ class EncoderBenchConfig:
             raise ValueError(f"unknown ablation(s) {unknown}; known: {list(ABLATIONS)}")
         if not self.seeds or self.workers < 1 or self.threads_per_worker < 1:
             raise ValueError("need at least one seed, workers >= 1 and threads_per_worker >= 1")
-        if not (self.device in ("auto", "cpu") or self.device.startswith("cuda")):
-            raise ValueError(f"device must be auto, cpu or cuda[:n], got {self.device!r}")
+        check_device(self.device)
 
     def settings_for(self, model: str, ablation: str | None = None) -> dict[str, Any]:
         """The TrainConfig overrides of one run (common, per model, ablation)."""
@@ -955,6 +954,7 @@ def how_it_was_run(meta: Mapping[str, Any]) -> list[str]:
     """Plain-language bullets: training settings, seeds per view, what a time budget cut."""
     train = meta.get("train_settings", {})
     seeds_by_view = meta.get("seeds_by_view") or {}
+    devices = meta.get("runs_by_training_device") or {}
     lines = [
         f"- Schedule of every run of every model (the product's `posestyle train` defaults, recipe "
         f"{meta.get('recipe_version')}): {meta.get('schedule')}.",
@@ -978,7 +978,7 @@ def how_it_was_run(meta: Mapping[str, Any]) -> list[str]:
         *([f"- Runs by training device: {', '.join(f'{d} {n}' for d, n in devices.items())} (the same recipe; "
            "on a GPU sums run in another order and cuDNN convolutions in TF32, PyTorch's default, so a run "
            "differs from its CPU twin, by about the seed spread; evaluation and cost always ran on the CPU)."]
-          if set(devices := meta.get("runs_by_training_device") or {}) - {"cpu"} else []),
+          if set(devices) - {"cpu"} else []),
         f"- {meta.get('workers')} training processes with {meta.get('threads_per_worker')} torch thread(s) each, "
         f"on {meta.get('machine')}; load average (1/5/15 min) {meta.get('load_average_1_5_15_at_start')} at "
         f"the start and {meta.get('load_average_1_5_15_at_end')} at the end (other sessions' jobs ran "

@@ -217,9 +217,10 @@ def runs_of_report(report: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def merge_runs(measured: Sequence[Mapping[str, Any]], earlier: Sequence[Mapping[str, Any]],
-               chosen: Sequence[Condition]) -> list[Mapping[str, Any]]:
-    """``measured`` plus the ``earlier`` runs of seeds not measured now, model by model and seed by seed;
-    an earlier run must hold every condition of ``chosen`` (the same suite)."""
+               chosen: Sequence[Condition]) -> tuple[list[Mapping[str, Any]], list[Mapping[str, Any]]]:
+    """``measured`` plus the ``earlier`` runs of seeds not measured now, model by model and seed by seed,
+    and those earlier runs that joined; an earlier run must hold every condition of ``chosen`` (the same
+    suite)."""
     names = {c.name for c in chosen}
     have = {(r["model"], r["seed"]) for r in measured}
     kept = [r for r in earlier if (r["model"], r["seed"]) not in have]
@@ -228,7 +229,7 @@ def merge_runs(measured: Sequence[Mapping[str, Any]], earlier: Sequence[Mapping[
             raise ValueError(f"{run['model']} seed {run['seed']}: the earlier report lacks conditions "
                              f"{sorted(names - set(run['results']))}; cannot merge")
     order = list(dict.fromkeys([r["model"] for r in measured] + [r["model"] for r in kept]))
-    return sorted([*measured, *kept], key=lambda r: (order.index(r["model"]), r["seed"]))
+    return sorted([*measured, *kept], key=lambda r: (order.index(r["model"]), r["seed"])), kept
 
 
 def target_check(rows: Sequence[Mapping[str, Any]], model: str) -> list[dict[str, Any]]:
@@ -357,16 +358,15 @@ def run_robustness_bench(runs_file: str | Path, data: str | Path, splits_dir: st
     merged: dict[str, list[int]] = {}
     if merge_report is not None:
         earlier = json.loads(Path(merge_report).read_text(encoding="utf-8"))
-        if (earlier.get("meta") or {}).get("precision", "float32") != precision or (
-                earlier.get("meta") or {}).get("inference_window_stride") != inference_window_stride:
+        earlier_meta = earlier.get("meta") or {}
+        if (earlier_meta.get("precision", "float32") != precision
+                or earlier_meta.get("inference_window_stride") != inference_window_stride):
             raise ValueError(f"{merge_report}: measured with another precision or windows; cannot merge")
         earlier_runs = [r for r in runs_of_report(earlier)
                         if models is None or r["model"].split(" + ")[0] in models]
-        measured = {(r["model"], r["seed"]) for r in per_run}
-        per_run = merge_runs(per_run, earlier_runs, chosen)
-        for r in earlier_runs:
-            if (r["model"], r["seed"]) not in measured:
-                merged.setdefault(r["model"], []).append(r["seed"])
+        per_run, joined = merge_runs(per_run, earlier_runs, chosen)
+        for r in joined:
+            merged.setdefault(r["model"], []).append(r["seed"])
         for label, cost in (earlier.get("costs") or {}).items():
             costs.setdefault(label, cost)
     rows = summarise(per_run, chosen)

@@ -32,6 +32,12 @@ EarlyStopMetric = Literal["val_macro_f1", "val_loss"]
 View = Literal["2d", "3d"]
 
 
+def check_device(device: str) -> None:
+    """Raise ValueError unless ``device`` is ``auto``, ``cpu`` or ``cuda[:n]`` (what training accepts)."""
+    if not (device in ("auto", "cpu") or device.startswith("cuda")):
+        raise ValueError(f"device must be auto, cpu or cuda[:n], got {device!r}")
+
+
 @dataclass(frozen=True)
 class AugmentConfig:
     """Training augmentations; every one keeps the style label and can be switched off.
@@ -204,8 +210,7 @@ class TrainConfig:
             raise ValueError(f"num_threads must be >= 0, got {self.num_threads}")
         if not self.motion_statistics_weight >= 0:
             raise ValueError(f"motion_statistics_weight must be >= 0, got {self.motion_statistics_weight}")
-        if not (self.device in ("auto", "cpu") or self.device.startswith("cuda")):
-            raise ValueError(f"device must be auto, cpu or cuda[:n], got {self.device!r}")
+        check_device(self.device)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON/YAML-able values (tuples become lists)."""

@@ -108,8 +108,8 @@ def test_an_earlier_report_merges_seed_by_seed_with_new_measurements():
     assert sorted((r["model"], r["seed"]) for r in earlier) == [("gaitmm", 3), ("gaitmm", 4)]
     assert earlier[0]["results"]["pitch 30°"].accuracy == pytest.approx(0.90)
     # seed 4 measured again: the new figure wins; seed 3 joins from the report
-    merged = merge_runs([run("gaitmm", 0, 0.97, 0.95), run("gaitmm", 4, 0.99, 0.99)], earlier, chosen)
-    assert [r["seed"] for r in merged] == [0, 3, 4]
+    merged, joined = merge_runs([run("gaitmm", 0, 0.97, 0.95), run("gaitmm", 4, 0.99, 0.99)], earlier, chosen)
+    assert [r["seed"] for r in merged] == [0, 3, 4] and [r["seed"] for r in joined] == [3]
     row = next(r for r in summarise(merged, chosen) if r["condition"] == "pitch 30°")
     assert row["seeds"] == [0, 3, 4] and row["accuracy"]["values"] == pytest.approx([0.95, 0.90, 0.99])
     assert row["delta_accuracy"]["mean"] == pytest.approx(np.mean([-0.02, -0.08, 0.0]))
